@@ -1,0 +1,5 @@
+"""``python -m anfe`` runs the CLI."""
+
+from .cli import main
+
+main()

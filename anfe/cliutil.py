@@ -1,0 +1,82 @@
+"""Options and error handling shared by every command of the ``anfe`` CLI (all layers use it)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .batch import default_workers
+from .cache import AnalysisCache, default_cache_path
+from .config import DEFAULT_MAX_PIXELS, AnalysisParams
+from .errors import AnfeError
+
+
+def analysis_options(command: Callable) -> Callable:
+    """Adds --detector/--upsample/--max-side/--jitters/--cache/--workers; passes ``params``,
+    ``cache_path`` and ``workers`` to the command."""
+    options = [
+        click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True,
+                     help="Face detector: dlib's HOG (fast) or its CNN (slower, more poses)."),
+        click.option("--upsample", type=click.IntRange(0, 4), default=1, show_default=True,
+                     help="Times the image is doubled before detection (finds smaller faces)."),
+        click.option("--max-side", type=click.IntRange(64, None), default=None,
+                     help="Scale images whose longer side exceeds this down for detection only."),
+        click.option("--jitters", type=click.IntRange(1, 100), default=1, show_default=True,
+                     help="Re-sample each face this many times for its embedding (slower, steadier)."),
+        click.option("--max-pixels", type=click.IntRange(1, None), default=DEFAULT_MAX_PIXELS, show_default=True,
+                     help="Refuse images with more pixels than this (decompression bombs)."),
+        click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None, help="Analysis cache file [default: $ANFE_CACHE or ~/.cache/anfe/analysis.sqlite]."),
+        click.option("--workers", type=click.IntRange(1, None), default=None,
+                     help="Processes for face analysis [default: all cores]."),
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, detector: str, upsample: int, max_side: int | None, jitters: int,
+                max_pixels: int, cache_path: Path | None, workers: int | None, **kwargs: Any) -> Any:
+        kwargs["params"] = AnalysisParams(detector, upsample, max_side, jitters, max_pixels)
+        kwargs["cache_path"] = cache_path or default_cache_path()
+        kwargs["workers"] = workers or default_workers()
+        return command(*args, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def open_cache(cache_path: Path, params: AnalysisParams) -> AnalysisCache:
+    return AnalysisCache(cache_path, params.cache_key)
+
+
+def store_option(command: Callable) -> Callable:
+    """Adds ``--db URI`` (passed as ``db``): the store; default the dataset's embedded file."""
+    return click.option(
+        "--db", "db", envvar="ANFE_DB", default=None, metavar="URI",
+        help="Store URI: sqlite:///path/catalog.sqlite or mongodb://host:27017/anfe "
+             "[default: $ANFE_DB, else catalog.sqlite in the dataset root].",
+    )(command)
+
+
+def friendly_errors(command: Callable) -> Callable:
+    """Turns the library's precise exceptions into one-line ``Error: ...`` messages (exit 1)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except AnfeError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except KeyboardInterrupt:
+            raise click.ClickException("interrupted: run the same command again to resume") from None
+
+    return wrapper
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

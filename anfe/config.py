@@ -1,0 +1,56 @@
+"""Frozen parameter sets that change analysis results; built by the CLI and passed down explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+#: Bumped when the analysis code changes its output for the same parameters (invalidates caches).
+ANALYSIS_VERSION = 1
+
+#: Pillow-decoded images above this many pixels are refused unopened (decompression bombs).
+DEFAULT_MAX_PIXELS = 80_000_000
+
+
+@dataclass(frozen=True)
+class AnalysisParams:
+    """Everything that changes what the analysis pass returns for the same image bytes.
+
+    detector: "hog" (fast, CPU) or "cnn" (dlib's MMOD detector, slower, finds more poses).
+    upsample: times the image is doubled before detection (finds smaller faces, costs ~4x each).
+    max_side: if set, images whose longer side exceeds it are scaled down for detection only;
+        boxes are mapped back and landmarks/embeddings use the full-resolution image.
+    jitters: dlib re-samples each face this many times and averages (1 = as face_recognition).
+    """
+
+    detector: str = "hog"
+    upsample: int = 1
+    max_side: int | None = None
+    jitters: int = 1
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        if self.detector not in ("hog", "cnn"):
+            raise ValueError(f"detector must be 'hog' or 'cnn', not {self.detector!r}")
+        if self.upsample < 0 or self.jitters < 1:
+            raise ValueError("upsample must be >= 0 and jitters >= 1")
+        if self.max_side is not None and self.max_side < 64:
+            raise ValueError("max_side must be at least 64 pixels")
+
+    @property
+    def cache_key(self) -> str:
+        """A short stable string naming these parameters, used as part of the cache key."""
+        side = self.max_side or 0
+        return (
+            f"v{ANALYSIS_VERSION}-{self.detector}-u{self.upsample}-s{side}-j{self.jitters}"
+            f"-p{self.max_pixels}"
+        )
+
+    @property
+    def embedding_model(self) -> dict:
+        """The provenance recorded with builds: which model and parameters made the embeddings."""
+        return {
+            "encoder": "dlib_face_recognition_resnet_model_v1",
+            "landmarks": "shape_predictor_5_face_landmarks",
+            **asdict(self),
+            "analysis_version": ANALYSIS_VERSION,
+        }

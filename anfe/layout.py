@@ -1,0 +1,97 @@
+"""The dataset root on disk: ``images/<gender>/<content-hash>.<ext>``, ``quarantine/<reason>/``, the catalog.
+
+The folders are the labels. Files are named by the hash of their bytes, written atomically
+(temporary file, then rename), so a crash never leaves half a photo under a real name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DatasetError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+_SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def safe_label(label: str) -> str:
+    """A label or reason usable as one folder name (lower-case letters, digits, '-' and '_').
+
+    Refuses anything else (``..``, slashes, empty), so no name can point outside the root.
+    """
+    cleaned = label.strip().lower().replace(" ", "-")
+    if not _SAFE_NAME.match(cleaned):
+        raise DatasetError(f"{label!r} cannot be a folder name: use letters, digits, '-' or '_'")
+    return cleaned
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """Paths inside one dataset root."""
+
+    root: Path
+
+    @property
+    def images(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    def gender_dir(self, gender: str) -> Path:
+        return self.images / safe_label(gender)
+
+    def quarantine_dir(self, reason: str) -> Path:
+        return self.quarantine / safe_label(reason)
+
+    def genders(self) -> list[str]:
+        """The label folders present under ``images/``, sorted."""
+        if not self.images.is_dir():
+            return []
+        return sorted(p.name for p in self.images.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def image_files(self, gender: str | None = None) -> list[Path]:
+        """Image files under one label folder (or all of them), sorted by path."""
+        folders = [self.gender_dir(gender)] if gender else [self.images / g for g in self.genders()]
+        return sorted(
+            p for folder in folders if folder.is_dir() for p in folder.iterdir()
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+
+    def is_dataset_root(self) -> bool:
+        return self.images.is_dir()
+
+    def inside(self, path: Path) -> bool:
+        """True when ``path`` resolves to a place inside the root (guards every write)."""
+        try:
+            Path(path).resolve().relative_to(self.root.resolve())
+            return True
+        except ValueError:
+            return False
+
+
+def content_file_name(digest: str, suffix: str) -> str:
+    """``<hash><suffix>`` with a normalised, known image suffix (``.jpg`` when unknown)."""
+    suffix = suffix.lower()
+    suffix = ".jpg" if suffix == ".jpeg" else suffix
+    return f"{digest}{suffix if suffix in IMAGE_SUFFIXES else '.jpg'}"
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

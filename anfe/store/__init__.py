@@ -1,0 +1,50 @@
+"""Open the store named by a URI: the embedded SQLite file by default, or ``mongodb://``.
+
+Like Scrapy's ``STORE_SCHEMES``: the scheme picks the backend, and pymongo is imported only
+by those who ask for MongoDB.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import StoreError
+from .base import SCHEMA_VERSION, Store, now_iso, plain
+
+#: File name of the embedded store inside a dataset root.
+CATALOG_NAME = "catalog.sqlite"
+
+__all__ = ["CATALOG_NAME", "SCHEMA_VERSION", "Store", "default_store_uri", "now_iso", "open_store", "plain"]
+
+
+def default_store_uri(dataset_root: str | Path) -> str:
+    """The embedded store of a dataset: ``sqlite:///<root>/catalog.sqlite``."""
+    return f"sqlite:///{Path(dataset_root).resolve() / CATALOG_NAME}"
+
+
+def open_store(uri: str | None, dataset_root: str | Path | None = None, timeout_ms: int = 5000) -> Store:
+    """The store at ``uri`` (``sqlite:///path``, a plain file path, or ``mongodb://...``).
+
+    With no URI, the embedded store of ``dataset_root``. An unreachable MongoDB raises
+    :class:`~anfe.errors.StoreUnreachableError` within ``timeout_ms``.
+    """
+    if not uri:
+        if dataset_root is None:
+            raise StoreError("no store given: pass a store URI or a dataset root")
+        uri = default_store_uri(dataset_root)
+    if uri.startswith(("mongodb://", "mongodb+srv://")):
+        from .mongo import MongoStore
+
+        return MongoStore(uri, timeout_ms=timeout_ms)
+    if uri.startswith("sqlite:///"):
+        from .embedded import EmbeddedStore
+
+        # As SQLAlchemy: sqlite:///relative/path, sqlite:////absolute/path
+        return EmbeddedStore(uri[len("sqlite:///") :])
+    if "://" in uri:
+        raise StoreError(
+            f"unknown store URI {uri!r}: use sqlite:///path/to/catalog.sqlite or mongodb://host/db"
+        )
+    from .embedded import EmbeddedStore
+
+    return EmbeddedStore(uri)

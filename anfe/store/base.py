@@ -1,0 +1,123 @@
+"""The one store interface: the image catalog, the reviewers' decision log and the centroid builds.
+
+Documents are plain dicts of str/int/float/bool/None/list/dict (valid BSON and JSON); the
+:func:`plain` helper converts numpy values at the boundary so none leak into a backend.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from ..errors import StoreVersionError
+
+#: Version of the documents this code writes; a store written by a newer one is refused.
+SCHEMA_VERSION = 1
+
+
+def plain(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays, tuples and paths turned into plain JSON/BSON types."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist())
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value.isoformat()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    raise TypeError(f"cannot store a {type(value).__name__} in a document: {value!r}")
+
+
+def now_iso() -> str:
+    """The current UTC time as an ISO-8601 string (how every document records time)."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class Store(ABC):
+    """Images keyed by ``content_hash``; decisions in an append-only numbered log; builds by ``id``."""
+
+    uri: str
+
+    # -- images ---------------------------------------------------------------------------
+    @abstractmethod
+    def upsert_image(self, record: dict) -> None:
+        """Insert or merge (top-level fields) the record whose key is ``record['content_hash']``."""
+
+    @abstractmethod
+    def get_image(self, content_hash: str) -> dict | None:
+        """The record for that hash, or None."""
+
+    @abstractmethod
+    def find_images(self, **equals: Any) -> list[dict]:
+        """Records whose top-level fields equal the given values (all records with no filter)."""
+
+    def count_images(self, **equals: Any) -> int:
+        return len(self.find_images(**equals))
+
+    # -- decisions ------------------------------------------------------------------------
+    @abstractmethod
+    def append_decision(self, decision: dict) -> int:
+        """Append to the log atomically (safe with several writers); returns its sequence number."""
+
+    @abstractmethod
+    def decisions(self, after: int = 0) -> list[dict]:
+        """Logged decisions with ``seq > after``, oldest first, each with its ``seq``."""
+
+    # -- builds ---------------------------------------------------------------------------
+    @abstractmethod
+    def save_build(self, build: dict) -> None:
+        """Save (replace) the build whose key is ``build['id']``."""
+
+    @abstractmethod
+    def get_build(self, build_id: str) -> dict:
+        """The build; raises :class:`~anfe.errors.UnknownBuildError` naming the known ids."""
+
+    @abstractmethod
+    def list_builds(self) -> list[dict]:
+        """Every build, sorted by id."""
+
+    @abstractmethod
+    def delete_build(self, build_id: str) -> None:
+        """Remove a build (unknown ids raise UnknownBuildError)."""
+
+    # -- metadata -------------------------------------------------------------------------
+    @abstractmethod
+    def get_meta(self, key: str) -> Any:
+        """A small metadata value, or None."""
+
+    @abstractmethod
+    def set_meta(self, key: str, value: Any) -> None:
+        """Set a small metadata value."""
+
+    def close(self) -> None:
+        """Release connections (the store cannot be used afterwards)."""
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def check_schema(self) -> None:
+        """Refuse a store written by a newer version; stamp a new one with ours."""
+        found = self.get_meta("schema_version")
+        if found is None:
+            self.set_meta("schema_version", SCHEMA_VERSION)
+        elif int(found) > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"{self.uri} was written by a newer version (schema {found}, this one reads "
+                f"{SCHEMA_VERSION}): upgrade with `pip install -U anfe-faces`"
+            )
