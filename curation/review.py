@@ -1,0 +1,587 @@
+"""The review app's decision logic, free of Streamlit: queues, suspicion order, decisions, undo, repair.
+
+Every decision is appended to the store's decision log *before* its file moves; the log is the
+truth. Moves are idempotent (a file already where a decision puts it is not an error), so two
+reviewers working at once lose nothing, and :func:`repair` finishes, at the next start, any
+decision logged just before a crash. Rejects go through :mod:`curation.quarantine`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import io
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from anfe.analysis import ImageAnalysis
+from anfe.batch import analyse_paths
+from anfe.cache import AnalysisCache
+from anfe.config import AnalysisParams
+from anfe.errors import DatasetError, StoreVersionError
+from anfe.layout import DatasetLayout, safe_label
+from anfe.store import Store, now_iso
+
+from . import quarantine
+from .quarantine import QuarantineEntry, ReadOnlyDatasetError, VanishedFileError
+from .suspicion import most_suspicious_first, suspicion_by_key
+
+log = logging.getLogger(__name__)
+
+#: Version of the decision documents written here; a log holding newer ones is refused.
+REVIEW_SCHEMA_VERSION = 1
+#: ``kind`` of the decision documents written here (other writers may share the log).
+DECISION_KIND = "review"
+ACTIONS = ("keep", "relabel", "reject")
+ORDERS = ("suspicion", "filename", "rule", "source")
+#: Reasons offered for "reject" (any safe folder name is accepted).
+REJECT_REASONS = ("wrong-person", "no-face", "several-faces", "not-a-photo", "too-small", "minor", "duplicate", "other")
+
+
+class DecisionLogVersionError(StoreVersionError):
+    """The decision log holds decisions written by a newer version of this project."""
+
+
+class NotADatasetError(DatasetError):
+    """The folder given is not a dataset root (no ``images/<gender>/`` folders)."""
+
+
+# -- opening -------------------------------------------------------------------------------------
+def open_dataset(root: str | Path) -> DatasetLayout:
+    """The layout of ``root``; raises :class:`NotADatasetError` with what a root looks like."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise NotADatasetError(f"{root} is not a folder: give a dataset root (a folder holding images/<gender>/)")
+    layout = DatasetLayout(root.resolve())
+    if not layout.is_dataset_root() or not layout.genders():
+        raise NotADatasetError(
+            f"{root} is not a dataset root: expected {root}/images/<gender>/ folders (e.g. images/female, "
+            f"images/male) as `anfe crawl` creates them"
+        )
+    return layout
+
+
+def default_reviewer() -> str:
+    """The OS user name (who a decision is recorded as, unless the reviewer types a name)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database entry (containers)
+        return "reviewer"
+
+
+# -- the decision log ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReviewLog:
+    """The review decisions of a store, oldest first, folded per content hash."""
+
+    decisions: list[dict]
+    last_by_hash: dict[str, dict]
+    undone: frozenset[str]
+
+    def reviewed(self, content_hash: str) -> bool:
+        """True when the image's latest review decision stands (not undone, not an undo)."""
+        last = self.last_by_hash.get(content_hash)
+        return last is not None and last["action"] != "undo"
+
+    def undoable(self, who: str) -> list[dict]:
+        """``who``'s decisions that can still be undone, newest first."""
+        return [
+            d for d in reversed(self.decisions)
+            if d["who"] == who and d["action"] != "undo" and d["id"] not in self.undone
+            and self.last_by_hash.get(d["content_hash"], {}).get("id") == d["id"]
+        ]
+
+
+def read_log(store: Store) -> ReviewLog:
+    """The review decisions in ``store``; raises :class:`DecisionLogVersionError` if any was
+    written by a newer version (nothing is changed then)."""
+    decisions = []
+    for doc in store.decisions():
+        if doc.get("kind") != DECISION_KIND:
+            continue
+        version = int(doc.get("schema_version", 1))
+        if version > REVIEW_SCHEMA_VERSION:
+            raise DecisionLogVersionError(
+                f"the decision log in {store.uri} holds decision #{doc.get('seq')} written by a newer "
+                f"version (review schema {version}, this one reads {REVIEW_SCHEMA_VERSION}): nothing was "
+                f"changed; upgrade with `pip install -U anfe-faces`"
+            )
+        decisions.append(doc)
+    last = {d["content_hash"]: d for d in decisions}
+    undone = frozenset(d["undoes"] for d in decisions if d["action"] == "undo" and d.get("undoes"))
+    return ReviewLog(decisions, last, undone)
+
+
+# -- the queue -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class QueueItem:
+    """One image as the review page shows it."""
+
+    path: Path
+    gender: str
+    content_hash: str
+    score: float | None = None
+    rule: str | None = None
+    source: str | None = None
+    reviewed: bool = False
+    faces: int | None = None
+    error: str | None = None
+
+    @property
+    def file_name(self) -> str:
+        return self.path.name
+
+
+def load_analyses(
+    paths: Sequence[Path],
+    params: AnalysisParams,
+    cache: AnalysisCache | None,
+    known: Mapping[str, ImageAnalysis] | None = None,
+    workers: int = 1,
+    progress: bool = False,
+) -> dict[str, ImageAnalysis]:
+    """Analysis per file name (content-addressed, so a move keeps it), reading ``known`` first,
+    then the cache, analysing only new images."""
+    known = dict(known or {})
+    todo = [p for p in paths if p.name not in known]
+    if todo:
+        results, _stats = analyse_paths(todo, params, cache, workers=workers, progress=progress)
+        for p in todo:
+            known[p.name] = results[str(p)]
+    return known
+
+
+def record_rule(record: Mapping[str, Any] | None) -> str | None:
+    """The rule or status the automatic cleaning left on an image record, if any."""
+    if not record:
+        return None
+    for key in ("rule", "review_rule", "review_reason", "quarantine_reason", "flag"):
+        if record.get(key):
+            return str(record[key])
+    status = record.get("status")
+    return str(status) if status and status not in ("active", quarantine.STATUS_ACTIVE) else None
+
+
+def record_source(record: Mapping[str, Any] | None) -> str | None:
+    """The site an image came from (``site``/``source`` field, or the host of its URL)."""
+    if not record:
+        return None
+    for key in ("site", "source"):
+        if record.get(key):
+            return str(record[key])
+    for key in ("source_url", "page_url", "url", "image_url"):
+        if record.get(key):
+            return urlparse(str(record[key])).netloc or None
+    return None
+
+
+def build_queue(
+    layout: DatasetLayout,
+    analyses: Mapping[str, ImageAnalysis],
+    review_log: ReviewLog,
+    records: Mapping[str, Mapping[str, Any]] | None = None,
+    gender: str | None = None,
+    order: str = "suspicion",
+    include_reviewed: bool = False,
+) -> list[QueueItem]:
+    """The images of ``gender`` (all when None) in review order; reviewed ones only if asked.
+
+    Suspicion is computed over every image of every gender with exactly one face, from the
+    folders as they are now, so a relabel re-scores the rest.
+    """
+    if order not in ORDERS:
+        raise ValueError(f"unknown order {order!r}: use one of {', '.join(ORDERS)}")
+    records = records or {}
+    files = [(p, p.parent.name) for p in layout.image_files()]
+    embeddings = {}
+    labels = {}
+    for path, label in files:
+        analysis = analyses.get(path.name)
+        embeddings[path.name] = analysis.single_embedding if analysis else None
+        labels[path.name] = label
+    scores = suspicion_by_key(embeddings, labels)
+    items = []
+    for path, label in files:
+        if gender is not None and label != gender:
+            continue
+        analysis = analyses.get(path.name)
+        digest = analysis.content_hash if analysis and analysis.content_hash else path.stem
+        record = records.get(digest)
+        item = QueueItem(
+            path, label, digest, scores.get(path.name), record_rule(record), record_source(record),
+            review_log.reviewed(digest), analysis.face_count if analysis else None,
+            analysis.error if analysis else None,
+        )
+        if include_reviewed or not item.reviewed:
+            items.append(item)
+    return sort_queue(items, order)
+
+
+def sort_queue(items: Sequence[QueueItem], order: str) -> list[QueueItem]:
+    """``items`` in one of :data:`ORDERS`; ties and unscored images fall back to the file name."""
+    by_name = sorted(items, key=lambda i: i.file_name)
+    suspicion = [by_name[i] for i in most_suspicious_first([i.score for i in by_name])]
+    if order == "suspicion":
+        return suspicion
+    if order == "filename":
+        return by_name
+    if order == "rule":
+        return sorted(suspicion, key=lambda i: (i.rule is None, i.rule or ""))
+    return sorted(suspicion, key=lambda i: (i.source is None, i.source or ""))
+
+
+def page_of(items: Sequence[QueueItem], page: int, per_page: int) -> tuple[list[QueueItem], int, int]:
+    """(items on ``page`` (0-based, clamped), the clamped page, the number of pages)."""
+    pages = max(1, -(-len(items) // max(1, per_page)))
+    page = min(max(0, page), pages - 1)
+    return list(items[page * per_page : (page + 1) * per_page]), page, pages
+
+
+# -- where a file is -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Place:
+    """Where an image file is now: ``images/<label>/`` or ``quarantine/<label>/`` (label = reason)."""
+
+    area: str
+    label: str
+    path: Path
+    entry: QuarantineEntry | None = None
+
+
+def _quarantine_index(layout: DatasetLayout) -> dict[str, QuarantineEntry]:
+    return {e.content_hash: e for e in quarantine.list_quarantined(layout) if e.content_hash}
+
+
+def locate(layout: DatasetLayout, file_name: str, content_hash: str,
+           quarantined: Mapping[str, QuarantineEntry] | None = None) -> Place | None:
+    """The place of the image now, or None when it is nowhere in the dataset (vanished)."""
+    for label in layout.genders():
+        path = layout.images / label / file_name
+        if path.is_file():
+            return Place("images", label, path)
+    entries = quarantined if quarantined is not None else _quarantine_index(layout)
+    entry = entries.get(content_hash)
+    if entry is not None and entry.quarantined_path(layout).is_file():
+        return Place("quarantine", entry.reason, entry.quarantined_path(layout), entry)
+    return None
+
+
+def _relative(layout: DatasetLayout, path: Path) -> str:
+    return Path(os.path.abspath(path)).relative_to(Path(os.path.abspath(layout.root))).as_posix()
+
+
+def _move(src: Path, dst: Path) -> bool:
+    """Move ``src`` to ``dst`` without ever replacing a file; True if it moved now, False if it
+    was already done (by another reviewer, or before a crash). Raises :class:`VanishedFileError`
+    when the file is at neither place."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        if not src.exists():
+            return False
+        if os.path.samefile(src, dst):  # a link made before a crash: drop the extra name
+            os.unlink(src)
+            return True
+        raise DatasetError(
+            f"{dst.name} exists under both {src.parent} and {dst.parent}: left both untouched; "
+            f"`anfe clean` reports such label conflicts"
+        ) from None
+    except FileNotFoundError:
+        if dst.exists():
+            return False
+        raise VanishedFileError(f"{src} is gone (moved or deleted meanwhile): nothing moved") from None
+    except PermissionError as exc:
+        raise ReadOnlyDatasetError(
+            f"cannot move {src.name} into {dst.parent}: {exc.strerror}; make the dataset writable"
+        ) from exc
+    except OSError:  # no hard links here: check, then rename
+        if dst.exists():
+            raise DatasetError(f"{dst} already exists: {src} left untouched") from None
+        os.replace(src, dst)
+        return True
+    try:
+        os.unlink(src)
+    except FileNotFoundError:  # another reviewer finished the same move meanwhile
+        pass
+    return True
+
+
+# -- decisions -----------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """What an action did: the batch id, decisions logged, and anything that needs a person."""
+
+    batch: str
+    logged: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        actions: dict[str, int] = {}
+        for d in self.logged:
+            actions[d["action"]] = actions.get(d["action"], 0) + 1
+        done = ", ".join(f"{n} {a}" for a, n in sorted(actions.items())) or "nothing done"
+        return done + ("" if not self.problems else f"; {len(self.problems)} problem(s)")
+
+
+def _decision(action: str, who: str, batch: str, digest: str, name: str, old: str | None,
+              new: str | None, src: str, dst: str, reason: str | None = None, detail: str = "",
+              undoes: str | None = None, undone_action: str | None = None) -> dict:
+    return {
+        "kind": DECISION_KIND, "schema_version": REVIEW_SCHEMA_VERSION, "id": uuid.uuid4().hex,
+        "batch": batch, "who": who, "when": now_iso(), "content_hash": digest, "file_name": name,
+        "action": action, "old_label": old, "new_label": new, "from": src, "to": dst,
+        "reason": reason, "detail": detail, "undoes": undoes, "undone_action": undone_action,
+    }
+
+
+def decide(
+    layout: DatasetLayout,
+    store: Store,
+    items: Iterable[QueueItem],
+    action: str,
+    who: str,
+    *,
+    new_label: str | None = None,
+    reason: str | None = None,
+    detail: str = "",
+) -> Outcome:
+    """Apply ``action`` (keep, relabel to ``new_label``, reject for ``reason``) to ``items`` as one
+    batch: per image, log the decision, then move the file.
+
+    An image that vanished is reported and nothing is logged for it; one that another reviewer
+    moved meanwhile is decided from where it is now; one in quarantine is left alone.
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
+    if action == "relabel":
+        if not new_label:
+            raise ValueError("relabel needs the new label")
+        new_label = safe_label(new_label)
+    if action == "reject":
+        reason = safe_label(reason or "")
+    who = who.strip() or default_reviewer()
+    quarantine.check_writable(layout)
+    read_log(store)  # refuses a log from a newer version before anything is written
+    outcome = Outcome(uuid.uuid4().hex[:12])
+    quarantined = _quarantine_index(layout)
+    for item in items:
+        place = locate(layout, item.file_name, item.content_hash, quarantined)
+        if place is None:
+            outcome.problems.append(
+                f"{item.file_name} is gone from {item.gender} (moved or deleted since the page was loaded): "
+                f"nothing recorded"
+            )
+            continue
+        if place.area == "quarantine":
+            outcome.problems.append(
+                f"{item.file_name} is in quarantine/{place.label} now (rejected meanwhile): not changed"
+            )
+            continue
+        old = place.label
+        if old != item.gender:
+            outcome.notes.append(f"{item.file_name} had been moved to {old} meanwhile; decided from there")
+        src = _relative(layout, place.path)
+        if action == "keep":
+            doc = _decision("keep", who, outcome.batch, item.content_hash, item.file_name, old, old, src, src)
+        elif action == "relabel":
+            dst = _relative(layout, layout.gender_dir(new_label) / item.file_name)
+            doc = _decision("relabel", who, outcome.batch, item.content_hash, item.file_name, old, new_label, src, dst)
+        else:
+            dst = _relative(layout, layout.quarantine_dir(reason) / safe_label(old))
+            doc = _decision("reject", who, outcome.batch, item.content_hash, item.file_name, old, None, src, dst,
+                            reason=reason, detail=detail)
+        doc["seq"] = store.append_decision(doc)
+        outcome.logged.append(doc)
+        _apply_safely(layout, store, doc, outcome)
+    return outcome
+
+
+def _apply_safely(layout: DatasetLayout, store: Store, doc: dict, outcome: Outcome) -> None:
+    try:
+        _apply(layout, store, doc)
+    except VanishedFileError as exc:
+        outcome.problems.append(f"{doc['file_name']}: {exc} (the decision is in the log)")
+    except ReadOnlyDatasetError as exc:
+        outcome.problems.append(
+            f"{doc['file_name']}: {exc}; the decision is in the log and the move is finished at the next start"
+        )
+    except DatasetError as exc:
+        outcome.problems.append(f"{doc['file_name']}: {exc}")
+
+
+def _review_fields(doc: dict) -> dict:
+    return {"review_decision": doc["id"], "reviewed_by": doc["who"], "reviewed_at": doc["when"],
+            "review_action": doc["action"] if doc["action"] != "undo" else None}
+
+
+def _apply(layout: DatasetLayout, store: Store, doc: dict) -> None:
+    """Make the files and the store match one logged decision (idempotent)."""
+    action = doc["undone_action"] if doc["action"] == "undo" else doc["action"]
+    undo = doc["action"] == "undo"
+    digest, name = doc["content_hash"], doc["file_name"]
+    record: dict[str, Any] = {"content_hash": digest, **_review_fields(doc)}
+    if action == "keep":
+        current = store.get_image(digest) or {}
+        if not undo and current.get("status") == quarantine.STATUS_REVIEW:
+            record["status"] = quarantine.STATUS_ACTIVE  # a flagged image, now checked by a person
+    elif action == "relabel":
+        src, dst = layout.root / doc["from"], layout.root / doc["to"]
+        if src != dst:
+            _move(src, dst)
+        record.update(gender=doc["new_label"], path=doc["to"], status=quarantine.STATUS_ACTIVE,
+                      label_source="review")
+    elif not undo:  # reject
+        if digest in _quarantine_index(layout):
+            return
+        quarantine.quarantine_file(
+            layout, layout.root / doc["from"], doc["reason"], doc.get("detail") or "", store,
+            actor=f"review:{doc['who']}", gender=doc["old_label"], content_hash=digest,
+            extra={"review_decision": doc["id"], "reviewed_by": doc["who"], "reviewed_at": doc["when"]},
+        )
+        return
+    else:  # undo of a reject: restore the file
+        entry = _quarantine_index(layout).get(digest)
+        if entry is None:
+            if (layout.root / doc["to"]).is_file():
+                return
+            raise VanishedFileError(f"{name} is no longer in quarantine: nothing to restore")
+        quarantine.restore_file(layout, entry, store, actor=f"review:{doc['who']}")
+        record.update(gender=doc["new_label"], path=doc["to"], status=quarantine.STATUS_ACTIVE)
+    store.upsert_image(record)
+
+
+# -- undo ----------------------------------------------------------------------------------------
+def undo(layout: DatasetLayout, store: Store, who: str, whole_batch: bool = False) -> Outcome:
+    """Undo ``who``'s last decision (or all of their last batch): log an ``undo`` decision per
+    image, then move the file back. An image changed since by someone else is left alone."""
+    who = who.strip() or default_reviewer()
+    quarantine.check_writable(layout)
+    review_log = read_log(store)
+    candidates = review_log.undoable(who)
+    outcome = Outcome(uuid.uuid4().hex[:12])
+    if not candidates:
+        outcome.notes.append(f"nothing to undo for {who}")
+        return outcome
+    targets = [d for d in candidates if d["batch"] == candidates[0]["batch"]] if whole_batch else candidates[:1]
+    quarantined = _quarantine_index(layout)
+    for d in targets:
+        place = locate(layout, d["file_name"], d["content_hash"], quarantined)
+        expected_area = "quarantine" if d["action"] == "reject" else "images"
+        expected_label = d["reason"] if d["action"] == "reject" else d["new_label"]
+        if place is None or (place.area, place.label) != (expected_area, expected_label):
+            where = "nowhere" if place is None else f"{place.area}/{place.label}"
+            outcome.problems.append(f"{d['file_name']} is {where} now, not where the decision put it: not undone")
+            continue
+        if d["action"] == "reject":
+            src, dst = _relative(layout, place.path), d["from"]
+            old, new = None, d["old_label"]
+        else:
+            src, dst = d["to"], d["from"]
+            old, new = d["new_label"], d["old_label"]
+        doc = _decision("undo", who, outcome.batch, d["content_hash"], d["file_name"], old, new, src, dst,
+                        reason=d.get("reason"), undoes=d["id"], undone_action=d["action"])
+        if place.entry is not None:
+            doc["quarantine_id"] = place.entry.id
+        doc["seq"] = store.append_decision(doc)
+        outcome.logged.append(doc)
+        _apply_safely(layout, store, doc, outcome)
+    return outcome
+
+
+# -- crash repair --------------------------------------------------------------------------------
+def repair(layout: DatasetLayout, store: Store) -> list[str]:
+    """Finish every decision that was logged but whose file did not move (a crash between the
+    two): for each image, its latest decision is applied when the file is still at the old place.
+    Also finishes interrupted quarantine moves. Returns one message per repair."""
+    messages = [f"quarantine: {m}" for m in quarantine.repair(layout, store)]
+    review_log = read_log(store)
+    if not review_log.last_by_hash:
+        return messages
+    quarantined = _quarantine_index(layout)
+    applied_rejects = _applied_rejects(layout)
+    records = {r["content_hash"]: r for r in store.find_images()}
+    for digest, doc in review_log.last_by_hash.items():
+        action = doc["undone_action"] if doc["action"] == "undo" else doc["action"]
+        src, dst = layout.root / doc["from"], layout.root / doc["to"]
+        pending = False
+        if action == "relabel":
+            pending = src != dst and src.exists()
+        elif action == "reject" and doc["action"] == "reject":
+            # not if it was quarantined once and restored since (by `anfe restore`)
+            pending = src.is_file() and digest not in quarantined and doc["id"] not in applied_rejects
+        elif action == "reject":  # undo of a reject: only the quarantine it undid, not a later one
+            entry = quarantined.get(digest)
+            pending = entry is not None and entry.id == doc.get("quarantine_id") and not dst.exists()
+        elif action == "keep":
+            pending = (records.get(digest) or {}).get("review_decision") != doc["id"]
+        if not pending:
+            continue
+        try:
+            _apply(layout, store, doc)
+        except (DatasetError, OSError) as exc:
+            messages.append(f"could not finish decision #{doc.get('seq')} on {doc['file_name']}: {exc}")
+            continue
+        if action != "keep":
+            messages.append(f"finished decision #{doc.get('seq')} ({doc['action']} {doc['file_name']} "
+                            f"by {doc['who']}): {doc['from']} -> {doc['to']}")
+    return messages
+
+
+def _applied_rejects(layout: DatasetLayout) -> set[str]:
+    """Ids of review rejects whose quarantine move happened (not cancelled), restored or not."""
+    entries = quarantine.read_manifest(layout)
+    cancelled = {e.ref for e in entries if e.action == "cancel"}
+    return {
+        str(e.extra.get("review_decision")) for e in entries
+        if e.action == "quarantine" and e.id not in cancelled and e.extra.get("review_decision")
+    }
+
+
+# -- display helpers -----------------------------------------------------------------------------
+def thumbnail(path: Path, side: int = 256) -> bytes | None:
+    """A JPEG thumbnail of the image (longer side ``side``), or None if it is gone or unreadable."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            image.thumbnail((side, side))
+            out = io.BytesIO()
+            image.convert("RGB").save(out, format="JPEG", quality=85)
+            return out.getvalue()
+    except (OSError, ValueError):
+        return None
+
+
+def counts(layout: DatasetLayout, review_log: ReviewLog, analyses: Mapping[str, ImageAnalysis]) -> dict[str, tuple[int, int]]:
+    """Per gender: (images left to review, images in total)."""
+    result: dict[str, tuple[int, int]] = {}
+    for label in layout.genders():
+        files = layout.image_files(label)
+        left = 0
+        for p in files:
+            a = analyses.get(p.name)
+            digest = a.content_hash if a and a.content_hash else p.stem
+            left += not review_log.reviewed(digest)
+        result[label] = (left, len(files))
+    return result
+
+
+def other_labels(layout: DatasetLayout, gender: str) -> list[str]:
+    """The labels an image of ``gender`` can be moved to (the other gender when there are two)."""
+    return [g for g in layout.genders() if g != gender] or [g for g in ("female", "male") if g != gender]
+
+
+__all__ = [
+    "ACTIONS", "DecisionLogVersionError", "NotADatasetError", "ORDERS", "Outcome", "QueueItem",
+    "REJECT_REASONS", "REVIEW_SCHEMA_VERSION", "ReviewLog", "build_queue", "counts", "decide",
+    "default_reviewer", "load_analyses", "locate", "open_dataset", "other_labels", "page_of",
+    "read_log", "record_rule", "record_source", "repair", "sort_queue", "thumbnail", "undo",
+]

@@ -1,0 +1,258 @@
+"""The review app's decision logic without a browser: queue, decisions, undo, crash repair, bad input."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from anfe.cache import AnalysisCache
+from anfe.config import AnalysisParams
+from anfe.hashing import content_hash
+from anfe.layout import DatasetLayout, content_file_name
+from anfe.store import open_store
+from curation import quarantine, review
+from curation.review import QueueItem
+
+
+def make_review_dataset(utkface_rows: list[dict], root: Path, per_gender: int = 6) -> DatasetLayout:
+    """A dataset root holding ``per_gender`` real UTKFace adults per gender, named by content hash."""
+    picked: dict[str, list[dict]] = {"female": [], "male": []}
+    for row in utkface_rows[::23]:
+        if 25 <= int(row["age"]) <= 50 and len(picked[row["gender"]]) < per_gender:
+            picked[row["gender"]].append(row)
+    for gender, rows in picked.items():
+        folder = root / "images" / gender
+        folder.mkdir(parents=True, exist_ok=True)
+        for row in rows:
+            data = Path(row["path"]).read_bytes()
+            (folder / content_file_name(content_hash(data), ".jpg")).write_bytes(data)
+    return DatasetLayout(root)
+
+
+def items_of(layout: DatasetLayout, gender: str) -> list[QueueItem]:
+    """Queue items without analysis (the decision logic needs only names and hashes)."""
+    return [QueueItem(p, gender, p.stem) for p in layout.image_files(gender)]
+
+
+@pytest.fixture
+def dataset(utkface_rows, tmp_path) -> DatasetLayout:
+    return make_review_dataset(utkface_rows, tmp_path / "data")
+
+
+@pytest.fixture
+def store(dataset):
+    with open_store(None, dataset.root) as s:
+        yield s
+
+
+def test_not_a_dataset_root(tmp_path):
+    (tmp_path / "photos").mkdir()
+    with pytest.raises(review.NotADatasetError, match=r"not a dataset root: expected .*images/<gender>/"):
+        review.open_dataset(tmp_path / "photos")
+    with pytest.raises(review.NotADatasetError, match="not a folder"):
+        review.open_dataset(tmp_path / "missing")
+
+
+def test_queue_orders_and_counts(dataset, store, session_cache_path):
+    params = AnalysisParams()
+    with AnalysisCache(session_cache_path, params.cache_key) as cache:
+        analyses = review.load_analyses(dataset.image_files(), params, cache)
+    first = dataset.image_files("male")[0]
+    store.upsert_image({"content_hash": first.stem, "status": "review", "rule": "label-conflict",
+                        "source_url": "http://filmweb.test/p/1.jpg"})
+    records = {r["content_hash"]: r for r in store.find_images()}
+    log = review.read_log(store)
+    queue = review.build_queue(dataset, analyses, log, records, "male", "suspicion")
+    assert len(queue) == 6 and {i.gender for i in queue} == {"male"}
+    scores = [i.score for i in queue if i.score is not None]
+    assert len(scores) >= 5 and scores == sorted(scores, reverse=True)
+    assert [i.file_name for i in review.build_queue(dataset, analyses, log, records, "male", "filename")] == sorted(
+        i.file_name for i in queue)
+    by_rule = review.build_queue(dataset, analyses, log, records, "male", "rule")
+    assert by_rule[0].path == first and by_rule[0].rule == "label-conflict"
+    by_source = review.build_queue(dataset, analyses, log, records, "male", "source")
+    assert by_source[0].source == "filmweb.test"
+    page, number, pages = review.page_of(queue, 5, 4)
+    assert (len(page), number, pages) == (2, 1, 2)
+    review.decide(dataset, store, queue[:2], "keep", "ann")
+    log = review.read_log(store)
+    assert review.counts(dataset, log, analyses)["male"] == (4, 6)
+    assert len(review.build_queue(dataset, analyses, log, records, "male")) == 4
+    assert len(review.build_queue(dataset, analyses, log, records, "male", include_reviewed=True)) == 6
+
+
+def test_relabel_reject_keep_are_logged_then_applied(dataset, store):
+    male = items_of(dataset, "male")
+    out = review.decide(dataset, store, male[:2], "relabel", "ann", new_label="female")
+    assert not out.problems and len(out.logged) == 2
+    for item in male[:2]:
+        assert not item.path.exists() and (dataset.gender_dir("female") / item.file_name).is_file()
+        record = store.get_image(item.content_hash)
+        assert record["gender"] == "female" and record["path"] == f"images/female/{item.file_name}"
+    doc = store.decisions()[0]
+    assert {k: doc[k] for k in ("kind", "schema_version", "who", "action", "old_label", "new_label")} == {
+        "kind": "review", "schema_version": 1, "who": "ann", "action": "relabel", "old_label": "male",
+        "new_label": "female"}
+    assert doc["content_hash"] == male[0].content_hash and doc["batch"] == out.batch and doc["when"]
+
+    out = review.decide(dataset, store, male[2:3], "reject", "ann", reason="wrong-person", detail="a child")
+    moved = dataset.quarantine_dir("wrong-person") / "male" / male[2].file_name
+    assert moved.is_file() and not male[2].path.exists()
+    assert store.get_image(male[2].content_hash)["status"] == "quarantined"
+    assert quarantine.list_quarantined(dataset)[0].actor == "review:ann"
+
+    review.decide(dataset, store, male[3:4], "keep", "ann")
+    assert male[3].path.is_file()
+    log = review.read_log(store)
+    assert all(log.reviewed(i.content_hash) for i in male[:4]) and not log.reviewed(male[4].content_hash)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_crash_between_log_and_move_is_repaired_at_next_start(dataset, store, monkeypatch):
+    male = items_of(dataset, "male")
+    with monkeypatch.context() as patch:
+        patch.setattr(review, "_apply", lambda *a, **k: (_ for _ in ()).throw(Crash()))
+        with pytest.raises(Crash):
+            review.decide(dataset, store, male[:1], "relabel", "ann", new_label="female")
+        with pytest.raises(Crash):
+            review.decide(dataset, store, male[1:2], "reject", "ann", reason="no-face")
+    assert len(store.decisions()) == 2  # logged first ...
+    assert male[0].path.is_file() and male[1].path.is_file()  # ... the files did not move
+    with open_store(None, dataset.root) as restarted:
+        messages = review.repair(dataset, restarted)
+    assert len(messages) == 2 and "finished decision" in messages[0]
+    assert (dataset.gender_dir("female") / male[0].file_name).is_file() and not male[0].path.exists()
+    assert (dataset.quarantine_dir("no-face") / "male" / male[1].file_name).is_file()
+    assert review.repair(dataset, store) == []  # idempotent
+
+
+def test_half_done_move_is_finished(dataset, store):
+    """A crash after the hard link but before the unlink leaves two names; repair drops one."""
+    item = items_of(dataset, "male")[0]
+    review.decide(dataset, store, [item], "relabel", "ann", new_label="female")
+    target = dataset.gender_dir("female") / item.file_name
+    os.link(target, item.path)
+    # the log says relabel; the old name is still there: repair drops the extra name, not the photo
+    assert review.repair(dataset, store)
+    assert target.is_file() and not item.path.exists()
+
+
+def test_undo_last_and_undo_batch(dataset, store):
+    male = items_of(dataset, "male")
+    batch = review.decide(dataset, store, male[:3], "relabel", "ann", new_label="female")
+    review.decide(dataset, store, male[3:4], "reject", "ann", reason="duplicate")
+    review.decide(dataset, store, male[4:5], "keep", "bob")  # someone else's: never undone by ann
+
+    out = review.undo(dataset, store, "ann")  # the reject
+    assert [d["undone_action"] for d in out.logged] == ["reject"] and male[3].path.is_file()
+    assert store.get_image(male[3].content_hash)["status"] == "active"
+    out = review.undo(dataset, store, "ann")  # the last relabel of the batch only
+    assert len(out.logged) == 1 and male[2].path.is_file() and not male[1].path.exists()
+    out = review.undo(dataset, store, "ann", whole_batch=True)  # the rest of that batch
+    assert len(out.logged) == 2 and all(i.path.is_file() for i in male[:3])
+    assert store.get_image(male[0].content_hash)["gender"] == "male"
+    assert {d["batch"] for d in store.decisions() if d["action"] == "relabel"} == {batch.batch}
+    log = review.read_log(store)
+    assert not any(log.reviewed(i.content_hash) for i in male[:4]) and log.reviewed(male[4].content_hash)
+    assert review.undo(dataset, store, "ann").notes == ["nothing to undo for ann"]
+    assert review.repair(dataset, store) == []  # replaying the log does not redo undone moves
+
+
+def test_undo_leaves_an_image_changed_by_someone_else(dataset, store):
+    item = items_of(dataset, "male")[0]
+    review.decide(dataset, store, [item], "relabel", "ann", new_label="female")
+    moved = QueueItem(dataset.gender_dir("female") / item.file_name, "female", item.content_hash)
+    review.decide(dataset, store, [moved], "reject", "bob", reason="other")
+    out = review.undo(dataset, store, "ann")
+    assert out.notes == ["nothing to undo for ann"]  # bob's later decision stands
+    assert quarantine.list_quarantined(dataset)[0].content_hash == item.content_hash
+
+
+def test_two_reviewers_with_stale_pages_lose_no_decision(dataset):
+    male = items_of(dataset, "male")  # both loaded the same page
+    with open_store(None, dataset.root) as ann, open_store(None, dataset.root) as bob:
+        review.decide(dataset, ann, male[:2], "relabel", "ann", new_label="female")
+        out = review.decide(dataset, bob, male[:2], "relabel", "bob", new_label="female")  # same, late
+        assert not out.problems and len(out.logged) == 2
+        out = review.decide(dataset, bob, male[:1], "reject", "bob", reason="other")
+        assert out.notes and "moved to female meanwhile" in out.notes[0].replace("had been ", "")
+        assert len(ann.decisions()) == 5
+    assert (dataset.quarantine_dir("other") / "female" / male[0].file_name).is_file()
+    assert (dataset.gender_dir("female") / male[1].file_name).is_file()
+
+
+def _decide_in_process(root: str, names: list[str], who: str) -> None:
+    layout = DatasetLayout(Path(root))
+    with open_store(None, root) as s:
+        for name in names:  # one decision at a time, interleaving with the other process
+            review.decide(layout, s, [QueueItem(layout.gender_dir("male") / name, "male", Path(name).stem)],
+                          "relabel", who, new_label="female")
+
+
+def test_two_processes_at_once(dataset):
+    names = [p.name for p in dataset.image_files("male")]
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_decide_in_process, args=(str(dataset.root), names, who))
+               for who in ("ann", "bob")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert [w.exitcode for w in workers] == [0, 0]
+    with open_store(None, dataset.root) as s:
+        docs = s.decisions()
+    assert len(docs) == 12 and {d["who"] for d in docs} == {"ann", "bob"}
+    assert dataset.image_files("male") == [] and len(dataset.image_files("female")) == 12
+
+
+def test_vanished_image_is_reported_not_fatal(dataset, store, tmp_path):
+    male = items_of(dataset, "male")
+    shutil.move(male[0].path, tmp_path / "elsewhere.jpg")
+    out = review.decide(dataset, store, male[:2], "relabel", "ann", new_label="female")
+    assert len(out.logged) == 1
+    assert "is gone from male (moved or deleted since the page was loaded): nothing recorded" in out.problems[0]
+
+
+def test_log_from_a_newer_version_is_refused(dataset, store):
+    item = items_of(dataset, "male")[0]
+    store.append_decision({"kind": "review", "schema_version": 99, "content_hash": "x", "action": "keep"})
+    with pytest.raises(review.DecisionLogVersionError, match=r"newer version \(review schema 99.*upgrade"):
+        review.read_log(store)
+    with pytest.raises(review.DecisionLogVersionError):
+        review.decide(dataset, store, [item], "relabel", "ann", new_label="female")
+    assert item.path.is_file() and len(store.decisions()) == 1
+
+
+def test_read_only_dataset(dataset, store, monkeypatch):
+    item = items_of(dataset, "male")[0]
+    with monkeypatch.context() as patch:  # as root, permission bits do not stop writes: inject
+        patch.setattr(os, "access", lambda *a, **k: False)
+        with pytest.raises(quarantine.ReadOnlyDatasetError, match="is read-only"):
+            review.decide(dataset, store, [item], "relabel", "ann", new_label="female")
+    assert store.decisions() == []
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    with monkeypatch.context() as patch:  # the folder turns read-only between the check and the move
+        patch.setattr(os, "link", refuse)
+        out = review.decide(dataset, store, [item], "relabel", "ann", new_label="female")
+    assert "Permission denied" in out.problems[0] and "finished at the next start" in out.problems[0]
+    assert item.path.is_file()
+    assert review.repair(dataset, store)  # writable again: the logged decision is applied
+    assert (dataset.gender_dir("female") / item.file_name).is_file()
+
+
+def test_restored_reject_is_not_quarantined_again(dataset, store):
+    item = items_of(dataset, "male")[0]
+    review.decide(dataset, store, [item], "reject", "ann", reason="other")
+    quarantine.restore_file(dataset, item.content_hash, store, actor="someone")
+    assert item.path.is_file()
+    assert review.repair(dataset, store) == [] and item.path.is_file()
