@@ -1,0 +1,458 @@
+"""ANFE centroid builds: draw n single-face images per gender with a recorded seed and average them.
+
+A build is a plain document (lists, no numpy) saved in the store under the paper's ids
+(``g_1000`` = 1,000 images per gender; ``g_1000_k16`` = 16 k-means centroids per gender) with
+everything needed to redo or audit it: counts, seed, the members' content hashes and their
+fingerprint, the embedding model and parameters, the dataset, the held-out test split, the time.
+
+The draw is nested: one seeded permutation per gender, and a build of size n takes its first n
+images, so the builds of a sweep differ only by size (a smoother accuracy-vs-size curve).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import operator
+import re
+import sqlite3
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .analysis import ImageAnalysis
+from .batch import analyse_paths
+from .cache import DIMENSIONS, AnalysisCache
+from .config import AnalysisParams
+from .dataset import LabelledImage, by_gender
+from .errors import DatasetError
+from .store import now_iso, plain
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("mean", "kmeans")
+ALL = "all"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kK]?)\s*$")
+_WHERE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|!=|=|>|<)\s*(.*?)\s*$")
+_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
+        "==": operator.eq, "=": operator.eq, "!=": operator.ne}
+
+
+# -- selecting images --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Condition:
+    """One ``column OP value`` filter on the labels of a dataset (``age>=17``, ``race=Asian``)."""
+
+    column: str
+    op: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.column}{self.op}{self.value}"
+
+    def accepts(self, labels: dict[str, str]) -> bool:
+        found = labels.get(self.column)
+        if found is None or found == "":
+            return False
+        compare = _OPS[self.op]
+        try:
+            return compare(float(found), float(self.value))
+        except ValueError:
+            return compare(found.strip().lower(), self.value.strip().lower())
+
+
+def parse_where(expression: str) -> Condition:
+    """``'age>=17'`` -> Condition('age', '>=', '17'); raises DatasetError on anything else."""
+    match = _WHERE.match(expression)
+    if not match or not match.group(3):
+        raise DatasetError(
+            f"cannot read the filter {expression!r}: write COLUMN OP VALUE, e.g. age>=17 or race=Asian"
+        )
+    return Condition(*match.groups())
+
+
+def apply_filters(items: Sequence[LabelledImage], conditions: Sequence[Condition]) -> list[LabelledImage]:
+    """The items whose labels pass every condition; a column no item has is an error."""
+    for condition in conditions:
+        if condition.column == "gender":
+            continue
+        if not any(condition.column in item.labels for item in items):
+            known = sorted({k for item in items for k in item.labels})
+            raise DatasetError(
+                f"no image has a {condition.column!r} label to filter on; the labels are: "
+                f"{', '.join(known) or 'none (folders carry only the gender)'}"
+            )
+    kept = [
+        item for item in items
+        if all(c.accepts({**item.labels, "gender": item.gender}) for c in conditions)
+    ]
+    if items and not kept:
+        raise DatasetError(f"no image passes the filter(s) {', '.join(map(str, conditions))}")
+    return kept
+
+
+def parse_sizes(text: str) -> list[int | str]:
+    """``'1000,2K,all'`` -> [1000, 2000, 'all'] (images per gender; 'all' = every usable one)."""
+    sizes: list[int | str] = []
+    for part in text.split(","):
+        if part.strip().lower() == ALL:
+            sizes.append(ALL)
+            continue
+        match = _SIZE.match(part)
+        value = int(round(float(match.group(1)) * (1000 if match.group(2) else 1))) if match else 0
+        if value < 1:
+            raise DatasetError(f"cannot read the size {part!r}: give images per gender such as 1000,2K,all")
+        sizes.append(value)
+    if not sizes:
+        raise DatasetError("no sizes given: e.g. --sizes 1000,2000")
+    return list(dict.fromkeys(sizes))
+
+
+def build_id(size: int | str, variant: str = "mean", k: int = 1, prefix: str = "g") -> str:
+    """The paper's ids: ``g_1000``; ``g_1000_k16`` for k-means; ``g_all`` for every usable image."""
+    base = f"{prefix}_{size}"
+    return f"{base}_k{k}" if variant == "kmeans" else base
+
+
+# -- the held-out split ------------------------------------------------------------------------
+def _gender_rng(seed: int, gender: str) -> np.random.Generator:
+    """A generator per (seed, gender): a gender's draw never depends on the other genders."""
+    return np.random.default_rng([int(seed), zlib.crc32(gender.encode("utf-8"))])
+
+
+def fingerprint(hashes: Iterable[str]) -> str:
+    """SHA-256 of the sorted content hashes, one per line: one string naming a set of images."""
+    return hashlib.sha256("\n".join(sorted(hashes)).encode("ascii")).hexdigest()
+
+
+def split_test(hashes_by_gender: dict[str, Iterable[str]], test_fraction: float, seed: int) -> dict[str, list[str]]:
+    """The held-out content hashes per gender: ``round(fraction * n)`` drawn with ``seed``.
+
+    Reproducible from the same images whatever their paths or order (hashes are sorted first).
+    """
+    if not 0.0 <= test_fraction < 1.0:
+        raise DatasetError(f"--test-fraction must be in [0, 1), not {test_fraction}")
+    test: dict[str, list[str]] = {}
+    for gender, hashes in sorted(hashes_by_gender.items()):
+        unique = sorted(set(hashes))
+        count = int(round(test_fraction * len(unique)))
+        order = _gender_rng(seed, gender).permutation(len(unique))[:count]
+        test[gender] = sorted(unique[i] for i in order)
+    return test
+
+
+# -- the usable faces ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Skipped:
+    """An image that cannot be a member, with the reason (no-face, several-faces, or an error code)."""
+
+    path: str
+    gender: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class EmbeddingPool:
+    """The usable training faces: per gender, the content hashes (sorted) and their embeddings."""
+
+    hashes: dict[str, list[str]]
+    vectors: dict[str, np.ndarray]
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {g: len(h) for g, h in sorted(self.hashes.items())}
+
+    def skipped_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for s in self.skipped:
+            counts[s.reason] = counts.get(s.reason, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def skip_reason(analysis: ImageAnalysis) -> str | None:
+    """Why an analysed image cannot serve as one labelled face (None when it can)."""
+    if analysis.error:
+        return analysis.error
+    if analysis.face_count == 0:
+        return "no-face"
+    if analysis.face_count > 1:
+        return "several-faces"
+    return None
+
+
+def pool_from_analyses(items: Sequence[LabelledImage], analyses: dict[str, ImageAnalysis]) -> EmbeddingPool:
+    """Keep the images with exactly one face (once per content); record every other one as skipped."""
+    found: dict[str, dict[str, np.ndarray]] = {}
+    owner: dict[str, str] = {}
+    skipped: list[Skipped] = []
+    for item in items:
+        analysis = analyses[str(item.path)]
+        reason = skip_reason(analysis)
+        if reason is None and owner.get(analysis.content_hash, item.gender) != item.gender:
+            reason = "conflicting-labels"
+        if reason:
+            skipped.append(Skipped(str(item.path), item.gender, reason, analysis.error_detail or ""))
+            continue
+        owner[analysis.content_hash] = item.gender
+        found.setdefault(item.gender, {})[analysis.content_hash] = analysis.single_embedding
+    for gender in by_gender(list(items)):
+        found.setdefault(gender, {})
+    return _pool(found, skipped)
+
+
+def _pool(found: dict[str, dict[str, np.ndarray]], skipped: list[Skipped]) -> EmbeddingPool:
+    hashes, vectors = {}, {}
+    for gender, table in sorted(found.items()):
+        keys = sorted(table)
+        hashes[gender] = keys
+        vectors[gender] = (
+            np.stack([table[h] for h in keys]).astype(np.float64) if keys else np.empty((0, DIMENSIONS))
+        )
+    return EmbeddingPool(hashes, vectors, skipped)
+
+
+def single_embeddings(cache_path: str | Path, params_key: str, digests: Iterable[str]) -> dict[str, np.ndarray | None]:
+    """Embedding per cached hash (None when that image holds no face or several), read fast.
+
+    Reads only the embeddings column of the analysis cache (about 50x faster than building full
+    :class:`ImageAnalysis` objects): how a sweep over 100,000 cached images loads in well under
+    a second. Hashes missing from the cache are absent from the result.
+    """
+    wanted = list(dict.fromkeys(digests))
+    found: dict[str, np.ndarray | None] = {}
+    width = DIMENSIONS * 8
+    db = sqlite3.connect(f"file:{Path(cache_path)}?mode=ro", uri=True, timeout=60)
+    try:
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start : start + 900]
+            rows = db.execute(
+                f"SELECT content_hash, error, embeddings FROM analyses WHERE params=? "
+                f"AND content_hash IN ({','.join('?' * len(chunk))})",
+                [params_key, *chunk],
+            )
+            for digest, error, blob in rows:
+                found[digest] = (
+                    np.frombuffer(blob, dtype=np.float64)
+                    if not error and blob is not None and len(blob) == width else None
+                )
+    finally:
+        db.close()
+    return found
+
+
+def pool_from_cache(labels: dict[str, str], cache: AnalysisCache) -> EmbeddingPool:
+    """The pool for images known only by content hash -> gender (no files needed), from the cache."""
+    table = single_embeddings(cache.path, cache.params_key, labels)
+    found: dict[str, dict[str, np.ndarray]] = {g: {} for g in sorted(set(labels.values()))}
+    skipped = []
+    for digest, gender in labels.items():
+        vector = table.get(digest, "missing")
+        if isinstance(vector, np.ndarray):
+            found[gender][digest] = vector
+        else:
+            skipped.append(Skipped(digest, gender, "not-cached" if vector == "missing" else "not-one-face"))
+    return _pool(found, skipped)
+
+
+# -- making builds -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BuildOptions:
+    """How builds are drawn: sizes (images per gender), seed, variant and k, the held-out split."""
+
+    sizes: tuple[int | str, ...] = (1000,)
+    seed: int = 0
+    variant: str = "mean"
+    k: int = 16
+    test_fraction: float = 0.0
+    split_seed: int = 0
+    clamp: bool = False
+    prefix: str = "g"
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise DatasetError(f"unknown variant {self.variant!r}: use one of {', '.join(VARIANTS)}")
+        if self.variant == "kmeans" and self.k < 1:
+            raise DatasetError("--k must be at least 1")
+
+
+def _resolve_size(size: int | str, available: dict[str, int], clamp: bool) -> dict[str, int]:
+    if size == ALL:
+        return dict(available)
+    short = {g: n for g, n in available.items() if n < int(size)}
+    if short and not clamp:
+        have = ", ".join(f"{g} {n}" for g, n in available.items())
+        raise DatasetError(
+            f"size {size} is more than the usable single-face images ({have}): use a smaller size, "
+            f"--sizes all, or --clamp to take every image of a smaller gender"
+        )
+    if short:
+        log.warning("size %s clamped to the usable images: %s", size, short)
+    return {g: min(int(size), n) for g, n in available.items()}
+
+
+def _centroids(vectors: np.ndarray, variant: str, k: int, seed: int) -> np.ndarray:
+    if variant == "mean":
+        return vectors.mean(axis=0, keepdims=True)
+    from sklearn.cluster import KMeans
+
+    if len(vectors) < k:
+        raise DatasetError(f"k-means with k={k} needs at least {k} images per gender, not {len(vectors)}")
+    model = KMeans(n_clusters=k, random_state=seed, n_init=4)
+    model.fit(vectors)
+    return model.cluster_centers_
+
+
+def distances(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Euclidean distances, shape (len(vectors), len(centroids)), without an n x k x 128 temporary."""
+    vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+    centroids = np.atleast_2d(np.asarray(centroids, dtype=np.float64))
+    squared = (
+        np.einsum("ij,ij->i", vectors, vectors)[:, None]
+        + np.einsum("ij,ij->i", centroids, centroids)[None, :]
+        - 2.0 * vectors @ centroids.T
+    )
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def _distance_summary(vectors: list[np.ndarray], centroids: list[np.ndarray]) -> dict[str, float]:
+    nearest = np.concatenate([distances(v, c).min(axis=1) for v, c in zip(vectors, centroids) if len(v)])
+    return {f"p{q:g}": float(np.percentile(nearest, q)) for q in (50, 95, 99, 99.9)} | {
+        "max": float(nearest.max())
+    }
+
+
+def build_from_pool(
+    pool: EmbeddingPool,
+    options: BuildOptions,
+    embedding_model: dict[str, Any],
+    dataset: dict[str, Any] | None = None,
+    split: dict[str, Any] | None = None,
+) -> list[dict]:
+    """One build document per size (plain lists and numbers, ready for ``store.save_build``)."""
+    available = pool.counts()
+    empty = [g for g, n in available.items() if n == 0]
+    if empty:
+        raise DatasetError(
+            f"no usable single-face image for {', '.join(empty)} (skipped: {pool.skipped_counts()}); "
+            "check that folder holds photos with exactly one face"
+        )
+    if len(available) < 2:
+        raise DatasetError(f"a build needs at least two genders, found only {', '.join(available) or 'none'}")
+    orders = {g: _gender_rng(options.seed, g).permutation(n) for g, n in available.items()}
+    created = now_iso()
+    builds = []
+    for size in options.sizes:
+        counts = _resolve_size(size, available, options.clamp)
+        members, vectors, centroids = {}, [], []
+        for gender, n in counts.items():
+            chosen = np.sort(orders[gender][:n])  # hashes are sorted, so members come out sorted
+            members[gender] = [pool.hashes[gender][i] for i in chosen]
+            vectors.append(pool.vectors[gender][chosen])
+            centroids.append(_centroids(vectors[-1], options.variant, options.k, options.seed))
+        k = options.k if options.variant == "kmeans" else 1
+        all_members = [h for g in members for h in members[g]]
+        builds.append({
+            "id": build_id(size, options.variant, k, options.prefix),
+            "variant": options.variant,
+            "k": k,
+            "size": size,
+            "counts": counts,
+            "seed": options.seed,
+            "fingerprint": fingerprint(all_members),
+            "members": members,
+            "centroids": {g: plain(c) for g, c in zip(counts, centroids)},
+            "member_distance": _distance_summary(vectors, centroids),
+            "embedding_model": plain(embedding_model),
+            "dataset": plain(dataset or {}),
+            "split": plain(split),
+            "created": created,
+            "anfe_version": __version__,
+        })
+    return builds
+
+
+def params_from_build(build: dict) -> AnalysisParams:
+    """The analysis parameters that made a build's embeddings (evaluate and predict reuse them)."""
+    model = build.get("embedding_model") or {}
+    names = ("detector", "upsample", "max_side", "jitters", "max_pixels")
+    return AnalysisParams(**{n: model[n] for n in names if n in model})
+
+
+def builds_from_analyses(
+    items: Sequence[LabelledImage],
+    analyses: dict[str, ImageAnalysis],
+    options: BuildOptions,
+    params: AnalysisParams,
+    dataset: dict[str, Any] | None = None,
+) -> list[dict]:
+    """Split off the test part (if asked), pool the single-face training images, make the builds."""
+    split_doc = None
+    train = list(items)
+    if options.test_fraction > 0:
+        hashes: dict[str, list[str]] = {}
+        for item in items:
+            digest = analyses[str(item.path)].content_hash
+            if digest:
+                hashes.setdefault(item.gender, []).append(digest)
+        test = split_test(hashes, options.test_fraction, options.split_seed)
+        held = {h for part in test.values() for h in part}
+        train = [i for i in items if analyses[str(i.path)].content_hash not in held]
+        split_doc = {
+            "seed": options.split_seed,
+            "test_fraction": options.test_fraction,
+            "test": test,
+            "test_counts": {g: len(t) for g, t in test.items()},
+            "fingerprint": fingerprint(held),
+        }
+    pool = pool_from_analyses(train, analyses)
+    dataset = {**(dataset or {}), "images": len(items), "usable": pool.counts(), "skipped": pool.skipped_counts()}
+    return build_from_pool(pool, options, params.embedding_model, dataset, split_doc)
+
+
+def make_builds(
+    items: Sequence[LabelledImage],
+    sizes: Sequence[int | str],
+    seed: int = 0,
+    variant: str = "mean",
+    k: int = 16,
+    params: AnalysisParams | None = None,
+    cache: AnalysisCache | None = None,
+    workers: int = 1,
+    *,
+    test_fraction: float = 0.0,
+    split_seed: int = 0,
+    clamp: bool = False,
+    prefix: str = "g",
+    dataset: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Analyse the images (cached), then one build per size; see :func:`builds_from_analyses`."""
+    params = params or AnalysisParams()
+    options = BuildOptions(tuple(sizes), seed, variant, k, test_fraction, split_seed, clamp, prefix)
+    if not items:
+        raise DatasetError("no images to build from")
+    analyses, _stats = analyse_paths([i.path for i in items], params, cache, workers, progress)
+    return builds_from_analyses(items, analyses, options, params, dataset)
+
+
+def summary(build: dict) -> dict:
+    """A build without its long lists (members, centroids, split hashes): what people read."""
+    brief = {k: v for k, v in build.items() if k not in ("members", "centroids")}
+    if build.get("split"):
+        brief["split"] = {k: v for k, v in build["split"].items() if k != "test"}
+    brief["centroids_per_gender"] = {g: len(c) for g, c in build.get("centroids", {}).items()}
+    return brief
+
+
+__all__ = [
+    "ALL", "BuildOptions", "Condition", "EmbeddingPool", "Skipped", "VARIANTS", "apply_filters",
+    "build_from_pool", "build_id", "builds_from_analyses", "distances", "fingerprint", "make_builds",
+    "params_from_build", "parse_sizes", "parse_where", "pool_from_analyses", "pool_from_cache",
+    "single_embeddings", "skip_reason", "split_test", "summary",
+]

@@ -1,0 +1,350 @@
+"""The ``anfe build``, ``builds``, ``evaluate`` and ``predict`` commands: thin wrappers that read
+options, call the library (:mod:`anfe.builds`, :mod:`anfe.evaluation`, :mod:`anfe.prediction`,
+:mod:`anfe.report`) and print short results."""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .batch import default_workers
+from .builds import (
+    VARIANTS, BuildOptions, apply_filters, builds_from_analyses, parse_sizes, parse_where,
+    params_from_build, summary,
+)
+from .cache import AnalysisCache, default_cache_path
+from .cliutil import analysis_options, friendly_errors, open_cache, store_option
+from .dataset import LabelledImage, load_labelled
+from .errors import DatasetError, StoreError, UnknownBuildError
+from .evaluation import DEFAULT_KNN_K, EvaluationResult, evaluate_build
+from .layout import IMAGE_SUFFIXES
+from .prediction import default_max_distance, predict_paths
+from .store import CATALOG_NAME, Store, open_store
+
+
+# -- shared option helpers ------------------------------------------------------------------
+def _filter_options(command: Callable) -> Callable:
+    """--where COLUMN OP VALUE (repeatable) and --min-age N; passes ``conditions``."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, where: tuple[str, ...], min_age: float | None, **kwargs: Any) -> Any:
+        conditions = [parse_where(w) for w in where]
+        if min_age is not None:
+            conditions.append(parse_where(f"age>={min_age:g}"))
+        return command(*args, conditions=conditions, **kwargs)
+
+    wrapper = click.option("--min-age", type=float, default=None,
+                           help="Keep images whose 'age' label is at least this (same as --where age>=N).")(wrapper)
+    return click.option("--where", multiple=True, metavar="EXPR",
+                        help="Keep images whose label passes, e.g. age>=17 or race=Asian (repeatable).")(wrapper)
+
+
+def _cache_options(command: Callable) -> Callable:
+    """--cache and --workers for commands that analyse with a build's own parameters."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, cache_path: Path | None, workers: int | None, **kwargs: Any) -> Any:
+        return command(*args, cache_path=cache_path or default_cache_path(),
+                       workers=workers or default_workers(), **kwargs)
+
+    wrapper = click.option("--workers", type=click.IntRange(1, None), default=None,
+                           help="Processes for face analysis [default: all cores].")(wrapper)
+    return click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        help="Analysis cache file [default: $ANFE_CACHE or ~/.cache/anfe/analysis.sqlite].")(wrapper)
+
+
+def _root_option(command: Callable) -> Callable:
+    return click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help="Dataset root whose catalog.sqlite holds the builds (when no --db) [default: .].")(command)
+
+
+def _open_existing_store(db: str | None, root: Path | None) -> Store:
+    """The store named by --db, else the catalog of --root (which must exist: reading commands
+    never create an empty store by accident)."""
+    if db:
+        return open_store(db)
+    root = root or Path(".")
+    if not (root / CATALOG_NAME).is_file():
+        raise StoreError(
+            f"no store at {root / CATALOG_NAME}: pass --db URI (or set ANFE_DB) or --root DATASET_DIR"
+        )
+    return open_store(None, root)
+
+
+def _load_items(source: Path | None, labels: Path | None, conditions: list) -> list[LabelledImage]:
+    if source is None and labels is None:
+        raise DatasetError("give a dataset: a folder of label folders, a dataset root, or --labels CSV")
+    items = load_labelled(source if source is not None else labels, labels)
+    return apply_filters(items, conditions) if conditions else items
+
+
+def _dataset_root(source: Path, labels: Path | None) -> Path:
+    if labels is not None:
+        return labels.parent
+    return source if source.is_dir() else source.parent
+
+
+# -- build ----------------------------------------------------------------------------------
+@click.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A labels CSV (path, gender, other labels...) instead of label folders.")
+@click.option("--sizes", default="1000", show_default=True,
+              help="Images per gender, comma-separated (1000,2K,...; 'all' = every usable image). One build each.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random draw (recorded).")
+@click.option("--variant", type=click.Choice(VARIANTS), default="mean", show_default=True,
+              help="mean: one average per gender (the paper); kmeans: k centroids per gender.")
+@click.option("--k", type=click.IntRange(1, None), default=16, show_default=True, help="Centroids per gender for --variant kmeans.")
+@click.option("--test-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Hold back this part of each gender as the test split (recorded in the build; 0.3 = 70/30).")
+@click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the held-out split.")
+@click.option("--clamp", is_flag=True,
+              help="A size larger than the usable images takes all of them (with a warning) instead of failing.")
+@click.option("--prefix", default="g", show_default=True, help="Build id prefix: <prefix>_<size>[_k<k>].")
+@_filter_options
+@store_option
+@analysis_options
+@friendly_errors
+def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str, k: int, test_fraction: float,
+          split_seed: int, clamp: bool, prefix: str, conditions: list, db: str | None, params, cache_path, workers) -> None:
+    """Make ANFE builds from SOURCE: draw N single-face images per gender, average their embeddings.
+
+    SOURCE is a dataset root, a folder of label folders (<SOURCE>/male, <SOURCE>/female) or a
+    labels CSV. Each size gives one build saved in the store as g_<N> (g_<N>_k<K> for k-means),
+    with its seed, members, fingerprint, embedding parameters and the held-out split.
+
+    Example (UTKFace adults, 70/30 split, the plain average and 16 centroids per gender):
+
+      anfe build utkface/labels.csv --min-age 17 --test-fraction 0.3 --sizes all
+
+      anfe build utkface/labels.csv --min-age 17 --test-fraction 0.3 --sizes all --variant kmeans --k 16
+    """
+    from .batch import analyse_paths
+
+    options = BuildOptions(tuple(parse_sizes(sizes)), seed, variant, k, test_fraction, split_seed, clamp, prefix)
+    items = _load_items(source, labels, conditions)
+    dataset = {
+        "source": str(source.resolve()),
+        "labels": str(labels.resolve()) if labels else None,
+        "filters": [str(c) for c in conditions],
+    }
+    with open_cache(cache_path, params) as cache:
+        analyses, stats = analyse_paths([i.path for i in items], params, cache, workers)
+    made = builds_from_analyses(items, analyses, options, params, dataset)
+    with open_store(db, _dataset_root(source, labels)) as store:
+        for doc in made:
+            store.save_build(doc)
+        where = store.uri
+    skipped = made[0]["dataset"]["skipped"]
+    click.echo(f"{len(items)} images ({stats.cached} from cache, {stats.analysed} analysed now); "
+               f"not usable: {', '.join(f'{r} {n}' for r, n in skipped.items()) or 'none'}")
+    if made[0]["split"]:
+        counts = made[0]["split"]["test_counts"]
+        click.echo("held out for testing: " + ", ".join(f"{n} {g}" for g, n in counts.items()))
+    for doc in made:
+        counts = " + ".join(f"{n} {g}" for g, n in doc["counts"].items())
+        click.echo(f"{doc['id']}: {counts}, seed {doc['seed']}, fingerprint {doc['fingerprint'][:12]}, saved in {where}")
+
+
+# -- builds list/show/delete ----------------------------------------------------------------
+@click.group()
+def builds() -> None:
+    """List, show or delete the builds in a store."""
+
+
+@builds.command("list")
+@store_option
+@_root_option
+@friendly_errors
+def list_builds(db: str | None, root: Path | None) -> None:
+    """One line per build: id, variant, images per gender, seed, fingerprint, when made."""
+    with _open_existing_store(db, root) as store:
+        docs = store.list_builds()
+    if not docs:
+        click.echo("no builds yet: make one with `anfe build SOURCE --sizes 1000`")
+    for doc in docs:
+        counts = " + ".join(f"{n} {g}" for g, n in doc.get("counts", {}).items())
+        variant = doc.get("variant", "mean") + (f" k={doc.get('k')}" if doc.get("variant") == "kmeans" else "")
+        click.echo(f"{doc['id']}\t{variant}\t{counts}\tseed {doc.get('seed')}\t"
+                   f"{doc.get('fingerprint', '')[:12]}\t{doc.get('created', '')}")
+
+
+@builds.command("show")
+@click.argument("build_id")
+@click.option("--full", is_flag=True, help="Include the member hashes, centroids and split hashes.")
+@store_option
+@_root_option
+@friendly_errors
+def show_build(build_id: str, full: bool, db: str | None, root: Path | None) -> None:
+    """Print a build's provenance as JSON (without its long lists unless --full)."""
+    with _open_existing_store(db, root) as store:
+        doc = store.get_build(build_id)
+    click.echo(json.dumps(doc if full else summary(doc), indent=1))
+
+
+@builds.command("delete")
+@click.argument("build_id")
+@store_option
+@_root_option
+@friendly_errors
+def delete_build(build_id: str, db: str | None, root: Path | None) -> None:
+    """Remove a build from the store (images and the analysis cache are untouched)."""
+    with _open_existing_store(db, root) as store:
+        store.delete_build(build_id)
+    click.echo(f"deleted build {build_id}")
+
+
+# -- evaluate -------------------------------------------------------------------------------
+def _select_builds(store: Store, pattern: str) -> list[dict]:
+    """Comma-separated ids or shell patterns (``g_*``) -> builds; an unknown id names the known ones."""
+    known = [b["id"] for b in store.list_builds()]
+    chosen: list[str] = []
+    for part in [p.strip() for p in pattern.split(",") if p.strip()]:
+        if any(ch in part for ch in "*?["):
+            matches = fnmatch.filter(known, part)
+            if not matches:
+                raise UnknownBuildError(f"no build matches {part!r}; known builds: {', '.join(known) or 'none'}")
+            chosen.extend(matches)
+        else:
+            chosen.append(part)
+    return [store.get_build(i) for i in dict.fromkeys(chosen)]
+
+
+def _result_line(result: EvaluationResult, page: Path) -> str:
+    per = result.per_gender()
+    parts = ", ".join(f"{g} {100 * (v['accuracy'] or 0):.1f}%" for g, v in per.items())
+    unknown = sum(v["images"] - v["decided"] for v in per.values())
+    line = f"{result.build_id}: balanced {100 * (result.balanced_accuracy() or 0):.1f}% ({parts}; unknown {unknown})"
+    for name in ("logistic_regression", "knn"):
+        if name in result.baselines:
+            line += f", {name.replace('_', ' ')} {100 * (result.baselines[name]['balanced_accuracy'] or 0):.1f}%"
+    return f"{line} -> {page}"
+
+
+@click.command()
+@click.argument("build_ids")
+@click.argument("test_source", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A labels CSV of the test set instead of TEST_SOURCE.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Report folder [default: ./reports/<build id>, or ./reports/sweep for several builds].")
+@click.option("--baselines/--no-baselines", default=True, show_default=True,
+              help="Also train logistic regression and kNN on the build's member embeddings.")
+@click.option("--knn-k", type=click.IntRange(1, None), default=DEFAULT_KNN_K, show_default=True, help="Neighbours for the kNN baseline.")
+@click.option("--max-distance", type=float, default=None,
+              help="Count faces farther than this from every centroid as unknown [default: off].")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary JSON (without per-image rows) to stdout.")
+@_filter_options
+@store_option
+@_root_option
+@_cache_options
+@friendly_errors
+def evaluate(build_ids: str, test_source: Path | None, labels: Path | None, out: Path | None, baselines: bool,
+             knn_k: int, max_distance: float | None, as_json: bool, conditions: list, db: str | None,
+             root: Path | None, cache_path: Path, workers: int) -> None:
+    """Score builds on a test set and write a JSON + HTML report with plots.
+
+    BUILD_IDS is one id, several (g_1000,g_2000) or a pattern ('g_*'); several builds also give
+    an accuracy-against-training-size plot. Without TEST_SOURCE/--labels the test set is the
+    build's recorded held-out split (from the dataset it was built from). The build's own members
+    are never scored; images with no face or several faces count as "unknown".
+    """
+    from .report import write_report, write_sweep_report
+
+    with _open_existing_store(db, root) as store:
+        docs = _select_builds(store, build_ids)
+    results = []
+    item_cache: dict[tuple, list[LabelledImage]] = {}
+    for doc in docs:
+        use_split = test_source is None and labels is None
+        if use_split:
+            ds = doc.get("dataset") or {}
+            if not ds.get("source"):
+                raise DatasetError(f"build {doc['id']} records no dataset: give TEST_SOURCE or --labels")
+            key = (ds["source"], ds.get("labels"), tuple(ds.get("filters") or []))
+            if key not in item_cache:
+                src = Path(ds["source"])
+                item_cache[key] = _load_items(src, Path(ds["labels"]) if ds.get("labels") else None,
+                                              [parse_where(f) for f in ds.get("filters") or []])
+            items = item_cache[key]
+            source_text = f"held-out split of {ds['source']}"
+            if not doc.get("split"):
+                use_split = False
+                source_text = f"images of {ds['source']} not in the build"
+        else:
+            key = ("given", str(test_source), str(labels))
+            if key not in item_cache:
+                item_cache[key] = _load_items(test_source, labels, conditions)
+            items = item_cache[key]
+            source_text = str(labels or test_source)
+        params = params_from_build(doc)
+        with AnalysisCache(cache_path, params.cache_key) as cache:
+            results.append(evaluate_build(
+                doc, items, params, cache, workers, use_split=use_split, baselines=baselines,
+                knn_k=knn_k, max_distance=max_distance, test_source=source_text,
+            ))
+    if len(results) == 1:
+        page = write_report(results[0], out or Path("reports") / results[0].build_id)
+        pages = {results[0].build_id: page}
+    else:
+        base = out or Path("reports") / "sweep"
+        page = write_sweep_report(results, base)
+        pages = {r.build_id: base / r.build_id / "index.html" for r in results}
+    if as_json:
+        click.echo(json.dumps([r.to_dict(with_outcomes=False) for r in results], indent=1))
+    for r in results:
+        click.echo(_result_line(r, pages[r.build_id]), err=as_json)
+    if len(results) > 1:
+        click.echo(f"sweep: {page}", err=as_json)
+
+
+# -- predict --------------------------------------------------------------------------------
+def _expand(paths: tuple[Path, ...]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            files.append(path)
+    return files
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--build", "build_id", required=True, help="The build to predict with, e.g. g_1000.")
+@click.option("--max-distance", type=float, default=None,
+              help="Working range: a face farther than this from every centroid is 'unknown' "
+                   "[default: the farthest training face of the build].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per image.")
+@store_option
+@_root_option
+@_cache_options
+@friendly_errors
+def predict(images: tuple[Path, ...], build_id: str, max_distance: float | None, as_json: bool,
+            db: str | None, root: Path | None, cache_path: Path, workers: int) -> None:
+    """Predict the gender of the face in each image (files or folders) with a build.
+
+    Per face: the nearest gender, the distance to each gender's centroid and the margin between
+    them. An image is "unknown" when it holds no face, several faces (each is listed with its
+    box), or a face beyond the working range.
+    """
+    with _open_existing_store(db, root) as store:
+        doc = store.get_build(build_id)
+    files = _expand(images)
+    if not files:
+        raise DatasetError("no image files found in the given folder(s)")
+    params = params_from_build(doc)
+    limit = default_max_distance(doc) if max_distance is None else max_distance
+    with AnalysisCache(cache_path, params.cache_key) as cache:
+        found = predict_paths(files, doc, params, cache, min(workers, len(files)), limit, progress=len(files) > 20)
+    for p in found:
+        click.echo(json.dumps({**p.to_dict(), "build": build_id, "max_distance": limit}) if as_json else p.describe())
+
+
+__all__ = ["build", "builds", "evaluate", "predict"]

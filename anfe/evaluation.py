@@ -1,0 +1,344 @@
+"""Evaluate a build on a test set: accuracy per gender, the confusion matrix, distances, breakdowns,
+and classifier baselines (logistic regression, k-nearest neighbours) on the same embeddings.
+
+Images of the test set with no face, several faces or an unreadable file are kept and counted
+as "unknown" (never silently dropped); accuracies are given over the decided faces and, for
+comparison, with every unknown counted as wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .batch import analyse_paths
+from .builds import params_from_build, single_embeddings, skip_reason, summary
+from .cache import AnalysisCache
+from .config import AnalysisParams
+from .dataset import LabelledImage
+from .errors import DatasetError
+from .prediction import UNKNOWN, CentroidModel
+
+log = logging.getLogger(__name__)
+
+#: Age bands for the breakdown when the test set carries an ``age`` column.
+AGE_BANDS = ((0, 16, "0-16"), (17, 29, "17-29"), (30, 44, "30-44"), (45, 59, "45-59"), (60, 200, "60+"))
+#: A label with more distinct values than this (names, ids) gets no breakdown.
+MAX_BREAKDOWN_VALUES = 12
+DEFAULT_KNN_K = 15
+
+
+def age_band(age: str) -> str | None:
+    """'23' -> '17-29'; None when the value is not a number."""
+    try:
+        years = float(age)
+    except (TypeError, ValueError):
+        return None
+    return next((name for low, high, name in AGE_BANDS if low <= years <= high + 0.999), None)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One test image: its true gender, the prediction (a gender or ``unknown``) and why,
+    its distance to each gender's nearest centroid, and its other labels."""
+
+    path: str
+    content_hash: str
+    gender: str
+    predicted: str
+    reason: str | None
+    distances: dict[str, float] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def decided(self) -> bool:
+        return self.predicted != UNKNOWN
+
+    @property
+    def right(self) -> bool:
+        return self.predicted == self.gender
+
+    @property
+    def own(self) -> float | None:
+        return self.distances.get(self.gender)
+
+    @property
+    def other(self) -> float | None:
+        rest = [d for g, d in self.distances.items() if g != self.gender]
+        return min(rest) if rest else None
+
+
+def _rate(right: int, total: int) -> float | None:
+    return right / total if total else None
+
+
+@dataclass
+class EvaluationResult:
+    """Everything an evaluation found; ``to_dict()`` is the JSON report."""
+
+    build: dict
+    genders: list[str]
+    outcomes: list[Outcome]
+    excluded: dict[str, int] = field(default_factory=dict)
+    baselines: dict[str, dict] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    test_source: str = ""
+
+    @property
+    def build_id(self) -> str:
+        return self.build["id"]
+
+    def confusion(self) -> dict[str, dict[str, int]]:
+        """Rows: true gender; columns: each predicted gender and ``unknown``."""
+        table = {g: {p: 0 for p in [*self.genders, UNKNOWN]} for g in self.genders}
+        for o in self.outcomes:
+            if o.gender in table:
+                table[o.gender][o.predicted] = table[o.gender].get(o.predicted, 0) + 1
+        return table
+
+    def per_gender(self) -> dict[str, dict[str, Any]]:
+        """Per true gender: images, decided faces, right, accuracy (over decided), coverage,
+        accuracy with unknowns counted wrong, and unknowns by reason."""
+        out = {}
+        for g in self.genders:
+            mine = [o for o in self.outcomes if o.gender == g]
+            decided = [o for o in mine if o.decided]
+            right = sum(o.right for o in decided)
+            unknown: dict[str, int] = {}
+            for o in mine:
+                if not o.decided:
+                    unknown[o.reason or UNKNOWN] = unknown.get(o.reason or UNKNOWN, 0) + 1
+            out[g] = {
+                "images": len(mine), "decided": len(decided), "right": right,
+                "accuracy": _rate(right, len(decided)), "coverage": _rate(len(decided), len(mine)),
+                "accuracy_unknown_as_wrong": _rate(right, len(mine)), "unknown": unknown,
+            }
+        return out
+
+    def balanced_accuracy(self) -> float | None:
+        rates = [v["accuracy"] for v in self.per_gender().values()]
+        return float(np.mean(rates)) if rates and None not in rates else None
+
+    def accuracy(self) -> float | None:
+        decided = [o for o in self.outcomes if o.decided]
+        return _rate(sum(o.right for o in decided), len(decided))
+
+    def distance_stats(self) -> dict[str, dict[str, Any]]:
+        """Distances to the own and to the other gender's centroid, for right and wrong predictions
+        (the paper's Figure 7)."""
+        out = {}
+        for name, wanted in (("right", True), ("wrong", False)):
+            group = [o for o in self.outcomes if o.decided and o.right == wanted and o.own is not None]
+            own = [o.own for o in group]
+            other = [o.other for o in group if o.other is not None]
+            out[name] = {
+                "n": len(group),
+                "own_mean": float(np.mean(own)) if own else None,
+                "own_median": float(np.median(own)) if own else None,
+                "other_mean": float(np.mean(other)) if other else None,
+                "other_median": float(np.median(other)) if other else None,
+            }
+        return out
+
+    def breakdowns(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Accuracy by every other label of the test set (``age`` becomes ``age_band``):
+        label -> value -> {gender: {decided, right, accuracy}, all: {...}}."""
+        columns = sorted({k for o in self.outcomes for k in o.labels})
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for column in columns:
+            name = "age_band" if column == "age" else column
+            value_of = (lambda o: age_band(o.labels.get("age"))) if column == "age" else (lambda o, c=column: o.labels.get(c) or None)
+            values = sorted({v for o in self.outcomes if (v := value_of(o)) is not None})
+            if not values or len(values) > MAX_BREAKDOWN_VALUES:
+                continue
+            table: dict[str, dict[str, Any]] = {}
+            for value in values:
+                group = [o for o in self.outcomes if value_of(o) == value and o.decided]
+                row = {}
+                for g in [*self.genders, "all"]:
+                    part = [o for o in group if g == "all" or o.gender == g]
+                    right = sum(o.right for o in part)
+                    row[g] = {"decided": len(part), "right": right, "accuracy": _rate(right, len(part))}
+                table[value] = row
+            out[name] = table
+        return out
+
+    def misclassified(self) -> list[Outcome]:
+        """Decided but wrong, the most confidently wrong first (largest margin)."""
+        wrong = [o for o in self.outcomes if o.decided and not o.right]
+        return sorted(wrong, key=lambda o: (o.own or 0) - (o.other or 0), reverse=True)
+
+    def to_dict(self, with_outcomes: bool = True) -> dict:
+        data = {
+            "build": self.build,
+            "test_source": self.test_source,
+            "genders": self.genders,
+            "images": len(self.outcomes),
+            "excluded": self.excluded,
+            "accuracy": self.accuracy(),
+            "balanced_accuracy": self.balanced_accuracy(),
+            "per_gender": self.per_gender(),
+            "confusion": self.confusion(),
+            "distances": self.distance_stats(),
+            "breakdowns": self.breakdowns(),
+            "baselines": self.baselines,
+            "notes": self.notes,
+        }
+        if with_outcomes:
+            data["outcomes"] = [asdict(o) for o in self.outcomes]
+        return data
+
+
+def _scores(truth: Sequence[str], predicted: Sequence[str], genders: Sequence[str]) -> dict[str, Any]:
+    per = {}
+    for g in genders:
+        idx = [i for i, t in enumerate(truth) if t == g]
+        per[g] = _rate(sum(predicted[i] == g for i in idx), len(idx))
+    rates = [v for v in per.values() if v is not None]
+    return {"accuracy": per, "balanced_accuracy": float(np.mean(rates)) if rates else None}
+
+
+def baseline_scores(
+    train_x: np.ndarray, train_y: Sequence[str], test_x: np.ndarray, test_y: Sequence[str],
+    genders: Sequence[str], knn_k: int = DEFAULT_KNN_K, seed: int = 0,
+) -> dict[str, dict]:
+    """Logistic regression and k-nearest neighbours trained on the build's own member embeddings,
+    scored on the same decided test faces as the centroids."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+
+    models = {
+        "logistic_regression": (LogisticRegression(max_iter=2000, random_state=seed), {"C": 1.0}),
+        "knn": (KNeighborsClassifier(n_neighbors=min(knn_k, len(train_y))), {"k": min(knn_k, len(train_y))}),
+    }
+    out = {}
+    for name, (model, settings) in models.items():
+        model.fit(train_x, list(train_y))
+        out[name] = {**_scores(test_y, list(model.predict(test_x)), genders), "params": settings}
+    return out
+
+
+def training_set(build: dict, cache: AnalysisCache) -> tuple[np.ndarray, list[str]] | None:
+    """The build's members' embeddings from the cache (None if any is missing there)."""
+    members = build.get("members") or {}
+    table = single_embeddings(cache.path, cache.params_key, [h for hs in members.values() for h in hs])
+    xs, ys = [], []
+    for gender, hashes in members.items():
+        for h in hashes:
+            vector = table.get(h)
+            if vector is None:
+                return None
+            xs.append(vector)
+            ys.append(gender)
+    return (np.stack(xs), ys) if xs else None
+
+
+def evaluate_build(
+    build: dict,
+    test_items: Sequence[LabelledImage],
+    params: AnalysisParams | None = None,
+    cache: AnalysisCache | None = None,
+    workers: int = 1,
+    *,
+    use_split: bool = False,
+    baselines: bool = True,
+    knn_k: int = DEFAULT_KNN_K,
+    max_distance: float | None = None,
+    test_source: str = "",
+    progress: bool = True,
+) -> EvaluationResult:
+    """Analyse the test images (cached, with the build's parameters) and score the build on them.
+
+    The build's own members are always excluded (counted in ``excluded['in-training']``); with
+    ``use_split`` only the build's recorded held-out images are kept. ``max_distance`` turns
+    faces farther than it from every centroid into "unknown" (off by default).
+    """
+    params = params or params_from_build(build)
+    model = CentroidModel(build)
+    analyses, _ = analyse_paths([i.path for i in test_items], params, cache, workers, progress)
+    members = {h for hs in (build.get("members") or {}).values() for h in hs}
+    test_part = {h for hs in ((build.get("split") or {}).get("test") or {}).values() for h in hs}
+    if use_split and not test_part:
+        raise_no_split(build)
+    excluded: dict[str, int] = {}
+    kept: list[tuple[LabelledImage, Any]] = []
+    for item in test_items:
+        analysis = analyses[str(item.path)]
+        digest = analysis.content_hash
+        if digest and digest in members:
+            excluded["in-training"] = excluded.get("in-training", 0) + 1
+        elif use_split and digest not in test_part:
+            excluded["not-in-test-split"] = excluded.get("not-in-test-split", 0) + 1
+        elif item.gender not in model.genders:
+            excluded["gender-not-in-build"] = excluded.get("gender-not-in-build", 0) + 1
+        else:
+            kept.append((item, analysis))
+    faces = [a.single_embedding for _, a in kept if skip_reason(a) is None]
+    table = iter(model.distances(np.stack(faces)) if faces else [])
+    outcomes, test_x, test_y = [], [], []
+    for item, analysis in kept:
+        reason = skip_reason(analysis)
+        if reason:
+            outcomes.append(Outcome(str(item.path), analysis.content_hash, item.gender, UNKNOWN, reason, {}, dict(item.labels)))
+            continue
+        row = next(table)
+        nearest = int(np.argmin(row))
+        predicted, why = model.genders[nearest], None
+        if max_distance is not None and row[nearest] > max_distance:
+            predicted, why = UNKNOWN, "out-of-range"
+        dist = {g: float(d) for g, d in zip(model.genders, row)}
+        outcomes.append(Outcome(str(item.path), analysis.content_hash, item.gender, predicted, why, dist, dict(item.labels)))
+        if predicted != UNKNOWN:
+            test_x.append(analysis.single_embedding)
+            test_y.append(item.gender)
+    result = EvaluationResult(summary(build), model.genders, outcomes, excluded, test_source=test_source)
+    if not outcomes:
+        result.notes.append("the test set is empty after excluding the build's members")
+    if baselines and test_x:
+        _add_baselines(result, build, cache, np.stack(test_x), test_y, knn_k)
+    return result
+
+
+def _add_baselines(result: EvaluationResult, build: dict, cache: AnalysisCache | None, test_x, test_y, knn_k: int) -> None:
+    train = training_set(build, cache) if cache is not None else None
+    if train is None:
+        result.notes.append("baselines skipped: the build's members are not all in this analysis cache")
+        return
+    centroid = _scores(test_y, [o.predicted for o in result.outcomes if o.decided], result.genders)
+    result.baselines = {"centroids": {**centroid, "params": {"variant": build.get("variant"), "k": build.get("k")}},
+                        **baseline_scores(train[0], train[1], test_x, test_y, result.genders, knn_k, build.get("seed", 0))}
+
+
+def raise_no_split(build: dict) -> None:
+    """A build made without --test-fraction cannot be evaluated on "its" test split."""
+    raise DatasetError(
+        f"build {build['id']} has no recorded test split: rebuild with --test-fraction 0.3, "
+        "or give a test set (TEST_SOURCE or --labels)"
+    )
+
+
+def sweep_table(results: Sequence[EvaluationResult]) -> list[dict[str, Any]]:
+    """One row per build for the accuracy-against-training-size plot (paper, Figure 5)."""
+    rows = []
+    for r in results:
+        counts = r.build.get("counts") or {}
+        rows.append({
+            "build": r.build_id,
+            "variant": r.build.get("variant"),
+            "k": r.build.get("k"),
+            "per_gender_size": int(np.mean(list(counts.values()))) if counts else 0,
+            "balanced_accuracy": r.balanced_accuracy(),
+            "accuracy": {g: v["accuracy"] for g, v in r.per_gender().items()},
+            "baselines": {n: b.get("balanced_accuracy") for n, b in r.baselines.items()},
+        })
+    return sorted(rows, key=lambda row: (row["variant"] or "", row["k"] or 0, row["per_gender_size"]))
+
+
+__all__ = [
+    "AGE_BANDS", "EvaluationResult", "Outcome", "age_band", "baseline_scores", "evaluate_build",
+    "sweep_table", "training_set",
+]
