@@ -64,3 +64,58 @@ def _no_user_cache(monkeypatch, tmp_path_factory):
     """Tests never read or write the user's ~/.cache/anfe."""
     monkeypatch.setenv("ANFE_CACHE", str(tmp_path_factory.getbasetemp() / "default-cache.sqlite"))
     monkeypatch.delenv("ANFE_DB", raising=False)
+
+
+# -- stores: the embedded file, the MongoDB stand-in, and a real MongoDB when one is given --------
+import os as _os  # noqa: E402  (kept with the store fixtures that need it)
+
+STORE_BACKENDS = ("embedded", "mongo-standin", "mongo-real")
+REAL_MONGODB_ENV = "ANFE_TEST_MONGODB_URI"
+_NO_REAL_MONGODB = pytest.mark.skipif(
+    not _os.environ.get(REAL_MONGODB_ENV),
+    reason=f"set {REAL_MONGODB_ENV}=mongodb://host:27017 to run the store tests on a real MongoDB",
+)
+
+
+@pytest.fixture(scope="session")
+def mongo_standin():
+    """A MongoDB wire-protocol server on a free loopback port (mongomock behind it); see tests/mongo_standin.py."""
+    from mongo_standin import MongoStandIn
+
+    with MongoStandIn() as server:
+        yield server
+
+
+def _with_database(uri: str, database: str) -> str:
+    """``uri`` pointing at ``database`` (options and credentials kept)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=[_NO_REAL_MONGODB] if name == "mongo-real" else [])
+        for name in STORE_BACKENDS
+    ]
+)
+def store_backend_uri(request, tmp_path: Path):
+    """The URI of a fresh, empty store, once per backend: a temp SQLite file, or a unique MongoDB
+    database (on the stand-in, or on $ANFE_TEST_MONGODB_URI) dropped afterwards."""
+    import uuid
+
+    if request.param == "embedded":
+        yield f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+        return
+    import pymongo
+
+    base = (
+        request.getfixturevalue("mongo_standin").uri()
+        if request.param == "mongo-standin"
+        else _os.environ[REAL_MONGODB_ENV]
+    )
+    database = f"anfe_test_{uuid.uuid4().hex[:12]}"
+    yield _with_database(base, database)
+    with pymongo.MongoClient(base, serverSelectionTimeoutMS=5000) as client:
+        client.drop_database(database)

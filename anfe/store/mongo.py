@@ -64,17 +64,17 @@ class MongoStore(Store):
             raise StoreError(
                 f"bad MongoDB URI {self.uri}: {exc}; use mongodb://host:27017/database"
             ) from exc
-        self._db = self._client.get_default_database(DEFAULT_DATABASE)
-        with self._errors("connect to"):
-            # pymongo connects lazily: ask now so an absent server fails here, within the timeout.
-            self._client.admin.command("ping")
-            self._db.images.create_index("content_hash", unique=True, name="content_hash_unique")
-            self._db.decisions.create_index("seq", unique=True, name="seq_unique")
-            self._db.builds.create_index("id", unique=True, name="id_unique")
         try:
+            self._db = self._client.get_default_database(DEFAULT_DATABASE)
+            with self._errors("connect to"):
+                # pymongo connects lazily: ask now so an absent server fails here, within the timeout.
+                self._client.admin.command("ping")
+                self._db.images.create_index("content_hash", unique=True, name="content_hash_unique")
+                self._db.decisions.create_index("seq", unique=True, name="seq_unique")
+                self._db.builds.create_index("id", unique=True, name="id_unique")
             self.check_schema()
         except BaseException:
-            self.close()
+            self.close()  # stop pymongo's monitor threads
             raise
 
     @property
@@ -210,6 +210,8 @@ def _equality_filter(equals: dict[str, Any]) -> dict[str, Any]:
 
 
 def _first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (pymongo's carry a topology dump after it)."""
-    text = str(exc).strip()
-    return (text.splitlines() or [type(exc).__name__])[0][:300]
+    """The gist of an exception's message (pymongo's carry timeouts and a topology dump after it)."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    for tail in (" (configured timeouts", ", Timeout:", ", full error:"):
+        text = text.split(tail, 1)[0]
+    return text[:300]
