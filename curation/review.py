@@ -8,6 +8,7 @@ decision logged just before a crash. Rejects go through :mod:`curation.quarantin
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import io
 import logging
@@ -49,6 +50,56 @@ class DecisionLogVersionError(StoreVersionError):
 
 class NotADatasetError(DatasetError):
     """The folder given is not a dataset root (no ``images/<gender>/`` folders)."""
+
+
+# -- configuration -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReviewConfig:
+    """What the review page opens: the dataset root, its store, and where embeddings come from."""
+
+    root: Path
+    db: str | None = None
+    cache_path: Path | None = None
+    params: AnalysisParams = AnalysisParams()
+    workers: int = 1
+
+    def to_args(self) -> list[str]:
+        """The page's command-line arguments (after ``streamlit run review_app.py --``)."""
+        p = self.params
+        args = [str(self.root), "--detector", p.detector, "--upsample", str(p.upsample),
+                "--jitters", str(p.jitters), "--max-pixels", str(p.max_pixels), "--workers", str(self.workers)]
+        if p.max_side:
+            args += ["--max-side", str(p.max_side)]
+        if self.db:
+            args += ["--db", self.db]
+        if self.cache_path:
+            args += ["--cache", str(self.cache_path)]
+        return args
+
+
+def parse_args(argv: Sequence[str]) -> ReviewConfig:
+    """The inverse of :meth:`ReviewConfig.to_args`; raises :class:`DatasetError` on bad arguments."""
+    parser = argparse.ArgumentParser(prog="review_app.py", add_help=False, exit_on_error=False)
+    parser.add_argument("root")
+    parser.add_argument("--db", default=os.environ.get("ANFE_DB") or None)
+    parser.add_argument("--cache", default=None)
+    parser.add_argument("--detector", default="hog")
+    parser.add_argument("--upsample", type=int, default=1)
+    parser.add_argument("--max-side", type=int, default=None)
+    parser.add_argument("--jitters", type=int, default=1)
+    parser.add_argument("--max-pixels", type=int, default=AnalysisParams().max_pixels)
+    parser.add_argument("--workers", type=int, default=1)
+    try:
+        ns, unknown = parser.parse_known_args(list(argv))
+        params = AnalysisParams(ns.detector, ns.upsample, ns.max_side, ns.jitters, ns.max_pixels)
+    except (argparse.ArgumentError, ValueError, SystemExit) as exc:
+        raise DatasetError(
+            f"bad arguments {list(argv)}: {exc}; usage: streamlit run curation/review_app.py -- DATASET_ROOT "
+            f"[--db URI] [--cache PATH]"
+        ) from None
+    if unknown:
+        raise DatasetError(f"unknown arguments {unknown}: usage: streamlit run curation/review_app.py -- DATASET_ROOT")
+    return ReviewConfig(Path(ns.root), ns.db, Path(ns.cache) if ns.cache else None, params, max(1, ns.workers))
 
 
 # -- opening -------------------------------------------------------------------------------------
@@ -581,7 +632,7 @@ def other_labels(layout: DatasetLayout, gender: str) -> list[str]:
 
 __all__ = [
     "ACTIONS", "DecisionLogVersionError", "NotADatasetError", "ORDERS", "Outcome", "QueueItem",
-    "REJECT_REASONS", "REVIEW_SCHEMA_VERSION", "ReviewLog", "build_queue", "counts", "decide",
+    "REJECT_REASONS", "REVIEW_SCHEMA_VERSION", "ReviewConfig", "ReviewLog", "build_queue", "parse_args", "counts", "decide",
     "default_reviewer", "load_analyses", "locate", "open_dataset", "other_labels", "page_of",
     "read_log", "record_rule", "record_source", "repair", "sort_queue", "thumbnail", "undo",
 ]

@@ -1,0 +1,215 @@
+"""The label-review page: ``streamlit run curation/review_app.py -- DATASET_ROOT`` (or ``anfe review``).
+
+Thin on purpose: it reads widgets and calls :mod:`curation.review`, where the logic lives and is
+tested without a browser. Keyboard shortcuts use ``st.button(shortcut=...)`` (Streamlit >= 1.5x).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import streamlit as st
+
+from anfe.cache import AnalysisCache, default_cache_path
+from anfe.errors import AnfeError
+from anfe.store import open_store
+from curation import quarantine, review
+
+#: Keyboard shortcuts (Streamlit reserves C and R).
+KEYS = {"keep": "K", "keep_rest": "Shift+K", "relabel": "M", "reject": "X", "undo": "U",
+        "undo_batch": "Shift+U", "select_all": "A", "select_none": "N", "prev": "Left", "next": "Right"}
+PAGE_SIZES = (12, 24, 48, 96)
+
+
+def _fail(exc: Exception) -> None:
+    st.error(f"Error: {exc}")
+    st.stop()
+
+
+def _flash(kind: str, text: str) -> None:
+    st.session_state.setdefault("flash", []).append((kind, text))
+
+
+def _report(outcome: review.Outcome, verb: str) -> None:
+    _flash("success" if outcome.logged else "info", f"{verb}: {outcome.summary()}")
+    for note in outcome.notes:
+        _flash("info", note)
+    for problem in outcome.problems:
+        _flash("warning", problem)
+
+
+def _selected() -> list[review.QueueItem]:
+    items: dict[str, review.QueueItem] = st.session_state.get("page_items", {})
+    return [item for key, item in items.items() if st.session_state.get(f"sel-{key}")]
+
+
+def _set_selection(value: bool, keys: Sequence[str] | None = None) -> None:
+    for key in keys if keys is not None else st.session_state.get("page_items", {}):
+        st.session_state[f"sel-{key}"] = value
+
+
+def _act(config: review.ReviewConfig, action: str, rest_of_page: bool = False) -> None:
+    """Button callback: one decision batch on the selection (or on the unselected rest)."""
+    chosen = _selected()
+    if rest_of_page:
+        picked = {i.content_hash for i in chosen}
+        chosen = [i for k, i in st.session_state.get("page_items", {}).items() if k not in picked]
+    if not chosen:
+        _flash("info", "select images first (click their boxes, or A for the whole page)")
+        return
+    who = st.session_state.get("reviewer") or review.default_reviewer()
+    try:
+        layout = review.open_dataset(config.root)
+        with open_store(config.db, config.root) as store:
+            if action == "relabel":
+                outcome = review.decide(layout, store, chosen, "relabel", who, new_label=st.session_state["target"])
+            elif action == "reject":
+                outcome = review.decide(layout, store, chosen, "reject", who, reason=st.session_state["reason"],
+                                        detail=st.session_state.get("detail", ""))
+            else:
+                outcome = review.decide(layout, store, chosen, "keep", who)
+    except AnfeError as exc:
+        _flash("error", f"Error: {exc}")
+        return
+    _set_selection(False, [i.content_hash for i in chosen])
+    _report(outcome, {"keep": "Kept", "relabel": f"Moved to {st.session_state.get('target')}",
+                      "reject": f"Rejected ({st.session_state.get('reason')})"}[action])
+
+
+def _undo(config: review.ReviewConfig, whole_batch: bool) -> None:
+    who = st.session_state.get("reviewer") or review.default_reviewer()
+    try:
+        layout = review.open_dataset(config.root)
+        with open_store(config.db, config.root) as store:
+            outcome = review.undo(layout, store, who, whole_batch=whole_batch)
+    except AnfeError as exc:
+        _flash("error", f"Error: {exc}")
+        return
+    _report(outcome, "Undid the last batch" if whole_batch else "Undid the last decision")
+
+
+def _turn(step: int) -> None:
+    st.session_state["page"] = max(0, st.session_state.get("page", 0) + step)
+
+
+def _first_page() -> None:
+    st.session_state["page"] = 0
+
+
+def render(argv: Sequence[str]) -> None:
+    """Draw the page for the dataset named in ``argv`` (the arguments after ``--``)."""
+    st.set_page_config(page_title="ANFE label review", layout="wide")
+    try:
+        config = review.parse_args(argv)
+        layout = review.open_dataset(config.root)
+        quarantine.check_writable(layout)
+        store = open_store(config.db, config.root)
+    except AnfeError as exc:
+        _fail(exc)
+        return
+    try:
+        _render(config, layout, store)
+    except AnfeError as exc:
+        _fail(exc)
+    finally:
+        store.close()
+
+
+def _render(config: review.ReviewConfig, layout, store) -> None:
+    if "repaired" not in st.session_state:  # a crash between a logged decision and its move
+        st.session_state["repaired"] = review.repair(layout, store)
+        for message in st.session_state["repaired"]:
+            _flash("info", f"Repaired after an interrupted session: {message}")
+    review_log = review.read_log(store)
+    with st.spinner("Reading face embeddings (analysing new images once; cached afterwards)..."):
+        with AnalysisCache(config.cache_path or default_cache_path(), config.params.cache_key) as cache:
+            analyses = review.load_analyses(layout.image_files(), config.params, cache,
+                                            st.session_state.get("analyses"), config.workers)
+    st.session_state["analyses"] = analyses
+    counts = review.counts(layout, review_log, analyses)
+    genders = layout.genders()
+
+    with st.sidebar:
+        st.title("Label review")
+        st.caption(f"Dataset `{layout.root}`")
+        st.text_input("Reviewer", value=review.default_reviewer(), key="reviewer",
+                      help="Recorded with every decision.")
+        gender = st.radio("Gender", genders, key="gender", on_change=_first_page,
+                          format_func=lambda g: f"{g} ({counts[g][0]} left of {counts[g][1]})")
+        order = st.selectbox("Order", review.ORDERS, key="order", on_change=_first_page,
+                             format_func={"suspicion": "suspected label error first", "filename": "file name",
+                                          "rule": "cleaning rule", "source": "source site"}.get)
+        per_page = st.selectbox("Per page", PAGE_SIZES, key="per_page", on_change=_first_page)
+        show_reviewed = st.toggle("Show reviewed images too", key="show_reviewed", on_change=_first_page)
+        targets = review.other_labels(layout, gender)
+        st.selectbox("Move to", targets, key="target", disabled=len(targets) == 1)
+        st.selectbox("Reject reason", review.REJECT_REASONS, key="reason")
+        st.text_input("Reject detail (optional)", key="detail")
+        st.caption("Keys: " + " · ".join(f"{k.replace('_', ' ')} **{v}**" for k, v in KEYS.items()))
+
+    records = {r["content_hash"]: r for r in store.find_images()}
+    queue = review.build_queue(layout, analyses, review_log, records, gender, order, show_reviewed)
+    items, page, pages = review.page_of(queue, st.session_state.get("page", 0), per_page)
+    st.session_state["page"] = page
+    st.session_state["page_items"] = {i.content_hash: i for i in items}
+
+    left, total = counts[gender]
+    st.subheader(f"{gender}: {left} left to review of {total}")
+    st.progress((total - left) / total if total else 1.0)
+    for kind, text in st.session_state.pop("flash", []):
+        getattr(st, kind)(text)
+
+    selected = len(_selected())
+    bar = st.container(horizontal=True)
+    bar.button(f"Keep ({selected})", key="act-keep", on_click=_act, args=(config, "keep"),
+               shortcut=KEYS["keep"], disabled=not selected, type="primary")
+    bar.button("Keep the rest of the page", key="act-keep-rest", on_click=_act, args=(config, "keep", True),
+               shortcut=KEYS["keep_rest"], disabled=not items)
+    bar.button(f"Move to {st.session_state['target']} ({selected})", key="act-relabel", on_click=_act,
+               args=(config, "relabel"), shortcut=KEYS["relabel"], disabled=not selected)
+    bar.button(f"Reject: {st.session_state['reason']} ({selected})", key="act-reject", on_click=_act,
+               args=(config, "reject"), shortcut=KEYS["reject"], disabled=not selected)
+    bar.button("Select page", key="select-all", on_click=_set_selection, args=(True,), shortcut=KEYS["select_all"])
+    bar.button("Select none", key="select-none", on_click=_set_selection, args=(False,),
+               shortcut=KEYS["select_none"])
+    bar.button("Undo last", key="undo", on_click=_undo, args=(config, False), shortcut=KEYS["undo"])
+    bar.button("Undo batch", key="undo-batch", on_click=_undo, args=(config, True), shortcut=KEYS["undo_batch"])
+
+    if not items:
+        st.success(f"Nothing left to review in {gender}." if not show_reviewed else "No images.")
+    columns = 6
+    for start in range(0, len(items), columns):
+        for column, item in zip(st.columns(columns), items[start : start + columns]):
+            with column:
+                _tile(item)
+
+    nav = st.container(horizontal=True)
+    nav.button("◀ Previous", key="prev", on_click=_turn, args=(-1,), shortcut=KEYS["prev"], disabled=page == 0)
+    nav.markdown(f"page {page + 1} of {pages} · {len(queue)} in this view")
+    nav.button("Next ▶", key="next", on_click=_turn, args=(1,), shortcut=KEYS["next"], disabled=page >= pages - 1)
+
+
+def _tile(item: review.QueueItem) -> None:
+    try:
+        data = _thumbnail(str(item.path), item.path.stat().st_mtime_ns)
+    except OSError:
+        data = None
+    if data is None:
+        st.warning(f"{item.file_name[:12]}… is gone or unreadable")
+    else:
+        st.image(data, width="stretch")
+    facts = [f"score {item.score:+.3f}" if item.score is not None else
+             ("no face" if item.faces == 0 else f"{item.faces} faces" if item.faces else item.error or "not scored")]
+    facts += [f for f in (item.rule, item.source, "reviewed" if item.reviewed else None) if f]
+    st.checkbox(f"{item.content_hash[:10]} · {' · '.join(facts)}", key=f"sel-{item.content_hash}")
+
+
+@st.cache_data(max_entries=4000, show_spinner=False)
+def _thumbnail(path: str, mtime_ns: int) -> bytes | None:
+    return review.thumbnail(Path(path))
+
+
+if __name__ == "__main__":
+    render(sys.argv[1:])
