@@ -91,7 +91,11 @@ def _with_database(uri: str, database: str) -> str:
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(uri)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+    query = parts.query
+    if "@" in parts.netloc and "authsource=" not in query.lower():
+        # Credentials authenticate against the URI's database: keep the one they were given for.
+        query = "&".join(filter(None, [query, f"authSource={parts.path.strip('/') or 'admin'}"]))
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", query, parts.fragment))
 
 
 @pytest.fixture(

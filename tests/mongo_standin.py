@@ -78,6 +78,7 @@ class MongoStandIn:
 
     @property
     def address(self) -> tuple[str, int]:
+        """The (host, port) it listens on."""
         return self._server.server_address[:2]
 
     def uri(self, database: str = "") -> str:
@@ -462,3 +463,26 @@ def _op_msg(response_to: int, doc: dict) -> bytes:
 def _op_reply(response_to: int, doc: dict) -> bytes:
     data = struct.pack("<iqii", 0, 0, 0, 1) + bson.encode(doc)
     return _HEADER.pack(_HEADER.size + len(data), next(_request_ids), response_to, OP_REPLY) + data
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the stand-in in the foreground (``python tests/mongo_standin.py --port 27017``) to try
+    the CLI's ``--db mongodb://...`` by hand, or to aim ``ANFE_TEST_MONGODB_URI`` at it."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=27017)
+    args = parser.parse_args(argv)
+    with MongoStandIn(args.host, args.port) as server:
+        print(f"MongoDB stand-in listening on {server.uri()} (Ctrl-C stops it)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
