@@ -1,0 +1,191 @@
+"""Serve a generated demo site on 127.0.0.1 only (ThreadingHTTPServer), with its special routes.
+
+Paths map to files (``/a/b`` -> ``a/b`` or ``a/b/index.html``; repeated slashes collapse, as on
+listal); ``routes.json`` adds redirects and "HTML where an image was promised"; ``__HOST__`` in
+pages and lists becomes ``127.0.0.1:<port>``. Every requested path is recorded, so tests can
+check that nothing under the robots-disallowed path was fetched.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import mimetypes
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ..errors import DemoSiteError
+from .generate import HOST, MANIFEST, ROUTES
+
+_TEXT_SUFFIXES = {".html", ".txt", ""}
+_NOT_AN_IMAGE = (b"<!DOCTYPE html><html><head><title>Please log in</title></head>"
+                 b"<body><p>This picture is for members only.</p></body></html>")
+
+
+def check_loopback(host: str) -> str:
+    """Refuse any address but the loopback one: the demo site is never exposed to a network."""
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return host
+    except ValueError:
+        pass
+    raise DemoSiteError(f"the demo site binds to the loopback address only (127.0.0.1), not {host!r}")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "_Server"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read server.requests
+        pass
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    def _send(self, status: int, body: bytes, content_type: str, head: bool, headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _serve(self, head: bool) -> None:
+        site = self.server.site
+        raw = urlsplit(self.path).path
+        path = re.sub(r"/{2,}", "/", unquote(raw))
+        self.server.record(path)
+        if path in site.redirects:
+            status, target = site.redirects[path]
+            self._send(int(status), b"", "text/html", head, {"Location": target})
+            return
+        if path in site.html_images:
+            self._send(200, _NOT_AN_IMAGE, "text/html; charset=utf-8", head)
+            return
+        target = site.resolve(path)
+        if target is None:
+            self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html", head)
+            return
+        body = target.read_bytes()
+        if target.suffix in _TEXT_SUFFIXES:
+            body = body.replace(HOST.encode(), self.server.host_port.encode())
+        content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        if target.suffix == ".txt":
+            content_type = "text/plain; charset=utf-8"
+        elif target.suffix == ".html":
+            content_type = "text/html; charset=utf-8"
+        self._send(200, body, content_type, head)
+
+
+class _Site:
+    """A generated site folder and its routes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        if not (self.root / MANIFEST).is_file():
+            raise DemoSiteError(f"{root} holds no generated demo site: run `anfe site generate` first")
+        routes = json.loads((self.root / ROUTES).read_text()) if (self.root / ROUTES).is_file() else {}
+        self.redirects: dict[str, list] = routes.get("redirects", {})
+        self.html_images: set[str] = set(routes.get("html_images", []))
+
+    def resolve(self, path: str) -> Path | None:
+        """The file served at ``path``, or None (never anything outside the site folder)."""
+        if any(part == ".." for part in path.split("/")) or path.lstrip("/").startswith((MANIFEST, ROUTES)):
+            return None
+        target = (self.root / path.lstrip("/")).resolve()
+        try:
+            target.relative_to(self.root)
+        except ValueError:
+            return None
+        if target.is_dir():
+            target = target / "index.html"
+        return target if target.is_file() else None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], site: _Site) -> None:
+        super().__init__(address, _Handler)
+        self.site = site
+        self.requests: list[str] = []
+        self._lock = threading.Lock()
+        self.host_port = f"{address[0]}:{self.server_address[1]}"
+
+    def record(self, path: str) -> None:
+        with self._lock:
+            self.requests.append(path)
+
+
+class DemoServer:
+    """The demo site on ``http://127.0.0.1:<port>`` in a background thread (port 0 = a free one).
+
+    Use as a context manager, or ``start()`` / ``stop()``; ``requests`` lists the paths asked for.
+    """
+
+    def __init__(self, site_dir: str | Path, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = check_loopback(host)
+        site = _Site(Path(site_dir))
+        try:
+            self._server = _Server((self.host, port), site)
+        except OSError as exc:
+            raise DemoSiteError(f"cannot listen on {self.host}:{port}: {exc}; try --port 0 (a free port)") from exc
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def requests(self) -> list[str]:
+        with self._server._lock:
+            return list(self._server.requests)
+
+    def start(self) -> "DemoServer":
+        self._thread = threading.Thread(target=self._server.serve_forever, name="demo-site", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until interrupted (the CLI)."""
+        try:
+            self._server.serve_forever()
+        finally:
+            self._server.server_close()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "DemoServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def url_list_for(site_dir: str | Path, file_name: str, base_url: str, out: str | Path) -> Path:
+    """Write the site's URL list ``file_name`` with the real address filled in (for ``urllist``)."""
+    host_port = urlsplit(base_url).netloc
+    text = (Path(site_dir) / file_name).read_text(encoding="utf-8").replace(HOST, host_port)
+    out = Path(out)
+    out.write_text(text, encoding="utf-8")
+    return out

@@ -1,0 +1,17 @@
+"""Precise errors of the harvester; subclasses of :class:`anfe.errors.AnfeError` so the CLI prints them in one line."""
+
+from __future__ import annotations
+
+from anfe.errors import AnfeError
+
+
+class ProfileError(AnfeError):
+    """A site profile is missing, is not valid JSON, or lacks a required field."""
+
+
+class DemoSiteError(AnfeError):
+    """The demo site cannot be generated or served (bad source, non-loopback host, busy port)."""
+
+
+class UrlListError(AnfeError):
+    """A FaceScrub-style URL list cannot be read."""

@@ -1,0 +1,105 @@
+"""A periodic progress line and an end-of-crawl summary (log + JSON report in the dataset root).
+
+The summary says what a crawl produced: pages, images stored per gender, drops by reason, page
+errors, and how many image downloads were made (0 on a re-run of a finished crawl).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+from scrapy.utils.asyncio import create_looping_call
+
+from anfe.layout import write_atomically
+
+logger = logging.getLogger(__name__)
+
+
+def _prefixed(stats: dict[str, Any], prefix: str) -> dict[str, int]:
+    return {k[len(prefix):]: int(v) for k, v in sorted(stats.items()) if k.startswith(prefix)}
+
+
+def crawl_summary(stats: dict[str, Any]) -> dict[str, Any]:
+    """The figures a person wants after a crawl, from the crawler's stats."""
+    images = _prefixed(stats, "anfe/images/")
+    return {
+        "pages": int(stats.get("anfe/page_requests", 0)),
+        "responses": int(stats.get("response_received_count", 0)),
+        "image_requests": int(stats.get("anfe/image_requests", 0)),
+        "images_stored": images.pop("stored", 0),
+        "images_by_gender": images,
+        "people_by_gender": _prefixed(stats, "anfe/people/"),
+        "dropped": _prefixed(stats, "anfe/dropped/"),
+        "page_errors": _prefixed(stats, "anfe/page_errors/"),
+        "skipped": _prefixed(stats, "anfe/skipped/"),
+        "robots_forbidden": int(stats.get("robotstxt/forbidden", 0)),
+        "finish_reason": stats.get("finish_reason"),
+    }
+
+
+class HarvestProgress:
+    """Logs a progress line every PROGRESS_INTERVAL seconds and the summary when the spider closes.
+
+    The summary is also written as JSON to CRAWL_REPORT, or by default to
+    ``<DATASET_ROOT>/crawl_reports/<spider>-<UTC time>.json`` with the full stats.
+    """
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+        self.interval = crawler.settings.getfloat("PROGRESS_INTERVAL", 30.0)
+        self.report = crawler.settings.get("CRAWL_REPORT")
+        self.root = Path(crawler.settings.get("DATASET_ROOT", "./data"))
+        self.task: Any = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> "HarvestProgress":
+        if not crawler.settings.getbool("HARVEST_PROGRESS_ENABLED", True):
+            raise NotConfigured
+        ext = cls(crawler)
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def spider_opened(self, spider: Any) -> None:
+        if self.interval > 0:
+            self.task = create_looping_call(self.log_progress)
+            self.task.start(self.interval, now=False)
+
+    def log_progress(self) -> None:
+        s = crawl_summary(self.crawler.stats.get_stats())
+        genders = ", ".join(f"{g} {n}" for g, n in s["images_by_gender"].items()) or "none yet"
+        logger.info(
+            "progress: %d pages, %d image downloads, %d stored (%s), %d dropped",
+            s["pages"], s["image_requests"], s["images_stored"], genders, sum(s["dropped"].values()),
+        )
+
+    def spider_closed(self, spider: Any, reason: str) -> None:
+        if self.task is not None and self.task.running:
+            self.task.stop()
+        stats = self.crawler.stats.get_stats()
+        summary = crawl_summary({**stats, "finish_reason": reason})
+        lines = [
+            f"crawl summary ({spider.name}, {reason}): {summary['pages']} pages, "
+            f"{summary['image_requests']} image downloads, {summary['images_stored']} images stored",
+            "  per gender: " + (", ".join(f"{g}: {n}" for g, n in summary["images_by_gender"].items()) or "none"),
+            "  dropped: " + (", ".join(f"{r}: {n}" for r, n in summary["dropped"].items()) or "none"),
+            "  page errors: " + (", ".join(f"{r}: {n}" for r, n in summary["page_errors"].items()) or "none"),
+        ]
+        logger.info("\n".join(lines))
+        path = Path(self.report) if self.report else (
+            self.root / "crawl_reports"
+            / f"{spider.name}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}.json"
+        )
+        document = {"spider": spider.name, "summary": summary,
+                    "stats": {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
+                              for k, v in sorted(stats.items())}}
+        try:
+            write_atomically(path, json.dumps(document, indent=2).encode("utf-8"))
+        except OSError as exc:
+            logger.warning("could not write the crawl report %s: %s", path, exc)

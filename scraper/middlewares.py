@@ -1,0 +1,67 @@
+"""Downloader middlewares: count real image downloads, and back off a domain that says "slow down"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scrapy.http import Request, Response
+
+
+class ImageRequestStatsMiddleware:
+    """Counts image requests that actually reach the downloader (``anfe/image_requests``).
+
+    Placed after robots.txt and the offsite filter, so refused requests are not counted: a
+    re-run of a finished crawl must show none.
+    """
+
+    def __init__(self, stats: Any) -> None:
+        self.stats = stats
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> "ImageRequestStatsMiddleware":
+        return cls(crawler.stats)
+
+    def process_request(self, request: Request) -> None:
+        if request.meta.get("anfe_image"):
+            self.stats.inc_value("anfe/image_requests")
+        elif not request.url.endswith("/robots.txt"):
+            self.stats.inc_value("anfe/page_requests")
+        return None
+
+
+class BackoffMiddleware:
+    """On 429/503 (and 403 with BACKOFF_ON_403) raise that domain's download delay to BACKOFF_DELAY.
+
+    Sites behind anti-bot services answer this way when a crawler is too fast; scrapers of
+    listal wait about 60 s. ``Retry-After`` is honoured up to BACKOFF_MAX_DELAY; AutoThrottle
+    then lowers the delay again as successful responses come back. The retry itself is left
+    to Scrapy's RetryMiddleware (429 and 503 are in RETRY_HTTP_CODES).
+    """
+
+    def __init__(self, crawler: Any) -> None:
+        settings = crawler.settings
+        self.crawler = crawler
+        self.delay = settings.getfloat("BACKOFF_DELAY", 60.0)
+        self.max_delay = settings.getfloat("BACKOFF_MAX_DELAY", 300.0)
+        self.codes = {429, 503} | ({403} if settings.getbool("BACKOFF_ON_403") else set())
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> "BackoffMiddleware":
+        return cls(crawler)
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        if response.status in self.codes and self.delay > 0:
+            delay = self.delay
+            retry_after = (response.headers.get(b"Retry-After") or b"").decode("latin-1").strip()
+            if retry_after.isdigit():
+                delay = min(float(retry_after), self.max_delay)
+            downloader = self.crawler.engine.downloader
+            key = request.meta.get("download_slot") or downloader.get_slot_key(request)
+            slot = downloader.slots.get(key)
+            if slot is not None and slot.delay < delay:
+                slot.delay = delay
+                self.crawler.stats.inc_value("anfe/backoff")
+                self.crawler.spider.logger.warning(
+                    "%s answered %d: waiting %.0f s between its requests", key, response.status, delay
+                )
+        return response

@@ -1,0 +1,240 @@
+"""Item pipelines: check each photo, optionally gate it on its faces, then store it once by content hash.
+
+Order (ITEM_PIPELINES): :class:`ImageCheckPipeline` (bytes are a whole image of allowed size,
+sha256 as promised, optional crop) -> :class:`CurationGatePipeline` (only with CURATION_GATE) ->
+:class:`DatasetWriterPipeline` (``images/<gender>/<sha256>.<ext>`` plus one store record).
+Every drop raises ``DropItem`` and is counted under ``anfe/dropped/<reason>``; final outcomes go
+to the fetch ledger so that a re-run never downloads the same URL again.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from scrapy.exceptions import DropItem, NotConfigured
+
+from anfe.analysis import analyse_bytes
+from anfe.cache import AnalysisCache, default_cache_path
+from anfe.config import DEFAULT_MAX_PIXELS, AnalysisParams
+from anfe.errors import ImageError
+from anfe.hashing import content_hash
+from anfe.imaging import open_image, to_rgb_array
+from anfe.layout import DatasetLayout, content_file_name, safe_label, write_atomically
+from anfe.store import Store, now_iso, open_store
+
+from .items import PhotoItem
+from .spiders.base import count_drop
+
+#: Pillow formats kept, and the suffix their files get.
+FORMAT_SUFFIX = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "WEBP": ".webp",
+                 "BMP": ".bmp", "TIFF": ".tif"}
+
+
+class _PipelineBase:
+    """Holds the crawler; ``drop`` counts a reason, records it in the ledger and raises DropItem."""
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+        self.settings = crawler.settings
+        self.stats = crawler.stats
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> "_PipelineBase":
+        return cls(crawler)
+
+    def drop(self, item: PhotoItem, reason: str, detail: str) -> None:
+        count_drop(self.stats, reason)
+        ledger = getattr(self.crawler.spider, "ledger", None)
+        if ledger is not None:
+            ledger.record(item.url, reason, item.content_hash)
+        raise DropItem(f"{reason}: {detail} ({item.url})", log_level="INFO")
+
+
+class ImageCheckPipeline(_PipelineBase):
+    """Refuse what is not a whole, usable image: empty, HTML, truncated, a bomb, too small, wrong sha256.
+
+    The pixel count is read from the header first, so a decompression bomb is never decoded.
+    """
+
+    def __init__(self, crawler: Any) -> None:
+        super().__init__(crawler)
+        self.min_width = self.settings.getint("MIN_IMAGE_WIDTH", 0)
+        self.min_height = self.settings.getint("MIN_IMAGE_HEIGHT", 0)
+        self.max_pixels = self.settings.getint("MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS)
+
+    def process_item(self, item: PhotoItem) -> PhotoItem:
+        if not isinstance(item, PhotoItem):
+            return item
+        body = item.body
+        if not body:
+            self.drop(item, "empty-file", "0 bytes")
+        if item.expected_sha256 and content_hash(body) != item.expected_sha256:
+            self.drop(item, "hash-mismatch", f"sha256 is not the listed {item.expected_sha256[:12]}...")
+        try:
+            image = open_image(body, self.max_pixels)
+            image_format = image.format or ""
+            to_rgb_array(image)  # a full decode: catches truncated files
+        except ImageError as exc:
+            self.drop(item, exc.reason, str(exc))
+        if image_format not in FORMAT_SUFFIX:
+            self.drop(item, "unsupported-format", f"{image_format or 'unknown'} images are not kept")
+        item.image_format = image_format
+        item.width, item.height = image.size
+        if item.crop and item.bbox:
+            self._crop(item, image)
+        if item.width < self.min_width or item.height < self.min_height:
+            self.drop(item, "too-small", f"{item.width}x{item.height} is under "
+                                         f"{self.min_width}x{self.min_height}")
+        return item
+
+    def _crop(self, item: PhotoItem, image: Image.Image) -> None:
+        """Replace the bytes by the crop to ``bbox`` (a derived file; the original's hash is kept)."""
+        x1, y1, x2, y2 = item.bbox
+        x1, y1 = max(0, x1), max(0, y1)
+        x2, y2 = min(image.width, x2), min(image.height, y2)
+        if x2 - x1 < 1 or y2 - y1 < 1:
+            self.drop(item, "bad-bbox", f"box {item.bbox} lies outside the {image.width}x{image.height} image")
+        image = open_image(item.body, self.max_pixels)
+        cropped = image.crop((x1, y1, x2, y2))
+        out = io.BytesIO()
+        if item.image_format in ("JPEG", "MPO"):
+            cropped.convert("RGB").save(out, "JPEG", quality=95)
+            item.image_format = "JPEG"
+        else:
+            cropped.save(out, "PNG")
+            item.image_format = "PNG"
+        item.original_hash = content_hash(item.body)
+        item.original_bytes = len(item.body)
+        item.body = out.getvalue()
+        item.width, item.height = cropped.size
+
+
+class CurationGatePipeline(_PipelineBase):
+    """With CURATION_GATE on: drop photos with no face, several faces, a face too small, or already stored.
+
+    Self-contained over ``anfe`` (analysis cached by content hash in the analysis cache), so a
+    crawl can keep only usable photos without the curation package.
+    """
+
+    def __init__(self, crawler: Any) -> None:
+        super().__init__(crawler)
+        if not self.settings.getbool("CURATION_GATE"):
+            raise NotConfigured("CURATION_GATE is off")
+        self.params = AnalysisParams(max_pixels=self.settings.getint("MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS))
+        self.min_face = self.settings.getint("GATE_MIN_FACE_SIDE", 40)
+        cache = self.settings.get("ANALYSIS_CACHE") or default_cache_path()
+        self.cache = AnalysisCache(Path(cache), self.params.cache_key)
+        self.store: Store | None = None
+
+    def open_spider(self) -> None:
+        self.store = open_store(self.settings.get("STORE_URI") or None, self.settings.get("DATASET_ROOT"))
+
+    def close_spider(self) -> None:
+        if self.store is not None:
+            self.store.close()
+        self.cache.close()
+
+    def process_item(self, item: PhotoItem) -> PhotoItem:
+        if not isinstance(item, PhotoItem):
+            return item
+        digest = content_hash(item.body)
+        item.content_hash = digest
+        if self.store is not None and self.store.get_image(digest) is not None:
+            return item  # the writer records the duplicate (or the label conflict)
+        analysis = self.cache.get(digest)
+        if analysis is None:
+            analysis = analyse_bytes(item.body, self.params, digest)
+            self.cache.put_many([analysis])
+            self.stats.inc_value("anfe/gate/analysed")
+        if not analysis.ok:
+            self.drop(item, analysis.error or "unreadable", analysis.error_detail or "")
+        if analysis.face_count == 0:
+            self.drop(item, "no-face", "no face found")
+        if analysis.face_count > 1:
+            self.drop(item, "many-faces", f"{analysis.face_count} faces found")
+        side = analysis.faces[0].box_side
+        if side < self.min_face:
+            self.drop(item, "face-too-small", f"face of {side:.0f} px is under {self.min_face} px")
+        item.analysis = {"faces": 1, "face_side": float(side), "phash": analysis.phash,
+                         "params": self.params.cache_key}
+        return item
+
+
+class DatasetWriterPipeline(_PipelineBase):
+    """Write the original bytes to ``images/<gender>/<sha256>.<ext>`` (once) and one store record.
+
+    The same bytes found again are a ``duplicate`` (its URL is added to ``other_urls``); found
+    with another gender they are a ``label-conflict``: recorded for review, never written twice.
+    """
+
+    def __init__(self, crawler: Any) -> None:
+        super().__init__(crawler)
+        self.layout = DatasetLayout(Path(self.settings.get("DATASET_ROOT", "./data")))
+        self.store: Store | None = None
+
+    def open_spider(self) -> None:
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        self.store = open_store(self.settings.get("STORE_URI") or None, self.layout.root)
+
+    def close_spider(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    def process_item(self, item: PhotoItem) -> PhotoItem:
+        if not isinstance(item, PhotoItem):
+            return item
+        assert self.store is not None
+        digest = item.content_hash = content_hash(item.body)
+        gender = safe_label(item.gender)
+        existing = self.store.get_image(digest)
+        if existing is not None:
+            self._seen_again(item, existing, gender)
+        path = self.layout.gender_dir(gender) / content_file_name(digest, FORMAT_SUFFIX[item.image_format or "JPEG"])
+        if not self.layout.inside(path):  # cannot happen with hashed names; guards every write
+            self.drop(item, "unsafe-path", f"{path} is outside {self.layout.root}")
+        if not path.exists():
+            write_atomically(path, item.body)
+        record = {
+            "content_hash": digest, "path": path.relative_to(self.layout.root).as_posix(),
+            "gender": gender, "site": item.site, "url": item.url, "final_url": item.final_url,
+            "page_url": item.page_url, "person_name": item.person_name, "person_id": item.person_id,
+            "site_label": item.site_label, "http_status": item.http_status, "bytes": len(item.body),
+            "width": item.width, "height": item.height, "format": item.image_format,
+            "fetched_at": now_iso(), "source": "crawl", "spider": self.crawler.spider.name,
+        }
+        if item.original_hash:
+            record.update(derived="crop", original_hash=item.original_hash, original_bytes=item.original_bytes,
+                          bbox=list(item.bbox or ()))
+        if item.extra:
+            record.update({k: v for k, v in item.extra.items() if k not in record})
+        if item.analysis:
+            record["gate"] = item.analysis
+        self.store.upsert_image(record)
+        ledger = getattr(self.crawler.spider, "ledger", None)
+        if ledger is not None:
+            ledger.record(item.url, "stored", digest)
+        self.stats.inc_value(f"anfe/images/{gender}")
+        self.stats.inc_value("anfe/images/stored")
+        item.body = b""  # the bytes are on disk; keep items small for feeds and logs
+        return item
+
+    def _seen_again(self, item: PhotoItem, existing: dict, gender: str) -> None:
+        """The bytes are stored already: note the new URL, or the conflicting label, then drop."""
+        urls = list(existing.get("other_urls") or [])
+        if item.url != existing.get("url") and item.url not in urls:
+            urls.append(item.url)
+        if existing.get("gender") != gender:
+            genders = sorted(set(existing.get("conflicting_genders") or [existing.get("gender")]) | {gender})
+            self.store.upsert_image({
+                "content_hash": item.content_hash, "other_urls": urls, "label_conflict": True,
+                "conflicting_genders": genders,
+                "conflicts": list(existing.get("conflicts") or []) + [
+                    {"gender": gender, "url": item.url, "page_url": item.page_url,
+                     "person_name": item.person_name, "site": item.site, "at": now_iso()}],
+            })
+            self.drop(item, "label-conflict", f"stored as {existing.get('gender')}, now found as {gender}")
+        self.store.upsert_image({"content_hash": item.content_hash, "other_urls": urls})
+        self.drop(item, "duplicate", f"same bytes as {existing.get('path')}")

@@ -1,0 +1,86 @@
+"""Scrapy settings of the harvester: careful, polite defaults; every project setting documented here.
+
+Override any of them per run: ``scrapy crawl listal -s DATASET_ROOT=./data -s DOWNLOAD_DELAY=2``.
+"""
+
+BOT_NAME = "anfe-faces"
+SPIDER_MODULES = ["scraper.spiders"]
+NEWSPIDER_MODULE = "scraper.spiders"
+
+# -- where photos go ------------------------------------------------------------------------
+#: The dataset root: photos land in <DATASET_ROOT>/images/<gender>/<sha256>.<ext>.
+DATASET_ROOT = "./data"
+#: The store (catalog) URI; empty = the embedded SQLite file <DATASET_ROOT>/catalog.sqlite.
+#: mongodb://host:27017/anfe uses MongoDB.
+STORE_URI = ""
+#: The crawl's JSON report; empty = <DATASET_ROOT>/crawl_reports/<spider>-<time>.json.
+CRAWL_REPORT = ""
+
+# -- what is kept ---------------------------------------------------------------------------
+#: Smaller photos are dropped as "too-small" (dlib needs faces of ~40 px and more).
+MIN_IMAGE_WIDTH = 100
+MIN_IMAGE_HEIGHT = 100
+#: More pixels than this are refused from the header, never decoded ("too-many-pixels").
+MAX_IMAGE_PIXELS = 80_000_000
+#: At most this many photos per person (0 = no cap).
+MAX_IMAGES_PER_PERSON = 200
+#: Also drop photos without exactly one face of GATE_MIN_FACE_SIDE px (runs dlib on each photo).
+CURATION_GATE = False
+GATE_MIN_FACE_SIDE = 40
+#: The analysis cache the gate reads and fills; empty = $ANFE_CACHE or ~/.cache/anfe/analysis.sqlite.
+ANALYSIS_CACHE = ""
+
+# -- politeness -----------------------------------------------------------------------------
+#: Who we are and how to reach whoever runs the crawl: set CONTACT to an e-mail or a URL.
+CONTACT = "set CONTACT to your e-mail or URL"
+USER_AGENT = f"anfe-faces/0.1 (+{CONTACT})"
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 8
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+DOWNLOAD_DELAY = 1.0
+DOWNLOAD_DELAY_JITTER = 0.5
+DOWNLOAD_TIMEOUT = 60
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 2.0
+AUTOTHROTTLE_MAX_DELAY = 60.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+#: Retries on server errors and timeouts (Scrapy retries connection errors and timeouts too).
+RETRY_ENABLED = True
+RETRY_TIMES = 3
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+#: On 429/503 (403 too with BACKOFF_ON_403) wait BACKOFF_DELAY s between requests to that site
+#: (scrapers of listal back off 60 s: it sits behind an anti-bot service). 0 = off.
+BACKOFF_DELAY = 60.0
+BACKOFF_MAX_DELAY = 300.0
+BACKOFF_ON_403 = False
+#: The HTTP cache (off by default): -s HTTPCACHE_ENABLED=1 replays pages from .scrapy/httpcache.
+HTTPCACHE_ENABLED = False
+HTTPCACHE_EXPIRATION_SECS = 7 * 24 * 3600
+HTTPCACHE_IGNORE_HTTP_CODES = [403, 429, 500, 502, 503, 504]
+
+# -- pipelines, middlewares, extensions ---------------------------------------------------
+ITEM_PIPELINES = {
+    "scraper.pipelines.ImageCheckPipeline": 100,
+    "scraper.pipelines.CurationGatePipeline": 200,
+    "scraper.pipelines.DatasetWriterPipeline": 300,
+}
+DOWNLOADER_MIDDLEWARES = {
+    "scraper.middlewares.BackoffMiddleware": 560,
+    "scraper.middlewares.ImageRequestStatsMiddleware": 950,
+}
+EXTENSIONS = {
+    "scraper.extensions.HarvestProgress": 500,
+}
+#: Seconds between progress lines (0 = none).
+PROGRESS_INTERVAL = 30.0
+#: Scrapy's own per-minute line is replaced by the progress line above.
+LOGSTATS_INTERVAL = 0
+#: A crawler opens no listening ports of its own.
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
+LOG_LEVEL = "INFO"
+DEFAULT_DROPITEM_LOG_LEVEL = "INFO"
+#: Photos can be large: allow up to 64 MiB, warn above 16 MiB.
+DOWNLOAD_MAXSIZE = 64 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 16 * 1024 * 1024
+FEED_EXPORT_ENCODING = "utf-8"
