@@ -139,6 +139,8 @@ def test_image_fields_that_mongo_would_misread_are_refused(standin_uri: str) -> 
             with pytest.raises(ValueError, match="bad field name"):
                 store.upsert_image({"content_hash": "h1", field: 1})
         assert store.get_image("h1") is None
+        store.upsert_image({"content_hash": "h1", "face-count": 1, "Größe": 2})
+        assert store.get_image("h1") == {"content_hash": "h1", "face-count": 1, "Größe": 2}
 
 
 def test_the_standin_carries_real_pymongo_traffic(mongo_standin: MongoStandIn, standin_uri: str) -> None:

@@ -109,8 +109,9 @@ class MongoStore(Store):
     def upsert_image(self, record: dict) -> None:
         doc = plain(record)
         for field in doc:
-            # $set would read "a.b" as a path into a sub-document, and "_id" is Mongo's own.
-            if not _FIELD.match(field) or field == "_id":
+            # $set would read "a.b" as a path into a sub-document, "$x" as an operator, and
+            # "_id" is Mongo's own; any other name is stored as given, as in the embedded store.
+            if not field or "." in field or field.startswith("$") or field == "_id":
                 raise ValueError(f"bad field name {field!r} in an image record")
         with self._errors("write to"):
             self._db.images.update_one(
