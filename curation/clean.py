@@ -1,0 +1,193 @@
+"""The cleaning scan: analyse every file of a dataset root once (cached), apply the rules and
+move each rejected file to quarantine (or, in a dry run, only say what would move).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from anfe.batch import BatchStats, analyse_paths
+from anfe.cache import AnalysisCache
+from anfe.config import AnalysisParams
+from anfe.errors import DatasetError
+from anfe.layout import DatasetLayout
+from anfe.store import Store
+
+from . import quarantine as q
+from .rules import REASONS, CleanRules, Item, Verdict, check_collection, check_image
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One file a rule took out: where it was, why, and where it went (None in a dry run or
+    when it could not be moved; ``problem`` then says why)."""
+
+    path: Path
+    gender: str
+    reason: str
+    detail: str
+    content_hash: str
+    width: int = 0
+    height: int = 0
+    moved_to: Path | None = None
+    problem: str | None = None
+
+
+@dataclass
+class CleanReport:
+    """What a cleaning run found and did."""
+
+    root: Path
+    dry_run: bool
+    rules: CleanRules
+    scanned: int = 0
+    kept: dict[str, int] = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    stats: BatchStats | None = None
+
+    @property
+    def genders(self) -> list[str]:
+        return sorted(set(self.kept) | {r.gender for r in self.rejections})
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Rejections by reason then gender (reasons in rule order, only those that occurred)."""
+        table: dict[str, dict[str, int]] = {}
+        for reason in REASONS:
+            row = {}
+            for r in self.rejections:
+                if r.reason == reason:
+                    row[r.gender] = row.get(r.gender, 0) + 1
+            if row:
+                table[reason] = row
+        return table
+
+    @property
+    def moved(self) -> list[Rejection]:
+        return [r for r in self.rejections if r.moved_to is not None]
+
+    @property
+    def skipped(self) -> list[Rejection]:
+        return [r for r in self.rejections if r.problem is not None]
+
+
+def require_dataset_root(root: str | Path) -> DatasetLayout:
+    """The layout of ``root``; raises :class:`DatasetError` (one line, how to fix) otherwise."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder: give a dataset root (a folder holding images/<gender>/)")
+    layout = DatasetLayout(root)
+    if not layout.is_dataset_root() or not layout.genders():
+        raise DatasetError(
+            f"{root} is not a dataset root: it has no images/<gender>/ folders "
+            f"(expected e.g. {root}/images/male and {root}/images/female)"
+        )
+    return layout
+
+
+def scan(layout: DatasetLayout) -> list[tuple[Path, str]]:
+    """Every regular file under ``images/<gender>/`` (any depth, any suffix: a non-image file is
+    something to clean too), skipping hidden names and partial downloads; sorted by path."""
+    found = []
+    for gender in layout.genders():
+        folder = layout.images / gender
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in filenames:
+                path = Path(dirpath) / name
+                if not name.startswith(".") and path.is_file():
+                    found.append((path, gender))
+    return sorted(found)
+
+
+def plan(
+    layout: DatasetLayout,
+    files: list[tuple[Path, str]],
+    analyses: Mapping[str, object],
+    rules: CleanRules,
+    ages: Mapping[str, float] | None = None,
+    ages_by_name: Mapping[str, float] | None = None,
+) -> tuple[list[Item], dict[int, Verdict]]:
+    """Items (one per file) and the verdict of every rejected one, by index."""
+    ages, ages_by_name = ages or {}, ages_by_name or {}
+    items = []
+    for path, gender in files:
+        analysis = analyses[str(path)]
+        age = ages.get(analysis.content_hash)
+        if age is None:
+            age = ages_by_name.get(path.name)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        items.append(Item(path, gender, analysis, age, size))
+    verdicts: dict[int, Verdict] = {}
+    for index, item in enumerate(items):
+        verdict = check_image(item, rules)
+        if verdict is not None:
+            verdicts[index] = verdict
+    survivors = [i for i in range(len(items)) if i not in verdicts and items[i].analysis.ok]
+    for local, verdict in check_collection([items[i] for i in survivors], rules, layout.root).items():
+        verdicts[survivors[local]] = verdict
+    return items, verdicts
+
+
+def clean(
+    root: str | Path,
+    rules: CleanRules,
+    params: AnalysisParams,
+    cache: AnalysisCache | None,
+    workers: int = 1,
+    store: Store | None = None,
+    ages: Mapping[str, float] | None = None,
+    ages_by_name: Mapping[str, float] | None = None,
+    dry_run: bool = False,
+    progress: bool = True,
+) -> CleanReport:
+    """Scan ``root``, analyse once (through ``cache``), apply ``rules`` and quarantine rejects.
+
+    Before anything moves, a write check (a read-only dataset is refused with nothing moved)
+    and a replay of any interrupted move. A file that vanished since the scan is skipped with
+    a warning. A dry run moves nothing and writes nothing but the analysis cache.
+    """
+    layout = require_dataset_root(root)
+    report = CleanReport(layout.root, dry_run, rules)
+    if not dry_run:
+        q.check_writable(layout, [layout.images / g for g in layout.genders()])
+        report.repaired = q.repair(layout, store)
+    files = scan(layout)
+    report.scanned = len(files)
+    analyses, report.stats = analyse_paths([p for p, _ in files], params, cache, workers, progress)
+    items, verdicts = plan(layout, files, analyses, rules, ages, ages_by_name)
+    for index, item in enumerate(items):
+        if index not in verdicts:
+            report.kept[item.gender] = report.kept.get(item.gender, 0) + 1
+    for index in sorted(verdicts, key=lambda i: (REASONS.index(verdicts[i].reason), str(items[i].path))):
+        report.rejections.append(_apply(layout, items[index], verdicts[index], store, dry_run))
+    return report
+
+
+def _apply(layout: DatasetLayout, item: Item, verdict: Verdict, store: Store | None, dry_run: bool) -> Rejection:
+    a = item.analysis
+    rejection = Rejection(item.path, item.gender, verdict.reason, verdict.detail, a.content_hash, a.width, a.height)
+    if dry_run:
+        return rejection
+    status = q.STATUS_REVIEW if verdict.reason == "label-conflict" else q.STATUS_QUARANTINED
+    try:
+        moved = q.quarantine_file(
+            layout, item.path, verdict.reason, verdict.detail, store, actor="clean",
+            gender=item.gender, content_hash=a.content_hash or None, status=status,
+            # the twin of an exact duplicate is kept: its record (same hash) stays as it is
+            update_store=verdict.reason != "exact-duplicate",
+            extra={"width": a.width, "height": a.height, "faces": a.face_count, "phash": a.phash},
+        )
+    except q.VanishedFileError as exc:
+        log.warning("skipped: %s", exc)
+        return Rejection(**{**rejection.__dict__, "problem": str(exc)})
+    return Rejection(**{**rejection.__dict__, "moved_to": moved})

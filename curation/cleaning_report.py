@@ -1,0 +1,86 @@
+"""Show a cleaning run: a plain-text summary table (counts by rule and gender) for the terminal
+and a self-contained HTML page with sample thumbnails per rule (``<root>/reports/cleaning.html``).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from PIL import Image
+
+from anfe.config import DEFAULT_MAX_PIXELS
+from anfe.errors import ImageError
+from anfe.imaging import decode_image
+from anfe.layout import write_atomically
+from anfe.store import now_iso
+
+from .clean import CleanReport, Rejection
+from .rules import RULES
+
+log = logging.getLogger(__name__)
+THUMB_SIDE = 128
+SAMPLES_PER_RULE = 12
+
+
+def summary_table(report: CleanReport) -> str:
+    """Counts by rule (rows) and gender (columns), with totals and the kept images."""
+    genders = report.genders
+    counts = report.counts()
+    header = ["rule", *genders, "total"]
+    rows = [[reason, *(str(row.get(g, 0)) for g in genders), str(sum(row.values()))] for reason, row in counts.items()]
+    rejected = [str(sum(r.gender == g for r in report.rejections)) for g in genders]
+    rows.append(["rejected", *rejected, str(len(report.rejections))])
+    rows.append(["kept", *(str(report.kept.get(g, 0)) for g in genders), str(sum(report.kept.values()))])
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+
+    def fmt(line: list[str]) -> str:
+        return "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(line))
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt(header), rule, *(fmt(r) for r in rows[:-2]), rule, *(fmt(r) for r in rows[-2:])])
+
+
+def _thumbnail(path: Path) -> str | None:
+    """A small JPEG of ``path`` as a data URI (the page stays whole when files move again)."""
+    try:
+        small = Image.fromarray(decode_image(path.read_bytes(), DEFAULT_MAX_PIXELS))
+    except (OSError, ImageError) as exc:  # a thumbnail is decoration: a bad file must not stop the report
+        log.debug("no thumbnail for %s: %s", path, exc)
+        return None
+    small.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    buffer = io.BytesIO()
+    small.save(buffer, "JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _sample(rejection: Rejection) -> dict:
+    where = rejection.moved_to or rejection.path
+    return {
+        "name": rejection.path.name, "gender": rejection.gender, "detail": rejection.detail,
+        "thumb": _thumbnail(where),
+    }
+
+
+def write_html(report: CleanReport, path: str | Path | None = None, samples: int = SAMPLES_PER_RULE) -> Path:
+    """Write the HTML page (default ``<root>/reports/cleaning.html``) and return its path."""
+    path = Path(path) if path else report.root / "reports" / "cleaning.html"
+    env = Environment(loader=PackageLoader("curation", "templates"), autoescape=select_autoescape(["html"]))
+    galleries: dict[str, list[dict]] = {}
+    for rejection in report.rejections:
+        chosen = galleries.setdefault(rejection.reason, [])
+        if len(chosen) < samples:
+            chosen.append(_sample(rejection))
+    page = env.get_template("cleaning.html").render(
+        root=report.root, dry_run=report.dry_run, scanned=report.scanned, made=now_iso(),
+        kept=report.kept, kept_total=sum(report.kept.values()), rejected_total=len(report.rejections),
+        genders=report.genders, counts=report.counts(), galleries=galleries,
+        helps={r.reason: r.help for r in RULES}, settings=asdict(report.rules),
+        repaired=report.repaired, skipped=report.skipped,
+    )
+    write_atomically(path, page.encode("utf-8"))
+    return path

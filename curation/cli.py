@@ -1,0 +1,201 @@
+"""The ``anfe clean``, ``anfe quarantine`` and ``anfe restore`` commands (registered through the
+``anfe.commands`` entry points): thin wrappers over :mod:`curation.clean` and
+:mod:`curation.quarantine` that print summaries and one-line errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from anfe.cliutil import analysis_options, friendly_errors, open_cache, store_option
+from anfe.errors import DatasetError
+from anfe.layout import DatasetLayout
+from anfe.store import open_store
+
+from . import quarantine as q
+from .rules import RULES, CleanRules, ages_from_csv, ages_from_records
+
+_ROOT = click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+
+
+def _rule_switches(command: Callable) -> Callable:
+    """One ``--no-<reason>`` flag per rule, passed on as ``off`` (the set of switched-off fields)."""
+    defaults = CleanRules()
+    options = [
+        click.option("--no-" + rule.reason, "off_" + rule.field, is_flag=True, help=f"Keep {rule.help}.")
+        for rule in RULES
+    ] + [
+        click.option("--min-width", type=click.IntRange(1, None), default=defaults.min_width, show_default=True,
+                     help="too-small: minimum image width in pixels."),
+        click.option("--min-height", type=click.IntRange(1, None), default=defaults.min_height, show_default=True,
+                     help="too-small: minimum image height in pixels."),
+        click.option("--min-eye-distance", type=click.FloatRange(0, None), default=defaults.min_eye_distance,
+                     show_default=True, help="small-face: minimum pixels between the eye centres."),
+        click.option("--min-face-side", type=click.IntRange(0, None), default=defaults.min_face_side,
+                     show_default=True, help="small-face: minimum side of the face box in pixels (0 = off)."),
+        click.option("--near-distance", type=click.IntRange(0, 32), default=defaults.near_distance,
+                     show_default=True, help="near-duplicate: most differing bits of the 64-bit perceptual hash."),
+        click.option("--min-age", type=click.FloatRange(0, None), default=defaults.min_age, show_default=True,
+                     help="under-age: youngest age kept (the paper removed ages 0-16)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _rules_from(kwargs: dict[str, Any]) -> CleanRules:
+    switches = {rule.field: not kwargs.pop("off_" + rule.field) for rule in RULES}
+    thresholds = {k: kwargs.pop(k) for k in
+                  ("min_width", "min_height", "min_eye_distance", "min_face_side", "near_distance", "min_age")}
+    return CleanRules(**switches, **thresholds)
+
+
+def _layout(root: Path) -> DatasetLayout:
+    from .clean import require_dataset_root
+
+    return require_dataset_root(root)
+
+
+@click.command()
+@_ROOT
+@click.option("--dry-run", is_flag=True, help="Print what would move and write the report; move nothing.")
+@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A labels CSV with 'path' and 'age' (or 'birth_year' and 'photo_year') columns, "
+                   "for the under-age rule (matched to the dataset's files by content).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the HTML page [default: ROOT/reports/cleaning.html].")
+@click.option("--quiet", is_flag=True, help="No progress bars and no per-file lines.")
+@_rule_switches
+@analysis_options
+@store_option
+@friendly_errors
+def clean(root: Path, dry_run: bool, labels: Path | None, report_path: Path | None, quiet: bool,
+          params, cache_path, workers, db, **kwargs: Any) -> None:
+    """Take bad images out of the dataset ROOT (ROOT/images/<gender>/...) into ROOT/quarantine/.
+
+    Runs the analysis pass once (cached) and applies every rule, in this order: unreadable,
+    too-small, no-face, many-faces, small-face, under-age, exact-duplicate, label-conflict,
+    near-duplicate. Each rule has a --no-<rule> switch. Rejected files move to
+    quarantine/<rule>/<gender>/, listed in quarantine/manifest.jsonl and marked in the store;
+    nothing is deleted, and `anfe restore` puts files back. Label conflicts go to
+    quarantine/label-conflict/ with status "review" for the review app to settle.
+    """
+    from .clean import clean as run_clean
+    from .clean import require_dataset_root
+    from .cleaning_report import summary_table, write_html
+
+    rules = _rules_from(kwargs)
+    layout = require_dataset_root(root)
+    if not dry_run:
+        q.check_writable(layout, [layout.images / g for g in layout.genders()])
+    ages, by_name = ages_from_csv(labels) if labels else ({}, {})
+    store = None if dry_run and not db and not (layout.root / "catalog.sqlite").exists() else open_store(db, layout.root)
+    try:
+        if store is not None and rules.under_age:
+            ages = {**ages_from_records(store.find_images()), **ages}
+        with open_cache(cache_path, params) as cache:
+            report = run_clean(layout.root, rules, params, cache, workers, store, ages, by_name,
+                               dry_run=dry_run, progress=not quiet)
+    finally:
+        if store is not None:
+            store.close()
+    for line in report.repaired:
+        click.echo(f"repaired an interrupted move: {line}")
+    if dry_run and not quiet:
+        for r in report.rejections:
+            click.echo(f"would move {r.path.relative_to(layout.root)} -> quarantine/{r.reason}/  ({r.detail})")
+    for r in report.skipped:
+        click.echo(f"warning: skipped {r.path}: {r.problem}", err=True)
+    click.echo(summary_table(report))
+    try:
+        page = write_html(report, report_path)
+    except OSError as exc:
+        page = None
+        click.echo(f"warning: could not write the HTML report: {exc}", err=True)
+    verb = "would move" if dry_run else "moved"
+    moved = len(report.rejections) if dry_run else len(report.moved)
+    click.echo(f"{report.scanned} files scanned ({report.stats.cached} analyses from the cache, "
+               f"{report.stats.analysed} new); {verb} {moved} to {layout.quarantine}; report: {page}")
+
+
+@click.group()
+def quarantine() -> None:
+    """Look at (and repair) the quarantine of a dataset root: what was taken out, and why."""
+
+
+@quarantine.command("list")
+@_ROOT
+@click.option("--reason", default=None, help="Only files quarantined for this reason (e.g. no-face).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
+@friendly_errors
+def list_command(root: Path, reason: str | None, as_json: bool) -> None:
+    """List the files now in ROOT/quarantine (oldest first) with their reason and original place."""
+    layout = _layout(root)
+    entries = q.list_quarantined(layout, reason)
+    for e in entries:
+        if as_json:
+            click.echo(json.dumps({"quarantined": e.quarantined, "original": e.original, "reason": e.reason,
+                                   "detail": e.detail, "gender": e.gender, "content_hash": e.content_hash,
+                                   "actor": e.actor, "time": e.time}))
+        else:
+            click.echo(f"{e.reason:16} {e.quarantined}  <- {e.original}  ({e.detail})")
+    if not as_json:
+        counts = q.reasons(layout)
+        total = ", ".join(f"{k}: {v}" for k, v in counts.items()) if reason is None else f"{reason}: {len(entries)}"
+        click.echo(f"{len(entries)} file(s) in quarantine" + (f" ({total})" if entries else ""))
+
+
+@quarantine.command("repair")
+@_ROOT
+@store_option
+@friendly_errors
+def repair_command(root: Path, db: str | None) -> None:
+    """Finish moves that a crash interrupted (replays ROOT/quarantine/manifest.jsonl)."""
+    layout = _layout(root)
+    with open_store(db, layout.root) as store:
+        done = q.repair(layout, store)
+    for line in done:
+        click.echo(line)
+    click.echo(f"{len(done)} interrupted move(s) finished")
+
+
+@click.command()
+@_ROOT
+@click.argument("targets", nargs=-1)
+@click.option("--reason", default=None, help="Restore every file quarantined for this reason.")
+@click.option("--all", "restore_all", is_flag=True, help="Restore every quarantined file.")
+@store_option
+@friendly_errors
+def restore(root: Path, targets: tuple[str, ...], reason: str | None, restore_all: bool, db: str | None) -> None:
+    """Put quarantined files of ROOT back where they came from.
+
+    TARGETS are quarantined paths (absolute or relative to ROOT) or content hashes (a unique
+    prefix of 8+ hex digits will do); or use --reason R or --all. A file never overwrites one
+    already at its original place: that restore is refused and the rest go on.
+    """
+    layout = _layout(root)
+    if not (targets or reason or restore_all):
+        raise click.UsageError("name what to restore: quarantined PATHS or content hashes, --reason R, or --all")
+    chosen: list[Any] = list(targets)
+    if reason or restore_all:
+        chosen += q.list_quarantined(layout, None if restore_all else reason)
+    if not chosen:
+        raise DatasetError(f"nothing in {layout.quarantine} matches: see `anfe quarantine list {root}`")
+    refused = 0
+    with open_store(db, layout.root) as store:
+        for target in chosen:
+            try:
+                back = q.restore_file(layout, target, store)
+            except q.QuarantineError as exc:
+                refused += 1
+                click.echo(f"refused: {exc}", err=True)
+            else:
+                click.echo(f"restored {back.relative_to(layout.root)}")
+    click.echo(f"{len(chosen) - refused} restored, {refused} refused")
+    if refused:
+        raise SystemExit(1)

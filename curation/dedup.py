@@ -1,0 +1,224 @@
+"""Exact duplicates (same content hash) and near duplicates (perceptual hashes within a Hamming
+radius) without comparing all pairs: multi-index hashing over 64-bit perceptual hashes.
+
+Multi-index hashing (Norouzi, Punjani, Fleet, CVPR 2012): split each 64-bit hash into ``m``
+chunks; two hashes within distance ``r`` agree to within ``r // m`` bits on at least one chunk
+(pigeonhole), so only items sharing a (nearly) equal chunk are ever compared. Everything is
+vectorised with numpy: 100,000 hashes take well under a second at the default radius.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_NEAR_DISTANCE", "MultiIndexHash", "NearGroup", "brute_force_pairs", "exact_groups",
+    "hashes_to_array", "near_duplicate_groups", "popcount",
+]
+
+#: Default Hamming radius for near duplicates. Measured on UTKFace: resized/recompressed
+#: copies stay within 2 bits; distinct aligned face crops come as close as 4 bits.
+DEFAULT_NEAR_DISTANCE = 3
+_BLOCK = 2_000_000  # candidate pairs handled at once (bounds memory)
+
+
+def popcount(values: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 (numpy's bitwise_count where available)."""
+    values = np.asarray(values, dtype=np.uint64)
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(values).astype(np.int64)
+    as_bytes = values.view(np.uint8).reshape(*values.shape, 8)  # pragma: no cover - numpy < 2
+    return _BYTE_BITS[as_bytes].sum(axis=-1)  # pragma: no cover
+
+
+_BYTE_BITS = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+def hashes_to_array(hex_hashes: Iterable[str]) -> np.ndarray:
+    """Hex perceptual hashes (as :func:`anfe.hashing.perceptual_hash` writes them) to uint64."""
+    return np.array([int(h, 16) for h in hex_hashes], dtype=np.uint64)
+
+
+def brute_force_pairs(hashes: np.ndarray, radius: int) -> set[tuple[int, int]]:
+    """Every pair ``(i, j)``, ``i < j``, within ``radius``, by comparing all pairs (the baseline)."""
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    found: set[tuple[int, int]] = set()
+    for i in range(len(hashes) - 1):
+        distances = popcount(hashes[i + 1 :] ^ hashes[i])
+        for j in np.nonzero(distances <= radius)[0]:
+            found.add((i, i + 1 + int(j)))
+    return found
+
+
+class MultiIndexHash:
+    """An index of 64-bit hashes answering "which are within r bits?" by multi-index hashing.
+
+    ``chunks`` tables (default 4 of 16 bits), each the chunk values sorted; a query probes every
+    value within ``r // chunks`` bits of its own chunk in each table and checks the candidates'
+    full distance.
+    """
+
+    def __init__(self, hashes: np.ndarray, chunks: int = 4) -> None:
+        if 64 % chunks:
+            raise ValueError("chunks must divide 64 (1, 2, 4, 8, 16, 32 or 64)")
+        self.hashes = np.asarray(hashes, dtype=np.uint64)
+        self.chunks = chunks
+        self.bits = 64 // chunks
+        self._tables = []
+        for k in range(chunks):
+            values = self._chunk(self.hashes, k)
+            order = np.argsort(values, kind="stable")
+            self._tables.append((values[order], order))
+        # with chunks of up to 20 bits, bucket boundaries come from a direct table (no search)
+        self._starts = None
+        if self.bits <= 20:
+            self._starts = [
+                np.concatenate(([0], np.cumsum(np.bincount(sorted_values, minlength=1 << self.bits))))
+                for sorted_values, _ in self._tables
+            ]
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def _chunk(self, hashes: np.ndarray, k: int) -> np.ndarray:
+        mask = np.uint64((1 << self.bits) - 1)
+        return ((hashes >> np.uint64(k * self.bits)) & mask).astype(np.int64)
+
+    def _masks(self, radius: int) -> list[int]:
+        """Chunk masks with at most ``radius // chunks`` bits set (0 first)."""
+        sub = min(radius // self.chunks, self.bits)
+        masks = []
+        for flips in range(sub + 1):
+            for bits in itertools.combinations(range(self.bits), flips):
+                masks.append(sum(1 << b for b in bits))
+        return masks
+
+    def query(self, value: int, radius: int) -> list[tuple[int, int]]:
+        """``(index, distance)`` of every indexed hash within ``radius`` of ``value``, by index."""
+        probe = np.array([value], dtype=np.uint64)
+        candidates: set[int] = set()
+        for k, (sorted_values, order) in enumerate(self._tables):
+            own = int(self._chunk(probe, k)[0])
+            for mask in self._masks(radius):
+                lo = int(np.searchsorted(sorted_values, own ^ mask, side="left"))
+                hi = int(np.searchsorted(sorted_values, own ^ mask, side="right"))
+                candidates.update(order[lo:hi].tolist())
+        if not candidates:
+            return []
+        index = np.fromiter(sorted(candidates), dtype=np.int64)
+        distances = popcount(self.hashes[index] ^ probe[0])
+        keep = distances <= radius
+        return list(zip(index[keep].tolist(), distances[keep].tolist()))
+
+    def pairs(self, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All pairs within ``radius`` as arrays ``(i, j, distance)`` with ``i < j``, sorted."""
+        n = len(self.hashes)
+        keys: list[np.ndarray] = []
+        for k, (sorted_values, order) in enumerate(self._tables):
+            values = self._chunk(self.hashes, k)
+            for mask in self._masks(radius):
+                probe = values ^ mask
+                if self._starts is not None:
+                    lo, hi = self._starts[k][probe], self._starts[k][probe + 1]
+                else:
+                    lo = np.searchsorted(sorted_values, probe, side="left")
+                    hi = np.searchsorted(sorted_values, probe, side="right")
+                keys.extend(self._join(lo, hi, order, radius))
+        if not keys:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        unique = np.unique(np.concatenate(keys))
+        i, j = unique // n, unique % n
+        return i, j, popcount(self.hashes[i] ^ self.hashes[j])
+
+    def _join(self, lo: np.ndarray, hi: np.ndarray, order: np.ndarray, radius: int) -> list[np.ndarray]:
+        """Expand each query's matching range into candidate pairs, block by block, and keep
+        those within ``radius`` (encoded as ``i * n + j``)."""
+        n = len(self.hashes)
+        counts = hi - lo
+        out = []
+        ends = np.cumsum(counts)
+        start = 0
+        while start < n:
+            # as many queries as fit in one block of candidates (at least one)
+            base = ends[start - 1] if start else 0
+            stop = int(np.searchsorted(ends, base + _BLOCK, side="right"))
+            stop = max(stop, start + 1)
+            c = counts[start:stop]
+            total = int(c.sum())
+            if total:
+                queries = np.repeat(np.arange(start, stop), c)
+                offsets = np.arange(total) - np.repeat(np.cumsum(c) - c, c)
+                others = order[np.repeat(lo[start:stop], c) + offsets]
+                keep = queries < others
+                queries, others = queries[keep], others[keep]
+                close = popcount(self.hashes[queries] ^ self.hashes[others]) <= radius
+                out.append(queries[close] * n + others[close])
+            start = stop
+        return out
+
+
+@dataclass(frozen=True)
+class NearGroup:
+    """Near duplicates around one kept item: ``keep`` and ``(index, distance)`` of the others."""
+
+    keep: int
+    others: tuple[tuple[int, int], ...]
+
+    @property
+    def members(self) -> list[int]:
+        return [self.keep, *(i for i, _ in self.others)]
+
+
+def exact_groups(keys: Sequence[Hashable]) -> list[list[int]]:
+    """Indices sharing a key (a content hash), for keys seen more than once, in first-seen order."""
+    groups: dict[Hashable, list[int]] = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(key, []).append(index)
+    return [members for members in groups.values() if len(members) > 1]
+
+
+def near_duplicate_groups(
+    phashes: Sequence[str], quality: Sequence[float], radius: int = DEFAULT_NEAR_DISTANCE
+) -> list[NearGroup]:
+    """Greedy groups of near duplicates: the best item (highest ``quality``, e.g. pixel count)
+    is kept and takes every not-yet-grouped item within ``radius`` of it; then the next best.
+
+    Greedy rather than connected components, so a chain of small steps never joins two clearly
+    different photos: everything in a group is within ``radius`` of the kept one.
+    """
+    if len(phashes) != len(quality):
+        raise ValueError("phashes and quality must have the same length")
+    if not phashes:
+        return []
+    values = hashes_to_array(phashes)
+    distinct, inverse = np.unique(values, return_inverse=True)
+    holders: list[list[int]] = [[] for _ in range(len(distinct))]
+    for index, slot in enumerate(inverse.tolist()):
+        holders[slot].append(index)
+    neighbours: list[list[int]] = [[] for _ in range(len(distinct))]
+    i, j, _ = MultiIndexHash(distinct).pairs(radius)
+    for a, b in zip(i.tolist(), j.tolist()):
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    taken = np.zeros(len(phashes), dtype=bool)
+    groups = []
+    for best in sorted(range(len(phashes)), key=lambda x: (-quality[x], x)):
+        if taken[best]:
+            continue
+        taken[best] = True
+        slot = int(inverse[best])
+        others = []
+        for other_slot in [slot, *neighbours[slot]]:
+            distance = int(popcount(distinct[other_slot] ^ distinct[slot]))
+            for other in holders[other_slot]:
+                if not taken[other]:
+                    taken[other] = True
+                    others.append((other, distance))
+        if others:
+            groups.append(NearGroup(best, tuple(sorted(others))))
+    return groups

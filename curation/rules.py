@@ -1,0 +1,247 @@
+"""The cleaning rules: which images to take out of a dataset and why, as plain functions over
+the cached analysis (no file is touched here; :mod:`curation.clean` does the moving).
+
+Per-image rules look at one :class:`Item`; the collection rules (exact and near duplicates,
+label conflicts) look at all the items that passed the per-image rules.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from anfe.analysis import ImageAnalysis
+from anfe.errors import DatasetError
+from anfe.hashing import content_hash
+
+from .dedup import DEFAULT_NEAR_DISTANCE, exact_groups, near_duplicate_groups
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule: the reason (quarantine folder) it gives, and what it checks."""
+
+    reason: str
+    field: str
+    help: str
+
+
+#: Every rule in the order it is applied; ``reason`` is also the quarantine folder and the
+#: ``--no-<reason>`` switch of ``anfe clean``.
+RULES: tuple[Rule, ...] = (
+    Rule("unreadable", "unreadable", "empty, truncated, non-image or unreadable files"),
+    Rule("too-small", "too_small", "images narrower than --min-width or lower than --min-height"),
+    Rule("no-face", "no_face", "images in which the detector finds no face"),
+    Rule("many-faces", "many_faces", "images with more than one face (group photos)"),
+    Rule("small-face", "small_face", "a face with fewer than --min-eye-distance pixels between the "
+         "eyes or a box side under --min-face-side"),
+    Rule("under-age", "under_age", "people younger than --min-age, where an age is known "
+         "(labels CSV or birth/photo year in the store)"),
+    Rule("exact-duplicate", "exact_duplicate", "the same bytes twice under one gender: one copy is kept"),
+    Rule("label-conflict", "label_conflict", "the same photo (same bytes or a near duplicate) under two "
+         "genders: every copy goes to review, no label is guessed"),
+    Rule("near-duplicate", "near_duplicate", "perceptual hashes within --near-distance bits: the "
+         "largest is kept"),
+)
+REASONS = tuple(rule.reason for rule in RULES)
+
+
+@dataclass(frozen=True)
+class CleanRules:
+    """Which rules run and their thresholds (the defaults are the CLI's)."""
+
+    unreadable: bool = True
+    too_small: bool = True
+    no_face: bool = True
+    many_faces: bool = True
+    small_face: bool = True
+    under_age: bool = True
+    exact_duplicate: bool = True
+    label_conflict: bool = True
+    near_duplicate: bool = True
+    min_width: int = 64
+    min_height: int = 64
+    min_eye_distance: float = 20.0
+    min_face_side: int = 0
+    near_distance: int = DEFAULT_NEAR_DISTANCE
+    min_age: float = 17.0
+
+    def enabled(self, reason: str) -> bool:
+        rule = next(r for r in RULES if r.reason == reason)
+        return bool(getattr(self, rule.field))
+
+
+@dataclass(frozen=True)
+class Item:
+    """One file of the dataset as the scan saw it."""
+
+    path: Path
+    gender: str
+    analysis: ImageAnalysis
+    age: float | None = None
+    size_bytes: int = 0
+
+    @property
+    def pixels(self) -> int:
+        return self.analysis.width * self.analysis.height
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why an item is taken out: a reason (one of :data:`REASONS`) and a human-readable detail."""
+
+    reason: str
+    detail: str
+    related: tuple[str, ...] = field(default=(), compare=False)
+
+
+def check_image(item: Item, rules: CleanRules) -> Verdict | None:
+    """The first per-image rule that rejects ``item``, or None if it passes them all."""
+    a = item.analysis
+    if a.error:
+        return Verdict("unreadable", f"{a.error}: {a.error_detail or ''}".strip()) if rules.unreadable else None
+    if rules.too_small and (a.width < rules.min_width or a.height < rules.min_height):
+        return Verdict("too-small", f"{a.width}x{a.height} is under {rules.min_width}x{rules.min_height}")
+    if rules.no_face and a.face_count == 0:
+        return Verdict("no-face", f"no face found in {a.width}x{a.height}")
+    if rules.many_faces and a.face_count > 1:
+        return Verdict("many-faces", f"{a.face_count} faces found")
+    if rules.small_face and a.face_count >= 1:
+        face = a.faces[0]
+        if face.eye_distance < rules.min_eye_distance:
+            return Verdict("small-face", f"{face.eye_distance:.0f} px between the eyes (< {rules.min_eye_distance:g})")
+        if face.box_side < rules.min_face_side:
+            return Verdict("small-face", f"face box side {face.box_side} px (< {rules.min_face_side})")
+    if rules.under_age and item.age is not None and item.age < rules.min_age:
+        return Verdict("under-age", f"age {item.age:g} (< {rules.min_age:g})")
+    return None
+
+
+def _rel(item: Item, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return item.path.relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return str(item.path)
+
+
+def check_collection(
+    items: Sequence[Item], rules: CleanRules, root: Path | None = None
+) -> dict[int, Verdict]:
+    """Verdicts (by index into ``items``) of the duplicate and label-conflict rules.
+
+    Exact copies under one gender keep the first by path; copies under several genders all go
+    to ``label-conflict``. Near-duplicate groups (see :func:`near_duplicate_groups`) keep the
+    largest image; a group spanning genders sends its cross-gender members and the kept one
+    to ``label-conflict``.
+    """
+    verdicts: dict[int, Verdict] = {}
+    order = sorted(range(len(items)), key=lambda i: str(items[i].path))
+    hashes = [items[i].analysis.content_hash or f"unknown-{i}" for i in order]
+    for group in exact_groups(hashes):
+        members = [order[g] for g in group]
+        firsts: dict[str, int] = {}
+        for index in members:
+            gender = items[index].gender
+            if gender not in firsts:
+                firsts[gender] = index
+            elif rules.exact_duplicate:
+                kept = items[firsts[gender]]
+                verdicts[index] = Verdict("exact-duplicate", f"same bytes as {_rel(kept, root)} (kept)",
+                                          (_rel(kept, root),))
+        if len(firsts) > 1 and rules.label_conflict:
+            for gender, index in firsts.items():
+                others = [_rel(items[i], root) for g, i in firsts.items() if g != gender]
+                verdicts[index] = Verdict("label-conflict", "the same bytes are also under another "
+                                          "gender: " + ", ".join(others), tuple(others))
+    if not (rules.near_duplicate or rules.label_conflict):
+        return verdicts
+    left = [i for i in order if i not in verdicts and items[i].analysis.phash]
+    quality = [float(items[i].pixels) * 1e9 + items[i].size_bytes for i in left]
+    groups = near_duplicate_groups([items[i].analysis.phash for i in left], quality, rules.near_distance)
+    for group in groups:
+        kept = items[left[group.keep]]
+        conflicts = []
+        for member, distance in group.others:
+            index = left[member]
+            item = items[index]
+            if item.gender != kept.gender:
+                if rules.label_conflict:
+                    conflicts.append(index)
+                    verdicts[index] = Verdict(
+                        "label-conflict", f"{distance} bits from {_rel(kept, root)} under {kept.gender}",
+                        (_rel(kept, root),))
+            elif rules.near_duplicate:
+                verdicts[index] = Verdict(
+                    "near-duplicate", f"{distance} bits from {_rel(kept, root)} "
+                    f"({kept.analysis.width}x{kept.analysis.height}, kept)", (_rel(kept, root),))
+        if conflicts:
+            others = [_rel(items[i], root) for i in conflicts]
+            verdicts[left[group.keep]] = Verdict(
+                "label-conflict", "near duplicates under another gender: " + ", ".join(others), tuple(others))
+    return verdicts
+
+
+# -- ages ----------------------------------------------------------------------------------------
+def _age_from(row: Mapping[str, object]) -> float | None:
+    """An age from ``age``, or from ``photo_year`` minus ``birth_year``; None when unknown."""
+    def number(key: str) -> float | None:
+        value = row.get(key)
+        if value is None or str(value).strip() == "":
+            return None
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            return None
+
+    age = number("age")
+    if age is not None:
+        return age
+    born, taken = number("birth_year"), number("photo_year")
+    if born is not None and taken is not None:
+        return taken - born
+    return None
+
+
+def ages_from_csv(csv_path: str | Path) -> tuple[dict[str, float], dict[str, float]]:
+    """Ages from a labels CSV (``path`` plus ``age``, or ``birth_year`` and ``photo_year``),
+    keyed by the content hash of each listed file that exists and by file name (for files that
+    were since renamed to their hash). Paths are relative to the CSV's folder."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise DatasetError(f"labels file {csv_path} does not exist")
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = set(reader.fieldnames or [])
+        if "path" not in columns or not ({"age"} <= columns or {"birth_year", "photo_year"} <= columns):
+            raise DatasetError(
+                f"{csv_path} needs a 'path' column and an 'age' column (or 'birth_year' and "
+                f"'photo_year'); it has {', '.join(sorted(columns)) or 'none'}"
+            )
+        rows = list(reader)
+    by_hash: dict[str, float] = {}
+    by_name: dict[str, float] = {}
+    for row in rows:
+        age = _age_from(row)
+        if age is None:
+            continue
+        path = csv_path.parent / row["path"]
+        by_name[path.name] = age
+        try:
+            by_hash[content_hash(path.read_bytes())] = age
+        except OSError:
+            pass
+    return by_hash, by_name
+
+
+def ages_from_records(records: Iterable[Mapping[str, object]]) -> dict[str, float]:
+    """Ages by content hash from store records (``age``, or ``birth_year`` and ``photo_year``)."""
+    ages = {}
+    for record in records:
+        age = _age_from(record)
+        if age is not None and record.get("content_hash"):
+            ages[str(record["content_hash"])] = age
+    return ages
