@@ -19,7 +19,7 @@ from scrapy.exceptions import DropItem, NotConfigured
 from anfe.analysis import analyse_bytes
 from anfe.cache import AnalysisCache, default_cache_path
 from anfe.config import DEFAULT_MAX_PIXELS, AnalysisParams
-from anfe.errors import ImageError
+from anfe.errors import DatasetError, ImageError
 from anfe.hashing import content_hash
 from anfe.imaging import open_image, to_rgb_array
 from anfe.layout import DatasetLayout, content_file_name, safe_label, write_atomically
@@ -188,7 +188,10 @@ class DatasetWriterPipeline(_PipelineBase):
             return item
         assert self.store is not None
         digest = item.content_hash = content_hash(item.body)
-        gender = safe_label(item.gender)
+        try:
+            gender = safe_label(item.gender)
+        except DatasetError as exc:
+            self.drop(item, "bad-label", str(exc))
         existing = self.store.get_image(digest)
         if existing is not None:
             self._seen_again(item, existing, gender)

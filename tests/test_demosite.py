@@ -1,0 +1,116 @@
+"""The demo site generator and its loopback server (real photos copied into a temporary folder)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from scraper.cli import site as site_cli
+from scraper.demosite import DISALLOWED, DemoServer, check_loopback, generate_site
+from scraper.errors import DemoSiteError
+
+
+@pytest.fixture(scope="module")
+def small_site(shared_faces: Path, tmp_path_factory):
+    labels = shared_faces / "lfw" / "labels.csv"
+    if not labels.is_file():
+        pytest.skip(f"LFW labels not found at {labels}")
+    out = tmp_path_factory.mktemp("site")
+    return out, generate_site(labels, out, people=2, photos=2, per_page=2, seed=1)
+
+
+def get(server: DemoServer, path: str) -> tuple[int, dict, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, dict(response.getheaders()), body
+
+
+def test_manifest_describes_every_spider(small_site, shared_faces):
+    out, manifest = small_site
+    assert manifest["disallowed_path"] == DISALLOWED
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    for name in ("listal", "filmweb", "urllist"):
+        expect = manifest["spiders"][name]
+        assert expect["images"] == {g: len(h) for g, h in expect["hashes"].items()}
+        assert expect["robots_forbidden"] == 1
+    listal = manifest["spiders"]["listal"]
+    assert listal["images"] == {"female": 2, "male": 2}
+    assert listal["dropped"]["no-gender"] == 1 and listal["dropped"]["not-an-image"] == 2
+    # the photos on the site are byte-for-byte copies of the shared ones
+    served = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (out / "listal" / "images").iterdir()}
+    assert set(listal["hashes"]["female"]) <= served
+    assert (out / "robots.txt").read_text() == f"User-agent: *\nDisallow: {DISALLOWED}\n"
+    assert any((out / DISALLOWED.strip("/")).rglob("*.jpg"))
+
+
+def test_synthetic_people_from_labels_without_identities(shared_faces, tmp_path):
+    labels = shared_faces / "utkface" / "labels.csv"
+    if not labels.is_file():
+        pytest.skip("UTKFace labels not found")
+    manifest = generate_site(labels, tmp_path / "s", people=2, photos=2)
+    assert all(n.startswith("Synthetic ") for ns in manifest["spiders"]["filmweb"]["people"].values() for n in ns)
+    generate_site(labels, tmp_path / "s", people=2, photos=1)  # an earlier site is replaced
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(DemoSiteError, match="not empty"):
+        generate_site(labels, tmp_path / "busy", people=2, photos=1)
+
+
+def test_server_binds_to_loopback_only(small_site):
+    out, _ = small_site
+    for host in ("0.0.0.0", "10.1.2.3", "example.org", "::"):
+        with pytest.raises(DemoSiteError, match="loopback"):
+            DemoServer(out, host=host)
+    assert check_loopback("localhost") == "127.0.0.1"
+    with pytest.raises(DemoSiteError, match="no generated demo site"):
+        DemoServer(out / "listal")
+
+
+def test_server_routes(small_site):
+    out, manifest = small_site
+    routes = json.loads((out / "routes.json").read_text())
+    with DemoServer(out) as server:
+        assert server.base_url.startswith("http://127.0.0.1:") and server.port > 0
+        status, headers, body = get(server, "/robots.txt")
+        assert status == 200 and b"Disallow: /private/" in body
+        status, headers, body = get(server, "/listal/list/actresses")
+        assert status == 200 and headers["Content-Type"].startswith("text/html")
+        # pages written with //__HOST__ URLs get the real address
+        views = [p for p in (out / "listal" / "viewimage").rglob("index.html") if b"__HOST__" in p.read_bytes()]
+        path = "/" + views[0].parent.relative_to(out).as_posix()
+        assert f"127.0.0.1:{server.port}".encode() in get(server, path)[2]
+        assert get(server, "/listal/no-such-person")[0] == 404
+        for bad in ("/../manifest.json", "/manifest.json", "/routes.json", "/listal/../../etc/passwd"):
+            assert get(server, bad)[0] == 404, bad
+        moved, (code, target) = next(iter(routes["redirects"].items()))
+        status, headers, _ = get(server, moved)
+        assert status == code and headers["Location"] == target
+        status, headers, body = get(server, routes["html_images"][0])
+        assert status == 200 and headers["Content-Type"].startswith("text/html") and b"<html>" in body
+        person = next((out / "listal").glob("*/pictures/2"))
+        slug = person.parent.parent.name
+        assert get(server, f"/listal/{slug}/pictures//2")[0] == 200  # listal's double slash
+        assert "/listal/no-such-person" in server.requests
+
+
+def test_site_cli(shared_faces, tmp_path):
+    labels = shared_faces / "lfw" / "labels.csv"
+    if not labels.is_file():
+        pytest.skip("LFW labels not found")
+    result = CliRunner().invoke(site_cli, ["generate", "--from", str(labels), "--out", str(tmp_path / "s"),
+                                           "--people", "2", "--photos", "1"])
+    assert result.exit_code == 0, result.output
+    assert "listal: expect female 1, male 1" in result.output
+    result = CliRunner().invoke(site_cli, ["serve", str(tmp_path / "s"), "--host", "0.0.0.0"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("Error: the demo site binds to the loopback address only")
+    for command in (["--help"], ["generate", "--help"], ["serve", "--help"]):
+        assert CliRunner().invoke(site_cli, command).exit_code == 0
