@@ -203,7 +203,8 @@ def _tile(item: review.QueueItem) -> None:
     facts = [f"score {item.score:+.3f}" if item.score is not None else
              ("no face" if item.faces == 0 else f"{item.faces} faces" if item.faces else item.error or "not scored")]
     facts += [f for f in (item.rule, item.source, "reviewed" if item.reviewed else None) if f]
-    st.checkbox(f"{item.content_hash[:10]} · {' · '.join(facts)}", key=f"sel-{item.content_hash}")
+    st.checkbox(item.content_hash[:10], key=f"sel-{item.content_hash}", help=str(item.path))
+    st.caption(" · ".join(facts))
 
 
 @st.cache_data(max_entries=4000, show_spinner=False)

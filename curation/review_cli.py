@@ -24,7 +24,7 @@ def streamlit_command(config: ReviewConfig, address: str, port: int, headless: b
         sys.executable, "-m", "streamlit", "run", str(APP),
         "--server.address", address, "--server.port", str(port),
         "--server.headless", "true" if headless else "false",
-        "--browser.gatherUsageStats", "false",
+        "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
         "--", *config.to_args(),
     ]
 

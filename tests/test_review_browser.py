@@ -1,0 +1,115 @@
+"""The review page served by ``streamlit run`` and driven in headless Chromium (Debian's package)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from anfe.store import open_store
+from test_review_logic import make_review_dataset
+
+CHROMIUM = Path("/usr/bin/chromium")
+APP = Path(__file__).resolve().parent.parent / "curation" / "review_app.py"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"streamlit exited early: {server.stdout.read() if server.stdout else ''}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"streamlit did not answer at {url} within {timeout} s")
+
+
+def _wait_for(condition, timeout: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _settle(page) -> None:
+    """Wait until the script run triggered by the last interaction has finished."""
+    time.sleep(0.3)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+
+
+def test_click_move_in_a_real_browser(utkface_rows, tmp_path, session_cache_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    layout = make_review_dataset(utkface_rows, tmp_path / "data")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none", "--", str(layout.root), "--cache", str(session_cache_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "USER": "browser-test"},
+    )
+    try:
+        _wait_healthy(url, server)
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.get_by_text(re.compile(r"female: 6 left to review of 6")).wait_for(timeout=90_000)
+            page.locator('[data-testid="stImage"]').first.wait_for(timeout=30_000)
+            page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
+            checkbox = page.locator('[class*="st-key-sel-"]').first  # the image tiles' boxes
+            digest_prefix = checkbox.inner_text().strip()
+            assert re.fullmatch(r"[0-9a-f]{10}", digest_prefix)
+            checkbox.click()
+            move = page.get_by_role("button", name=re.compile(r"Move to male \(1\)"))
+            move.wait_for(timeout=30_000)
+            move.click()
+            moved = lambda: any(p.name.startswith(digest_prefix) for p in layout.image_files("male"))  # noqa: E731
+            _wait_for(moved, what=f"{digest_prefix} to move to images/male")
+            assert not any(p.name.startswith(digest_prefix) for p in layout.image_files("female"))
+            page.get_by_text(re.compile(r"female: 5 left to review of 5")).wait_for(timeout=30_000)
+
+            # keyboard: A selects the page, K keeps it (Streamlit's own button shortcuts)
+            _settle(page)
+            page.get_by_text(re.compile("left to review")).click()  # focus the page, not a widget
+            page.keyboard.press("a")
+            page.get_by_role("button", name=re.compile(r"Keep \(5\)")).wait_for(timeout=30_000)
+            _settle(page)
+            page.keyboard.press("k")
+            page.screenshot(path=str(tmp_path / "after-keep.png"), full_page=True)
+            page.get_by_text(re.compile(r"female: 0 left to review of 5")).wait_for(timeout=30_000)
+            browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    with open_store(None, layout.root) as store:
+        actions = [(d["action"], d["who"]) for d in store.decisions()]
+    assert actions == [("relabel", "browser-test")] + [("keep", "browser-test")] * 5
