@@ -21,7 +21,7 @@ from .builds import (
 from .cache import AnalysisCache, default_cache_path
 from .cliutil import analysis_options, friendly_errors, open_cache, store_option
 from .dataset import LabelledImage, load_labelled
-from .errors import DatasetError, StoreError, UnknownBuildError
+from .errors import AnfeError, DatasetError, StoreError, UnknownBuildError
 from .evaluation import DEFAULT_KNN_K, EvaluationResult, evaluate_build
 from .layout import IMAGE_SUFFIXES
 from .prediction import default_max_distance, predict_paths
@@ -34,7 +34,10 @@ def _filter_options(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def wrapper(*args: Any, where: tuple[str, ...], min_age: float | None, **kwargs: Any) -> Any:
-        conditions = [parse_where(w) for w in where]
+        try:
+            conditions = [parse_where(w) for w in where]
+        except AnfeError as exc:
+            raise click.BadParameter(str(exc), param_hint="--where") from exc
         if min_age is not None:
             conditions.append(parse_where(f"age>={min_age:g}"))
         return command(*args, conditions=conditions, **kwargs)

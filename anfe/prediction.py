@@ -49,9 +49,10 @@ class CentroidModel:
 
 def default_max_distance(build: dict) -> float:
     """The build's working range: the largest member-to-centroid distance seen in training
-    (recorded at build time), else :data:`DEFAULT_MAX_DISTANCE`."""
-    recorded = (build.get("member_distance") or {}).get("max")
-    return float(recorded) if recorded else DEFAULT_MAX_DISTANCE
+    (recorded at build time), but never below :data:`DEFAULT_MAX_DISTANCE` (a small build has
+    seen too few faces to know its range)."""
+    recorded = (build.get("member_distance") or {}).get("max") or 0.0
+    return max(float(recorded), DEFAULT_MAX_DISTANCE)
 
 
 @dataclass(frozen=True)
