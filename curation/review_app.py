@@ -20,7 +20,7 @@ from curation import quarantine, review
 #: Keyboard shortcuts (Streamlit reserves C and R).
 KEYS = {"keep": "K", "keep_rest": "Shift+K", "relabel": "M", "reject": "X", "undo": "U",
         "undo_batch": "Shift+U", "select_all": "A", "select_none": "N", "prev": "Left", "next": "Right"}
-PAGE_SIZES = (12, 24, 48, 96)
+PAGE_SIZES = (6, 12, 24, 48, 96)
 
 
 def _fail(exc: Exception) -> None:
@@ -141,7 +141,7 @@ def _render(config: review.ReviewConfig, layout, store) -> None:
         order = st.selectbox("Order", review.ORDERS, key="order", on_change=_first_page,
                              format_func={"suspicion": "suspected label error first", "filename": "file name",
                                           "rule": "cleaning rule", "source": "source site"}.get)
-        per_page = st.selectbox("Per page", PAGE_SIZES, key="per_page", on_change=_first_page)
+        per_page = st.selectbox("Per page", PAGE_SIZES, index=1, key="per_page", on_change=_first_page)
         show_reviewed = st.toggle("Show reviewed images too", key="show_reviewed", on_change=_first_page)
         targets = review.other_labels(layout, gender)
         st.selectbox("Move to", targets, key="target", disabled=len(targets) == 1)

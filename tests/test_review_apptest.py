@@ -1,0 +1,143 @@
+"""The review page through ``streamlit.testing.v1.AppTest`` (no browser), and the ``anfe review`` command."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from streamlit.testing.v1 import AppTest
+
+from anfe.cli import cli
+from anfe.store import open_store
+from curation import quarantine
+from test_review_logic import make_review_dataset
+
+
+def _page(argv):
+    from curation.review_app import render
+
+    render(argv)
+
+
+@pytest.fixture
+def dataset(utkface_rows, tmp_path):
+    return make_review_dataset(utkface_rows, tmp_path / "data", per_gender=7)
+
+
+def app_for(root: Path, cache: Path) -> AppTest:
+    at = AppTest.from_function(_page, args=([str(root), "--cache", str(cache)],), default_timeout=120)
+    return at.run()
+
+
+def tiles(at: AppTest) -> list:
+    return [c for c in at.checkbox if str(c.key or "").startswith("sel-")]
+
+
+def test_grid_paging_orders_and_actions(dataset, session_cache_path):
+    at = app_for(dataset.root, session_cache_path)
+    assert not at.exception and not at.error
+    assert at.subheader[0].value == "female: 7 left to review of 7"
+    assert len(tiles(at)) == 7 and at.selectbox(key="order").value == "suspicion"
+
+    at.selectbox(key="per_page").set_value(6).run()
+    assert len(tiles(at)) == 6 and "page 1 of 2" in at.markdown[-1].value
+    at.button(key="next").click().run()
+    assert len(tiles(at)) == 1 and "page 2 of 2" in at.markdown[-1].value
+    at.button(key="prev").click().run()
+
+    at.selectbox(key="order").set_value("filename").run()
+    names = [c.key[4:] for c in tiles(at)]
+    assert names == sorted(names)
+
+    first, second = tiles(at)[:2]
+    moved = [first.key[4:], second.key[4:]]
+    first.check()
+    second.check()
+    at.run()
+    assert at.button(key="act-relabel").label.startswith("Move to male (2)")
+    at.button(key="act-relabel").click().run()
+    assert not at.exception
+    assert at.success[0].value == "Moved to male: 2 relabel"
+    assert at.subheader[0].value == "female: 5 left to review of 5"
+    male = {p.stem for p in dataset.image_files("male")}
+    assert set(moved) <= male
+
+    at.button(key="undo-batch").click().run()
+    assert at.success[0].value.startswith("Undid the last batch: 2 undo")
+    assert set(moved) <= {p.stem for p in dataset.image_files("female")}
+
+    target = tiles(at)[0].key[4:]
+    at.selectbox(key="reason").set_value("not-a-photo")
+    at.text_input(key="detail").input("a drawing")
+    at.checkbox(key=f"sel-{target}").check()
+    at.run()
+    at.button(key="act-reject").click().run()
+    entry = quarantine.list_quarantined(dataset)[0]
+    assert entry.reason == "not-a-photo" and entry.detail == "a drawing" and entry.content_hash == target
+
+    at.button(key="undo").click().run()
+    assert (dataset.gender_dir("female") / f"{target}.jpg").is_file()
+
+    at.radio(key="gender").set_value("male").run()
+    assert at.subheader[0].value == "male: 7 left to review of 7"
+    at.button(key="select-all").click().run()
+    at.button(key="act-keep").click().run()  # six per page
+    assert at.subheader[0].value == "male: 1 left to review of 7" and len(tiles(at)) == 1
+    at.button(key="act-keep-rest").click().run()  # nothing selected: keeps the rest of the page
+    assert at.subheader[0].value == "male: 0 left to review of 7"
+    with open_store(None, dataset.root) as store:
+        actions = [d["action"] for d in store.decisions()]
+    assert actions == ["relabel"] * 2 + ["undo"] * 2 + ["reject", "undo"] + ["keep"] * 7
+
+
+def test_vanished_image_shows_a_message(dataset, session_cache_path, tmp_path):
+    at = app_for(dataset.root, session_cache_path)
+    box = tiles(at)[0]
+    box.check()
+    at.run()
+    path = dataset.gender_dir("female") / f"{box.key[4:]}.jpg"
+    path.rename(tmp_path / "elsewhere.jpg")
+    at.button(key="act-keep").click().run()
+    assert not at.exception
+    assert any("is gone from female" in w.value for w in at.warning)
+    assert at.subheader[0].value == "female: 6 left to review of 6"
+
+
+def test_not_a_dataset_root(tmp_path, session_cache_path):
+    (tmp_path / "holiday-photos").mkdir()
+    at = app_for(tmp_path / "holiday-photos", session_cache_path)
+    assert not at.exception
+    assert "is not a dataset root: expected" in at.error[0].value
+
+
+def test_log_from_a_newer_version(dataset, session_cache_path):
+    with open_store(None, dataset.root) as store:
+        store.append_decision({"kind": "review", "schema_version": 7, "content_hash": "x", "action": "keep"})
+    at = app_for(dataset.root, session_cache_path)
+    assert not at.exception
+    assert "written by a newer version" in at.error[0].value and "upgrade" in at.error[0].value
+
+
+def test_read_only_dataset(dataset, session_cache_path, monkeypatch):
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)  # as root, chmod does not stop writes
+    at = app_for(dataset.root, session_cache_path)
+    assert not at.exception
+    assert "is read-only" in at.error[0].value and "chmod" in at.error[0].value
+
+
+def test_cli_serves_on_localhost_by_default(dataset):
+    result = CliRunner().invoke(cli, ["review", str(dataset.root), "--print-command", "--port", "8600"])
+    assert result.exit_code == 0, result.output
+    assert "streamlit run" in result.output and "review_app.py" in result.output
+    assert "--server.address 127.0.0.1 --server.port 8600" in result.output
+    assert f"-- {dataset.root}" in result.output
+    result = CliRunner().invoke(cli, ["review", str(dataset.root), "--print-command", "--address", "0.0.0.0"])
+    assert "--server.address 0.0.0.0" in result.output
+
+
+def test_cli_refuses_a_folder_that_is_not_a_dataset(tmp_path):
+    result = CliRunner().invoke(cli, ["review", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "is not a dataset root" in result.output
