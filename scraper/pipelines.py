@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from scrapy.exceptions import DropItem, NotConfigured
+from scrapy.exceptions import DropItem
 
 from anfe.analysis import analyse_bytes
 from anfe.cache import AnalysisCache, default_cache_path
@@ -121,24 +121,27 @@ class CurationGatePipeline(_PipelineBase):
 
     def __init__(self, crawler: Any) -> None:
         super().__init__(crawler)
-        if not self.settings.getbool("CURATION_GATE"):
-            raise NotConfigured("CURATION_GATE is off")
+        self.enabled = self.settings.getbool("CURATION_GATE")
+        self.store: Store | None = None
+        if not self.enabled:  # a pass-through (NotConfigured would log a warning on every crawl)
+            return
         self.params = AnalysisParams(max_pixels=self.settings.getint("MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS))
         self.min_face = self.settings.getint("GATE_MIN_FACE_SIDE", 40)
         cache = self.settings.get("ANALYSIS_CACHE") or default_cache_path()
         self.cache = AnalysisCache(Path(cache), self.params.cache_key)
-        self.store: Store | None = None
 
     def open_spider(self) -> None:
-        self.store = open_store(self.settings.get("STORE_URI") or None, self.settings.get("DATASET_ROOT"))
+        if self.enabled:
+            self.store = open_store(self.settings.get("STORE_URI") or None, self.settings.get("DATASET_ROOT"))
 
     def close_spider(self) -> None:
-        if self.store is not None:
-            self.store.close()
-        self.cache.close()
+        if self.enabled:
+            if self.store is not None:
+                self.store.close()
+            self.cache.close()
 
     def process_item(self, item: PhotoItem) -> PhotoItem:
-        if not isinstance(item, PhotoItem):
+        if not self.enabled or not isinstance(item, PhotoItem):
             return item
         digest = content_hash(item.body)
         item.content_hash = digest

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from PIL import Image
-from scrapy.exceptions import DropItem, NotConfigured
+from scrapy.exceptions import DropItem
 from scrapy.http import Request, Response
 from scrapy.utils.test import get_crawler
 
@@ -132,9 +132,12 @@ def test_ledger_forgets_transient_failures(tmp_path):
     ledger.close()
 
 
-def test_gate_is_off_unless_asked(crawler):
-    with pytest.raises(NotConfigured):
-        CurationGatePipeline(crawler)
+def test_gate_is_off_unless_asked(crawler, photos):
+    gate = CurationGatePipeline(crawler)
+    gate.open_spider()
+    it = item(photos[0])
+    assert gate.process_item(it) is it and it.analysis is None
+    gate.close_spider()
 
 
 def test_backoff_slows_a_domain_that_answers_429():
