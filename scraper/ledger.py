@@ -13,7 +13,9 @@ from pathlib import Path
 from anfe.store import now_iso
 
 #: Outcomes worth retrying on a later run: never written to the ledger.
-TRANSIENT_REASONS = frozenset({"network-error", "http-403", "http-408", "http-429", "ignored"})
+TRANSIENT_REASONS = frozenset({
+    "network-error", "timeout", "incomplete-download", "http-403", "http-408", "http-429", "ignored",
+})
 
 LEDGER_NAME = "crawl_ledger.sqlite"
 

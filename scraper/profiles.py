@@ -56,6 +56,7 @@ class SiteProfile:
     gallery_entry_kind: str = "image"
     gallery_next: tuple[str, ...] = ()
     view_image: tuple[str, ...] = ()
+    image_rewrites: tuple[tuple[str, str], ...] = ()
     gender_words: dict[str, str | None] = field(default_factory=dict)
     gender_from: tuple[str, ...] = ("argument", "page", "list")
     source: str = ""
@@ -81,6 +82,12 @@ class SiteProfile:
             if re.search(rule.pattern, url):
                 return rule.gender, rule.pattern
         return None, None
+
+    def image_url(self, url: str) -> str:
+        """The image URL after the profile's rewrites (e.g. asking a CDN for its largest size)."""
+        for pattern, replacement in self.image_rewrites:
+            url = re.sub(pattern, replacement, url)
+        return url
 
     def person_id(self, url: str) -> str:
         """The site's id of a person, from the URL (the path when the pattern does not match)."""
@@ -143,7 +150,10 @@ def profile_from_dict(data: dict, source: str = "") -> SiteProfile:
     kind = sections["gallery"].get("entry_kind", "image")
     if kind not in ("image", "view"):
         raise ProfileError("gallery.entry_kind must be 'image' (entries are image URLs) or 'view' (pages)")
-    for pattern in [rule.get("pattern", "") for rule in sections["list"].get("genders", [])] + [
+    rewrites = data.get("image_rewrites") or []
+    if not all(isinstance(r, dict) and {"pattern", "replace"} <= set(r) for r in rewrites):
+        raise ProfileError("image_rewrites must be a list of {\"pattern\": ..., \"replace\": ...}")
+    for pattern in [r["pattern"] for r in rewrites] + [rule.get("pattern", "") for rule in sections["list"].get("genders", [])] + [
         sections["list"].get("person_pattern") or "", sections["person"].get("id_pattern") or ""
     ]:
         try:
@@ -172,6 +182,7 @@ def profile_from_dict(data: dict, source: str = "") -> SiteProfile:
         gallery_entry_kind=kind,
         gallery_next=_tuple(sections["gallery"], "next"),
         view_image=_tuple(sections["view"], "image"),
+        image_rewrites=tuple((str(r["pattern"]), str(r["replace"])) for r in rewrites),
         gender_words=words,
         gender_from=gender_from,
         source=source,

@@ -176,11 +176,17 @@ def test_anfe_crawl_command_runs_a_spider(demo, tmp_path):
     root = tmp_path / "data"
     done = subprocess.run(
         [sys.executable, "-m", "anfe", "crawl", "filmweb", "--root", str(root), "--fast",
-         "-a", "profile=demo-filmweb", "-a", f"base_url={server.base_url}", "-s", "PROGRESS_INTERVAL=0"],
+         "--db", f"sqlite:///{tmp_path / 'elsewhere.sqlite'}", "--contact", "tester@example.org",
+         "-a", "profile=demo-filmweb", "-a", f"base_url={server.base_url}", "-s", "PROGRESS_INTERVAL=0.2"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "18 new images" in done.stdout
+    assert "progress:" in done.stderr and "crawl summary (filmweb, finished)" in done.stderr
+    assert "anfe-faces/0.1 (+tester@example.org)" in done.stderr
+    with open_store(f"sqlite:///{tmp_path / 'elsewhere.sqlite'}") as store:
+        assert store.count_images() == 18
+    assert not (root / "catalog.sqlite").exists()
     reports = list((root / "crawl_reports").glob("filmweb-*.json"))
     assert len(reports) == 1
     summary = json.loads(reports[0].read_text())["summary"]

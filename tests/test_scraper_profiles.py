@@ -150,7 +150,8 @@ def test_listal_spider_reads_pictures_pages_and_view_pages(tmp_path):
     assert not list(spider.parse_gallery(_response("https://www.listal.com/marilyn-monroe/pictures//2",
                                                    LISTAL_LAST, person=person)))
     (image,) = spider.parse_view(_response("https://www.listal.com/viewimage/25123077", LISTAL_VIEW, person=person))
-    assert image.url == "https://ilarge.lisimg.com/image/25123077/740full-marilyn-monroe.jpg"
+    # the profile asks for the largest stored version
+    assert image.url == "https://ilarge.lisimg.com/image/25123077/10000full-marilyn-monroe.jpg"
     assert image.meta["anfe_image"] and image.meta["photo"]["gender"] == "female"
     assert image.meta["photo"]["page_url"] == "https://www.listal.com/viewimage/25123077"
 
@@ -160,7 +161,7 @@ FILMWEB_PERSON = """<html><body><h1 class="personCoverSection__title">Joanna Kul
 <span itemprop="birthDate">1982-06-24</span></div></body></html>"""
 
 FILMWEB_PHOTOS = """<html><body><ul class="gallery__photos-list">
-<li><a data-photo="https://fwcdn.pl/ppo/12/34/123456/7890.3.jpg" href="#"><img></a></li>
+<li><a data-photo="https://fwcdn.pl/ppo/12/34/123456/7890.2.jpg" href="#"><img></a></li>
 <li><a data-photo="//fwcdn.pl/ppo/12/34/123456/7891.3.jpg" href="#"><img></a></li>
 <li><a data-photo="https://tracker.example.com/x.jpg" href="#"><img></a></li>
 </ul></body></html>"""
@@ -177,6 +178,7 @@ def test_filmweb_spider_takes_the_gender_from_polish_profession_words(tmp_path):
     images = list(spider.parse_gallery(_response(gallery.url, FILMWEB_PHOTOS, person=person)))
     assert [r.url for r in images] == ["https://fwcdn.pl/ppo/12/34/123456/7890.3.jpg",
                                        "https://fwcdn.pl/ppo/12/34/123456/7891.3.jpg"]
+    assert load_profile("filmweb").image_url("https://fwcdn.pl/ppo/1/2/3/4.1.jpg") == "https://fwcdn.pl/ppo/1/2/3/4.3.jpg"
     assert spider.crawler.stats.get_value("anfe/dropped/off-domain") == 1
 
 
@@ -193,3 +195,34 @@ def test_the_cap_stops_a_gallery(tmp_path):
     body = FILMWEB_PHOTOS + '<a class="pagination__link--next" href="/person/A-1/photos/2">next</a>'
     out = list(spider.parse_gallery(_response("https://www.filmweb.pl/person/A-1/photos", body, person=person)))
     assert [r.url for r in out] == ["https://fwcdn.pl/ppo/12/34/123456/7890.3.jpg"]
+
+
+def test_contact_goes_into_the_user_agent():
+    from scrapy.settings import Settings
+
+    settings = Settings()
+    settings.setmodule("scraper.settings", priority="project")
+    settings.set("CONTACT", "me@example.org", priority="cmdline")
+    ListalSpider.update_settings(settings)
+    assert settings["USER_AGENT"] == "anfe-faces/0.1 (+me@example.org)"
+    mine = Settings()
+    mine.setmodule("scraper.settings", priority="project")
+    mine.set("CONTACT", "me@example.org", priority="cmdline")
+    mine.set("USER_AGENT", "mine", priority="cmdline")
+    ListalSpider.update_settings(mine)
+    assert mine["USER_AGENT"] == "mine"
+
+
+def test_failure_reasons():
+    from scrapy.exceptions import DownloadCancelledError, DownloadTimeoutError, IgnoreRequest
+    from scrapy.http import Response
+    from scrapy.spidermiddlewares.httperror import HttpError
+    from twisted.python.failure import Failure
+
+    from scraper.spiders.base import failure_reason
+
+    assert failure_reason(Failure(HttpError(Response("http://a", status=410), "x"))) == "http-410"
+    assert failure_reason(Failure(IgnoreRequest("Forbidden by robots.txt"))) == "robots-txt"
+    assert failure_reason(Failure(DownloadCancelledError("over maxsize"))) == "too-large-file"
+    assert failure_reason(Failure(DownloadTimeoutError("slow"))) == "timeout"
+    assert failure_reason(Failure(ConnectionRefusedError())) == "network-error"

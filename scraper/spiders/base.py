@@ -9,7 +9,12 @@ from urllib.parse import urlparse
 
 import scrapy
 from scrapy import signals
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import (
+    DownloadCancelledError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
@@ -53,6 +58,12 @@ def failure_reason(failure: Failure) -> str:
         return f"http-{failure.value.response.status}"
     if failure.check(IgnoreRequest):
         return "robots-txt" if "robots" in str(failure.value).lower() else "ignored"
+    if failure.check(DownloadCancelledError):
+        return "too-large-file"  # over DOWNLOAD_MAXSIZE
+    if failure.check(ResponseDataLossError):
+        return "incomplete-download"
+    if failure.check(DownloadTimeoutError):
+        return "timeout"
     return "network-error"
 
 
@@ -79,7 +90,7 @@ class HarvestSpider(scrapy.Spider):
         """Put CONTACT into the user agent unless the user set USER_AGENT themselves."""
         super().update_settings(settings)
         contact = settings.get("CONTACT")
-        if contact and settings.getpriority("USER_AGENT") <= settings.getpriority("CONTACT"):
+        if contact and settings.getpriority("USER_AGENT") < settings.getpriority("CONTACT"):
             settings.set("USER_AGENT", f"anfe-faces/0.1 (+{contact})",
                          priority=settings.getpriority("CONTACT"))
 
@@ -90,6 +101,9 @@ class HarvestSpider(scrapy.Spider):
         spider.ledger = UrlLedger(root / LEDGER_NAME)
         spider.max_per_person = spider._cap_arg or crawler.settings.getint("MAX_IMAGES_PER_PERSON", 0)
         crawler.signals.connect(spider._close_ledger, signal=signals.spider_closed)
+        if "set CONTACT" in crawler.settings.get("USER_AGENT", ""):
+            spider.logger.warning("no contact in the user agent: run with -s CONTACT=you@example.org "
+                                  "(or anfe crawl --contact) so site owners can reach you")
         return spider
 
     def _close_ledger(self, spider: scrapy.Spider) -> None:

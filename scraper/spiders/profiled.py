@@ -150,7 +150,7 @@ class ProfiledSpider(HarvestSpider):
                     yield scrapy.Request(url, callback=self.parse_view, errback=self.page_failed,
                                          meta={"person": person})
             else:
-                request = self.image_request(url, person_key=key, photo=photo)
+                request = self.image_request(self.profile.image_url(url), person_key=key, photo=photo)
                 if request is not None:
                     yield request
         next_href = select_first(response, self.profile.gallery_next)
@@ -167,7 +167,7 @@ class ProfiledSpider(HarvestSpider):
             count_drop(self.stats, "no-image-on-page")
             return
         photo = {**person, "page_url": response.url}
-        request = self.image_request(response.urljoin(src), person_key=person["person_id"],
+        request = self.image_request(self.profile.image_url(response.urljoin(src)), person_key=person["person_id"],
                                      photo=photo, count_for_cap=False)
         if request is not None:
             yield request
