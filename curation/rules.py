@@ -182,6 +182,15 @@ def check_collection(
             others = [_rel(items[i], root) for i in conflicts]
             verdicts[left[group.keep]] = Verdict(
                 "label-conflict", "near duplicates under another gender: " + ", ".join(others), tuple(others))
+    # an exact copy's kept twin may itself have gone as a near duplicate: say where it went
+    by_path = {_rel(items[i], root): i for i in order}
+    for index, verdict in list(verdicts.items()):
+        if verdict.reason == "exact-duplicate":
+            twin = verdicts.get(by_path[verdict.related[0]])
+            if twin is not None:
+                verdicts[index] = Verdict(
+                    "exact-duplicate", f"same bytes as {verdict.related[0]}, itself taken out "
+                    f"({twin.reason}: {twin.detail})", verdict.related + twin.related)
     return verdicts
 
 
