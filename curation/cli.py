@@ -69,7 +69,7 @@ def _layout(root: Path) -> DatasetLayout:
                    "for the under-age rule (matched to the dataset's files by content).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the HTML page [default: ROOT/reports/cleaning.html].")
-@click.option("--quiet", is_flag=True, help="No progress bars and no per-file lines.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
 @_rule_switches
 @analysis_options
 @store_option
@@ -106,7 +106,7 @@ def clean(root: Path, dry_run: bool, labels: Path | None, report_path: Path | No
             store.close()
     for line in report.repaired:
         click.echo(f"repaired an interrupted move: {line}")
-    if dry_run and not quiet:
+    if dry_run:
         for r in report.rejections:
             click.echo(f"would move {r.path.relative_to(layout.root)} -> quarantine/{r.reason}/  ({r.detail})")
     for r in report.skipped:

@@ -153,7 +153,7 @@ def test_vanished_between_scan_and_move(messy_root, session_cache_path, monkeypa
 def test_read_only_dataset_is_refused_before_anything_moves(messy_root, session_cache_path, monkeypatch):
     root, _ = messy_root
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
-    monkeypatch.setattr(q.os, "access", lambda path, mode: False)  # what a read-only mount reports
+    monkeypatch.setattr(q.os, "access", lambda path, mode: not mode & os.W_OK)  # what a read-only mount reports
     with pytest.raises(q.ReadOnlyDatasetError, match="read-only.*nothing was moved"):
         _run(root, session_cache_path)
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
