@@ -139,12 +139,20 @@ class ReviewLog:
         last = self.last_by_hash.get(content_hash)
         return last is not None and last["action"] != "undo"
 
+    @property
+    def decided_entries(self) -> set[str]:
+        """Manifest ids of files sent to review on which a decision stands."""
+        return {
+            d["quarantine_id"] for d in self.decisions
+            if d.get("flagged") and d["action"] != "undo" and d["id"] not in self.undone
+        }
+
     def undoable(self, who: str) -> list[dict]:
         """``who``'s decisions that can still be undone, newest first."""
         return [
             d for d in reversed(self.decisions)
             if d["who"] == who and d["action"] != "undo" and d["id"] not in self.undone
-            and self.last_by_hash.get(d["content_hash"], {}).get("id") == d["id"]
+            and (d.get("flagged") or self.last_by_hash.get(d["content_hash"], {}).get("id") == d["id"])
         ]
 
 
@@ -182,10 +190,18 @@ class QueueItem:
     reviewed: bool = False
     faces: int | None = None
     error: str | None = None
+    #: Set for a file the cleaner sent to review (in ``quarantine/``): its manifest line id.
+    entry_id: str | None = None
+    detail: str | None = None
 
     @property
     def file_name(self) -> str:
         return self.path.name
+
+    @property
+    def key(self) -> str:
+        """Unique on a page (two copies of one photo under two genders share a content hash)."""
+        return self.entry_id or self.content_hash
 
 
 def load_analyses(
@@ -291,6 +307,21 @@ def page_of(items: Sequence[QueueItem], page: int, per_page: int) -> tuple[list[
     pages = max(1, -(-len(items) // max(1, per_page)))
     page = min(max(0, page), pages - 1)
     return list(items[page * per_page : (page + 1) * per_page]), page, pages
+
+
+def flagged_items(layout: DatasetLayout, review_log: ReviewLog,
+                  records: Mapping[str, Mapping[str, Any]] | None = None) -> list[QueueItem]:
+    """Files the automatic cleaning sent to review (label conflicts: the same photo under two
+    genders), still in ``quarantine/`` and not decided yet, by file name."""
+    decided = review_log.decided_entries
+    records = records or {}
+    items = [
+        QueueItem(e.quarantined_path(layout), e.gender or "unknown", e.content_hash, rule=e.reason,
+                  source=record_source(records.get(e.content_hash)), entry_id=e.id, detail=e.detail)
+        for e in quarantine.list_quarantined(layout)
+        if e.status == quarantine.STATUS_REVIEW and e.id not in decided and e.quarantined_path(layout).is_file()
+    ]
+    return sorted(items, key=lambda i: (i.file_name, i.gender))
 
 
 # -- where a file is -----------------------------------------------------------------------------
@@ -422,7 +453,11 @@ def decide(
     read_log(store)  # refuses a log from a newer version before anything is written
     outcome = Outcome(uuid.uuid4().hex[:12])
     quarantined = _quarantine_index(layout)
+    live = {e.id: e for e in quarantine.list_quarantined(layout)}
     for item in items:
+        if item.entry_id:
+            _decide_flagged(layout, store, item, action, who, new_label, reason, detail, live.get(item.entry_id), outcome)
+            continue
         place = locate(layout, item.file_name, item.content_hash, quarantined)
         if place is None:
             outcome.problems.append(
@@ -454,9 +489,72 @@ def decide(
     return outcome
 
 
+def _decide_flagged(layout: DatasetLayout, store: Store, item: QueueItem, action: str, who: str,
+                    new_label: str | None, reason: str | None, detail: str, entry: QuarantineEntry | None,
+                    outcome: Outcome) -> None:
+    """A file sent to review: keep (put back under its label), relabel (put back under
+    ``new_label``) or reject (it stays in quarantine, now with the reviewer's reason)."""
+    if entry is None or not entry.quarantined_path(layout).is_file():
+        outcome.problems.append(f"{item.file_name} is no longer in quarantine (decided meanwhile?): nothing recorded")
+        return
+    old = entry.gender or item.gender
+    src = entry.quarantined
+    if action == "reject":
+        doc = _decision("reject", who, outcome.batch, entry.content_hash, item.file_name, old, None, src, src,
+                        reason=reason, detail=detail)
+    else:
+        label = old if action == "keep" else new_label
+        dst = _relative(layout, layout.gender_dir(label) / item.file_name)
+        doc = _decision(action, who, outcome.batch, entry.content_hash, item.file_name, old, label, src, dst)
+    doc.update(flagged=True, quarantine_id=entry.id, flag_reason=entry.reason)
+    doc["seq"] = store.append_decision(doc)
+    outcome.logged.append(doc)
+    _apply_safely(layout, store, doc, outcome)
+
+
+def _apply_flagged(layout: DatasetLayout, store: Store, doc: dict) -> str | None:
+    """Files and store for a decision on a file sent to review (idempotent)."""
+    live = {e.id: e for e in quarantine.list_quarantined(layout)}
+    digest, name = doc["content_hash"], doc["file_name"]
+    undo = doc["action"] == "undo"
+    action = doc["undone_action"] if undo else doc["action"]
+    if action == "reject":  # the file stays in quarantine either way; only the record changes
+        in_images = any((layout.images / g / name).is_file() for g in layout.genders())
+        if not in_images:
+            store.upsert_image({
+                "content_hash": digest, **_review_fields(doc),
+                "status": quarantine.STATUS_REVIEW if undo else quarantine.STATUS_QUARANTINED,
+                "quarantine_reason": doc["flag_reason"] if undo else doc["reason"],
+            })
+        return None
+    entry = live.get(doc["quarantine_id"])
+    if undo:  # back to quarantine, for review again
+        src = layout.root / doc["from"]
+        if entry is not None or not src.is_file():
+            return None  # the restore had not moved anything (a twin was there), or it is gone
+        quarantine.quarantine_file(layout, src, doc["flag_reason"], doc.get("detail") or "", store,
+                                   actor=f"review:{doc['who']}", gender=doc["new_label"], content_hash=digest,
+                                   status=quarantine.STATUS_REVIEW)
+        return None
+    target = layout.root / doc["to"]
+    if entry is not None:
+        if target.exists():
+            return f"{name}: the same photo is already in images/{doc['new_label']}; this copy stays in quarantine"
+        restored = quarantine.restore_file(layout, entry, store, actor=f"review:{doc['who']}")
+    else:
+        restored = layout.gender_dir(doc["old_label"]) / name
+    if restored != target and restored.exists():
+        _move(restored, target)
+    store.upsert_image({"content_hash": digest, **_review_fields(doc), "gender": doc["new_label"],
+                        "path": doc["to"], "status": quarantine.STATUS_ACTIVE, "label_source": "review"})
+    return None
+
+
 def _apply_safely(layout: DatasetLayout, store: Store, doc: dict, outcome: Outcome) -> None:
     try:
-        _apply(layout, store, doc)
+        note = _apply_flagged(layout, store, doc) if doc.get("flagged") else _apply(layout, store, doc)
+        if note:
+            outcome.notes.append(note)
     except VanishedFileError as exc:
         outcome.problems.append(f"{doc['file_name']}: {exc} (the decision is in the log)")
     except ReadOnlyDatasetError as exc:
@@ -522,7 +620,21 @@ def undo(layout: DatasetLayout, store: Store, who: str, whole_batch: bool = Fals
         return outcome
     targets = [d for d in candidates if d["batch"] == candidates[0]["batch"]] if whole_batch else candidates[:1]
     quarantined = _quarantine_index(layout)
+    live = {e.id for e in quarantine.list_quarantined(layout)}
     for d in targets:
+        if d.get("flagged"):
+            moved_away = d["action"] != "reject" and d["quarantine_id"] not in live and not (layout.root / d["to"]).is_file()
+            if moved_away:
+                outcome.problems.append(f"{d['file_name']} is no longer in {d['to']}: not undone")
+                continue
+            doc = _decision("undo", who, outcome.batch, d["content_hash"], d["file_name"], d["new_label"],
+                            d["old_label"], d["to"], d["from"], reason=d.get("reason"), undoes=d["id"],
+                            undone_action=d["action"])
+            doc.update(flagged=True, quarantine_id=d["quarantine_id"], flag_reason=d["flag_reason"])
+            doc["seq"] = store.append_decision(doc)
+            outcome.logged.append(doc)
+            _apply_safely(layout, store, doc, outcome)
+            continue
         place = locate(layout, d["file_name"], d["content_hash"], quarantined)
         expected_area = "quarantine" if d["action"] == "reject" else "images"
         expected_label = d["reason"] if d["action"] == "reject" else d["new_label"]
@@ -559,6 +671,16 @@ def repair(layout: DatasetLayout, store: Store) -> list[str]:
     applied_rejects = _applied_rejects(layout)
     records = {r["content_hash"]: r for r in store.find_images()}
     for digest, doc in review_log.last_by_hash.items():
+        if doc.get("flagged"):
+            if _flagged_pending(layout, doc):
+                try:
+                    _apply_flagged(layout, store, doc)
+                except (DatasetError, OSError) as exc:
+                    messages.append(f"could not finish decision #{doc.get('seq')} on {doc['file_name']}: {exc}")
+                    continue
+                messages.append(f"finished decision #{doc.get('seq')} ({doc['action']} {doc['file_name']} "
+                                f"by {doc['who']}): {doc['from']} -> {doc['to']}")
+            continue
         action = doc["undone_action"] if doc["action"] == "undo" else doc["action"]
         src, dst = layout.root / doc["from"], layout.root / doc["to"]
         pending = False
@@ -583,6 +705,22 @@ def repair(layout: DatasetLayout, store: Store) -> list[str]:
             messages.append(f"finished decision #{doc.get('seq')} ({doc['action']} {doc['file_name']} "
                             f"by {doc['who']}): {doc['from']} -> {doc['to']}")
     return messages
+
+
+def _flagged_pending(layout: DatasetLayout, doc: dict) -> bool:
+    """True when a logged decision on a file sent to review did not (fully) move its file."""
+    action = doc["undone_action"] if doc["action"] == "undo" else doc["action"]
+    if action == "reject":
+        return False  # no move involved
+    live = {e.id for e in quarantine.list_quarantined(layout)}
+    if doc["action"] == "undo":
+        return doc["quarantine_id"] not in live and (layout.root / doc["from"]).is_file() and not any(
+            e.content_hash == doc["content_hash"] and e.status == quarantine.STATUS_REVIEW
+            for e in quarantine.list_quarantined(layout))
+    target = layout.root / doc["to"]
+    if target.exists():
+        return False
+    return doc["quarantine_id"] in live or (layout.gender_dir(doc["old_label"]) / doc["file_name"]).is_file()
 
 
 def _applied_rejects(layout: DatasetLayout) -> set[str]:

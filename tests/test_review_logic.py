@@ -256,3 +256,54 @@ def test_restored_reject_is_not_quarantined_again(dataset, store):
     quarantine.restore_file(dataset, item.content_hash, store, actor="someone")
     assert item.path.is_file()
     assert review.repair(dataset, store) == [] and item.path.is_file()
+
+
+def _conflict(dataset: DatasetLayout) -> str:
+    """The same photo under both genders, sent to review by the cleaner (as `anfe clean` does)."""
+    source = dataset.image_files("male")[0]
+    twin = dataset.gender_dir("female") / source.name
+    twin.write_bytes(source.read_bytes())
+    for path in (source, twin):
+        quarantine.quarantine_file(dataset, path, "label-conflict", "same bytes under both genders",
+                                   status=quarantine.STATUS_REVIEW, content_hash=source.stem)
+    return source.stem
+
+
+def test_files_sent_to_review_are_decided_from_quarantine(dataset, store):
+    digest = _conflict(dataset)
+    flagged = review.flagged_items(dataset, review.read_log(store))
+    assert [(i.gender, i.content_hash, i.rule) for i in flagged] == [
+        ("female", digest, "label-conflict"), ("male", digest, "label-conflict")]
+    assert len({i.key for i in flagged}) == 2
+
+    out = review.decide(dataset, store, flagged[:1], "keep", "ann")  # the female copy: put back
+    assert not out.problems and (dataset.gender_dir("female") / f"{digest}.jpg").is_file()
+    out = review.decide(dataset, store, flagged[1:], "relabel", "ann", new_label="female")  # its twin
+    assert "already in images/female; this copy stays in quarantine" in out.notes[0]
+    assert review.flagged_items(dataset, review.read_log(store)) == []
+    assert store.get_image(digest)["gender"] == "female"
+
+    review.undo(dataset, store, "ann")  # the twin: back in the review queue, nothing moved
+    assert len(review.flagged_items(dataset, review.read_log(store))) == 1
+    review.undo(dataset, store, "ann")  # the put-back copy returns to quarantine for review
+    assert len(review.flagged_items(dataset, review.read_log(store))) == 2
+    assert not (dataset.gender_dir("female") / f"{digest}.jpg").exists()
+
+    flagged = review.flagged_items(dataset, review.read_log(store))
+    out = review.decide(dataset, store, flagged, "reject", "ann", reason="wrong-person")
+    assert len(out.logged) == 2 and review.flagged_items(dataset, review.read_log(store)) == []
+    assert store.get_image(digest)["status"] == "quarantined"
+    assert store.get_image(digest)["quarantine_reason"] == "wrong-person"
+
+
+def test_crash_while_putting_back_a_file_sent_to_review(dataset, store, monkeypatch):
+    digest = _conflict(dataset)
+    male = [i for i in review.flagged_items(dataset, review.read_log(store)) if i.gender == "male"]
+    with monkeypatch.context() as patch:
+        patch.setattr(review, "_apply_flagged", lambda *a, **k: (_ for _ in ()).throw(Crash()))
+        with pytest.raises(Crash):
+            review.decide(dataset, store, male, "relabel", "ann", new_label="female")
+    assert not (dataset.gender_dir("female") / f"{digest}.jpg").exists()
+    messages = review.repair(dataset, store)
+    assert len(messages) == 1 and (dataset.gender_dir("female") / f"{digest}.jpg").is_file()
+    assert review.repair(dataset, store) == []
