@@ -16,8 +16,6 @@ from typing import Any
 from PIL import Image
 from scrapy.exceptions import DropItem
 
-from anfe.analysis import analyse_bytes
-from anfe.cache import AnalysisCache, default_cache_path
 from anfe.config import DEFAULT_MAX_PIXELS, AnalysisParams
 from anfe.errors import DatasetError, ImageError
 from anfe.hashing import content_hash
@@ -125,6 +123,8 @@ class CurationGatePipeline(_PipelineBase):
         self.store: Store | None = None
         if not self.enabled:  # a pass-through (NotConfigured would log a warning on every crawl)
             return
+        from anfe.cache import AnalysisCache, default_cache_path  # dlib is loaded only when the gate is on
+
         self.params = AnalysisParams(max_pixels=self.settings.getint("MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS))
         self.min_face = self.settings.getint("GATE_MIN_FACE_SIDE", 40)
         cache = self.settings.get("ANALYSIS_CACHE") or default_cache_path()
@@ -149,6 +149,8 @@ class CurationGatePipeline(_PipelineBase):
             return item  # the writer records the duplicate (or the label conflict)
         analysis = self.cache.get(digest)
         if analysis is None:
+            from anfe.analysis import analyse_bytes
+
             analysis = analyse_bytes(item.body, self.params, digest)
             self.cache.put_many([analysis])
             self.stats.inc_value("anfe/gate/analysed")

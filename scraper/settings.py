@@ -53,7 +53,8 @@ RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 BACKOFF_DELAY = 60.0
 BACKOFF_MAX_DELAY = 300.0
 BACKOFF_ON_403 = False
-#: The HTTP cache (off by default): -s HTTPCACHE_ENABLED=1 replays pages from .scrapy/httpcache.
+#: The HTTP cache (off by default): -s HTTPCACHE_ENABLED=1 replays responses from
+#: <DATASET_ROOT>/httpcache (unless HTTPCACHE_DIR is given).
 HTTPCACHE_ENABLED = False
 HTTPCACHE_EXPIRATION_SECS = 7 * 24 * 3600
 HTTPCACHE_IGNORE_HTTP_CODES = [403, 429, 500, 502, 503, 504]

@@ -165,10 +165,12 @@ def test_cap_on_images_per_person(demo, tmp_path):
     site, manifest, server = demo
     root = tmp_path / "data"
     run_scrapy("filmweb", root, *site_args(server.base_url, "filmweb"), "-a", "max_images_per_person=1",
-               report=tmp_path / "r.json")
+               "-s", "HTTPCACHE_ENABLED=1", report=tmp_path / "r.json")
     with open_store(None, root) as store:
         people = [r["person_name"] for r in store.find_images()]
     assert people and all(people.count(p) == 1 for p in people)
+    assert (root / "httpcache").is_dir()  # the HTTP cache option keeps its files in the dataset root
+    assert not (ROOT / ".scrapy").exists()
 
 
 def test_anfe_crawl_command_runs_a_spider(demo, tmp_path):

@@ -225,4 +225,36 @@ def test_failure_reasons():
     assert failure_reason(Failure(IgnoreRequest("Forbidden by robots.txt"))) == "robots-txt"
     assert failure_reason(Failure(DownloadCancelledError("over maxsize"))) == "too-large-file"
     assert failure_reason(Failure(DownloadTimeoutError("slow"))) == "timeout"
+    assert failure_reason(Failure(IgnoreRequest("Filtered offsite request to 'x.example'"))) == "off-domain"
     assert failure_reason(Failure(ConnectionRefusedError())) == "network-error"
+
+
+LISTAL_LIST = """<html><body><div id="itemscontainer">
+<div class="imagelistbox"><a href="https://www.listal.com/viewimage/1"><img></a><a href="/marilyn-monroe">Marilyn Monroe</a></div>
+<div class="imagelistbox"><a href="https://www.listal.com/movie/niagara">Niagara</a></div>
+<div class="imagelistbox"><a href="https://www.listal.com/grace-kelly">Grace Kelly</a></div>
+</div><div class="pages"><a href="/list/actresses-i-like/2">Next &#187;</a></div></body></html>"""
+
+
+def test_listal_list_pages_give_people_and_the_next_page_with_the_list_gender(tmp_path):
+    spider = _spider(ListalSpider, tmp_path)
+    url = "https://www.listal.com/list/actresses-i-like"
+    gender, rule = spider.profile.list_gender(url)
+    assert gender == "female"
+    out = list(spider.parse_list(_response(url, LISTAL_LIST, list_gender=gender, list_rule=rule, list_url=url)))
+    assert [r.url for r in out] == ["https://www.listal.com/marilyn-monroe", "https://www.listal.com/grace-kelly",
+                                    "https://www.listal.com/list/actresses-i-like/2"]
+    assert all(r.meta["list_gender"] == "female" for r in out)
+    (gallery,) = spider.parse_person(_response(out[0].url, "<h1>Marilyn Monroe</h1>", **out[0].meta))
+    assert gallery.url == "https://www.listal.com/marilyn-monroe/pictures"
+    assert gallery.meta["person"]["gender"] == "female"
+
+
+def test_http_cache_lives_in_the_dataset_root(tmp_path):
+    from scrapy.settings import Settings
+
+    settings = Settings()
+    settings.setmodule("scraper.settings", priority="project")
+    settings.set("DATASET_ROOT", str(tmp_path / "data"), priority="cmdline")
+    ListalSpider.update_settings(settings)
+    assert settings["HTTPCACHE_DIR"] == str((tmp_path / "data" / "httpcache").resolve())

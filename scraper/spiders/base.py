@@ -57,7 +57,12 @@ def failure_reason(failure: Failure) -> str:
     if failure.check(HttpError):
         return f"http-{failure.value.response.status}"
     if failure.check(IgnoreRequest):
-        return "robots-txt" if "robots" in str(failure.value).lower() else "ignored"
+        message = str(failure.value).lower()
+        if "robots" in message:
+            return "robots-txt"
+        if "offsite" in message:  # e.g. an image redirected to another host
+            return "off-domain"
+        return "too-many-redirects" if "redirections" in message else "ignored"
     if failure.check(DownloadCancelledError):
         return "too-large-file"  # over DOWNLOAD_MAXSIZE
     if failure.check(ResponseDataLossError):
@@ -89,6 +94,9 @@ class HarvestSpider(scrapy.Spider):
     def update_settings(cls, settings: Any) -> None:
         """Put CONTACT into the user agent unless the user set USER_AGENT themselves."""
         super().update_settings(settings)
+        if settings.getpriority("HTTPCACHE_DIR") == 0:  # keep the HTTP cache in the dataset root, not the repo
+            root = Path(settings.get("DATASET_ROOT") or "./data")
+            settings.set("HTTPCACHE_DIR", str(root.resolve() / "httpcache"), priority="spider")
         contact = settings.get("CONTACT")
         if contact and settings.getpriority("USER_AGENT") < settings.getpriority("CONTACT"):
             settings.set("USER_AGENT", f"anfe-faces/0.1 (+{contact})",
