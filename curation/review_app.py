@@ -21,6 +21,8 @@ from curation import quarantine, review
 KEYS = {"keep": "K", "keep_rest": "Shift+K", "relabel": "M", "reject": "X", "undo": "U",
         "undo_batch": "Shift+U", "select_all": "A", "select_none": "N", "prev": "Left", "next": "Right"}
 PAGE_SIZES = (6, 12, 24, 48, 96)
+#: The "gender" choice that shows the files the automatic cleaning sent to review.
+FLAGGED = "sent-to-review"
 
 
 def _fail(exc: Exception) -> None:
@@ -129,45 +131,60 @@ def _render(config: review.ReviewConfig, layout, store) -> None:
                                             st.session_state.get("analyses"), config.workers)
     st.session_state["analyses"] = analyses
     counts = review.counts(layout, review_log, analyses)
+    records = {r["content_hash"]: r for r in store.find_images()}
+    flagged = review.flagged_items(layout, review_log, records)
     genders = layout.genders()
+    if flagged or st.session_state.get("gender") == FLAGGED:
+        genders.append(FLAGGED)
+        counts[FLAGGED] = (len(flagged), len(flagged))
 
     with st.sidebar:
         st.title("Label review")
         st.caption(f"Dataset `{layout.root}`")
         st.text_input("Reviewer", value=review.default_reviewer(), key="reviewer",
                       help="Recorded with every decision.")
-        gender = st.radio("Gender", genders, key="gender", on_change=_first_page,
-                          format_func=lambda g: f"{g} ({counts[g][0]} left of {counts[g][1]})")
+        gender = st.radio("Gender", genders, key="gender", on_change=_first_page, format_func=lambda g: (
+            f"sent to review by the cleaning ({counts[g][0]})" if g == FLAGGED
+            else f"{g} ({counts[g][0]} left of {counts[g][1]})"))
+        is_flagged = gender == FLAGGED
         order = st.selectbox("Order", review.ORDERS, key="order", on_change=_first_page,
                              format_func={"suspicion": "suspected label error first", "filename": "file name",
                                           "rule": "cleaning rule", "source": "source site"}.get)
         per_page = st.selectbox("Per page", PAGE_SIZES, index=1, key="per_page", on_change=_first_page)
         show_reviewed = st.toggle("Show reviewed images too", key="show_reviewed", on_change=_first_page)
-        targets = review.other_labels(layout, gender)
-        st.selectbox("Move to", targets, key="target", disabled=len(targets) == 1)
+        targets = layout.genders() if is_flagged else review.other_labels(layout, gender)
+        st.selectbox("Put back as" if is_flagged else "Move to", targets, key="target", disabled=len(targets) == 1)
         st.selectbox("Reject reason", review.REJECT_REASONS, key="reason")
         st.text_input("Reject detail (optional)", key="detail")
         st.caption("Keys: " + " · ".join(f"{k.replace('_', ' ')} **{v}**" for k, v in KEYS.items()))
 
-    records = {r["content_hash"]: r for r in store.find_images()}
-    queue = review.build_queue(layout, analyses, review_log, records, gender, order, show_reviewed)
+    if is_flagged:
+        queue = flagged
+    else:
+        queue = review.build_queue(layout, analyses, review_log, records, gender, order, show_reviewed)
     items, page, pages = review.page_of(queue, st.session_state.get("page", 0), per_page)
     st.session_state["page"] = page
-    st.session_state["page_items"] = {i.content_hash: i for i in items}
+    st.session_state["page_items"] = {i.key: i for i in items}
 
     left, total = counts[gender]
-    st.subheader(f"{gender}: {left} left to review of {total}")
+    if is_flagged:
+        st.subheader(f"Sent to review by the automatic cleaning: {left} left")
+        st.caption("The same photo under two genders (label conflicts), held in quarantine: put each back "
+                   "under the right gender, or reject it.")
+    else:
+        st.subheader(f"{gender}: {left} left to review of {total}")
     st.progress((total - left) / total if total else 1.0)
     for kind, text in st.session_state.pop("flash", []):
         getattr(st, kind)(text)
 
     selected = len(_selected())
     bar = st.container(horizontal=True)
-    bar.button(f"Keep ({selected})", key="act-keep", on_click=_act, args=(config, "keep"),
+    bar.button(f"{'Put back' if is_flagged else 'Keep'} ({selected})", key="act-keep", on_click=_act, args=(config, "keep"),
                shortcut=KEYS["keep"], disabled=not selected, type="primary")
-    bar.button("Keep the rest of the page", key="act-keep-rest", on_click=_act, args=(config, "keep", True),
+    bar.button("Put back the rest of the page" if is_flagged else "Keep the rest of the page", key="act-keep-rest", on_click=_act, args=(config, "keep", True),
                shortcut=KEYS["keep_rest"], disabled=not items)
-    bar.button(f"Move to {st.session_state['target']} ({selected})", key="act-relabel", on_click=_act,
+    bar.button(f"{'Put back as' if is_flagged else 'Move to'} {st.session_state['target']} ({selected})",
+               key="act-relabel", on_click=_act,
                args=(config, "relabel"), shortcut=KEYS["relabel"], disabled=not selected)
     bar.button(f"Reject: {st.session_state['reason']} ({selected})", key="act-reject", on_click=_act,
                args=(config, "reject"), shortcut=KEYS["reject"], disabled=not selected)
@@ -178,7 +195,8 @@ def _render(config: review.ReviewConfig, layout, store) -> None:
     bar.button("Undo batch", key="undo-batch", on_click=_undo, args=(config, True), shortcut=KEYS["undo_batch"])
 
     if not items:
-        st.success(f"Nothing left to review in {gender}." if not show_reviewed else "No images.")
+        st.success("No images." if show_reviewed and not is_flagged else
+                   f"Nothing left to review in {'this view' if is_flagged else gender}.")
     columns = 6
     for start in range(0, len(items), columns):
         for column, item in zip(st.columns(columns), items[start : start + columns]):
@@ -200,11 +218,16 @@ def _tile(item: review.QueueItem) -> None:
         st.warning(f"{item.file_name[:12]}… is gone or unreadable")
     else:
         st.image(data, width="stretch")
-    facts = [f"score {item.score:+.3f}" if item.score is not None else
-             ("no face" if item.faces == 0 else f"{item.faces} faces" if item.faces else item.error or "not scored")]
-    facts += [f for f in (item.rule, item.source, "reviewed" if item.reviewed else None) if f]
-    st.checkbox(item.content_hash[:10], key=f"sel-{item.content_hash}", help=str(item.path))
-    st.caption(" · ".join(facts))
+    if item.entry_id:  # sent to review: where it was and why
+        facts = [f"was {item.gender}", item.rule, item.detail]
+    elif item.score is not None:
+        facts = [f"score {item.score:+.3f}", item.rule]
+    else:
+        facts = ["no face" if item.faces == 0 else f"{item.faces} faces" if item.faces else item.error or "not scored",
+                 item.rule]
+    facts += [item.source, "reviewed" if item.reviewed else None]
+    st.checkbox(item.content_hash[:10], key=f"sel-{item.key}", help=str(item.path))
+    st.caption(" · ".join(f for f in facts if f))
 
 
 @st.cache_data(max_entries=4000, show_spinner=False)

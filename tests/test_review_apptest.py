@@ -141,3 +141,23 @@ def test_cli_refuses_a_folder_that_is_not_a_dataset(tmp_path):
     result = CliRunner().invoke(cli, ["review", str(tmp_path)])
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "is not a dataset root" in result.output
+
+
+def test_files_sent_to_review_by_the_cleaning(dataset, session_cache_path):
+    source = dataset.image_files("male")[0]
+    twin = dataset.gender_dir("female") / source.name
+    twin.write_bytes(source.read_bytes())
+    for path in (source, twin):  # as `anfe clean` does with a label conflict
+        quarantine.quarantine_file(dataset, path, "label-conflict", "same bytes under both genders",
+                                   status=quarantine.STATUS_REVIEW, content_hash=source.stem)
+    at = app_for(dataset.root, session_cache_path)
+    at.radio(key="gender").set_value("sent-to-review").run()
+    assert at.subheader[0].value == "Sent to review by the automatic cleaning: 2 left"
+    assert len(tiles(at)) == 2
+    at.selectbox(key="target").set_value("female")
+    at.button(key="select-all").click().run()
+    at.button(key="act-relabel").click().run()
+    assert not at.exception
+    assert any("this copy stays in quarantine" in i.value for i in at.info)
+    assert at.subheader[0].value == "Sent to review by the automatic cleaning: 0 left"
+    assert twin.is_file() and not source.exists()
