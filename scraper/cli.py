@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -146,6 +147,8 @@ def crawl(spider: str, root: Path, db: str | None, spider_args: tuple[str, ...],
             settings.set(name, value, priority="cmdline")
     for name, value in overrides.items():
         settings.set(name, value, priority="cmdline")
+    for handler in list(logging.root.handlers):  # Scrapy installs its own log handler (LOG_LEVEL)
+        logging.root.removeHandler(handler)
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(spider)
     process.crawl(crawler, **args)
