@@ -81,7 +81,7 @@ def load_labelled(source: str | Path, labels_csv: str | Path | None = None) -> l
     source = Path(source)
     if source.suffix.lower() == ".csv":
         return from_labels_csv(source)
-    if source.is_dir() and not DatasetLayout(source).is_dataset_root() and (source / "labels.csv").is_file():
+    if source.is_dir() and (source / "labels.csv").is_file() and not DatasetLayout(source).genders():
         return from_labels_csv(source / "labels.csv")
     return from_folders(source)
 

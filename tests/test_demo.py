@@ -1,0 +1,42 @@
+"""`anfe demo` on a small sample of real photos: the site, the crawl, the builds and the report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from anfe.cli import cli
+from anfe.store import open_store
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_flow(shared_faces, tmp_path, session_cache_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, [
+        "demo", "--source", str(shared_faces / "utkface"), "--out", str(out), "--people", "6",
+        "--photos", "3", "--test-per-gender", "12", "--sizes", "3,6", "--k", "2", "--quiet",
+        "--cache", str(session_cache_path), "--workers", "2",
+    ])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["builds"] == ["g_3", "g_6", "g_6_k2"]
+    assert (out / "report" / "index.html").is_file() and (out / "report" / "sweep.png").is_file()
+    assert (out / "cleaning.html").is_file()
+    with open_store(None, out / "data") as store:
+        build = store.get_build("g_6")
+        assert build["counts"] == {"female": 6, "male": 6}
+        assert len(store.get_build("g_6_k2")["centroids"]["female"]) == 2
+        assert store.count_images() >= 12
+    for build_id, figures in summary["figures"].items():
+        per = figures["per_gender"]
+        assert per["female"]["images"] == 12 and per["male"]["images"] == 12
+        assert figures["balanced_accuracy"] > 0.6, (build_id, figures)
+    assert "evaluation report:" in result.output
+
+
+def test_demo_refuses_a_missing_source(tmp_path):
+    result = CliRunner().invoke(cli, ["demo", "--source", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "does not exist: give labelled photos with --source" in result.output
