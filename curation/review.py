@@ -230,6 +230,8 @@ def record_rule(record: Mapping[str, Any] | None) -> str | None:
     for key in ("rule", "review_rule", "review_reason", "quarantine_reason", "flag"):
         if record.get(key):
             return str(record[key])
+    if record.get("label_conflict"):  # the crawler found the same bytes under two genders
+        return "label-conflict"
     status = record.get("status")
     return str(status) if status and status not in ("active", quarantine.STATUS_ACTIVE) else None
 

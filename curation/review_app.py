@@ -56,7 +56,7 @@ def _act(config: review.ReviewConfig, action: str, rest_of_page: bool = False) -
     """Button callback: one decision batch on the selection (or on the unselected rest)."""
     chosen = _selected()
     if rest_of_page:
-        picked = {i.content_hash for i in chosen}
+        picked = {i.key for i in chosen}
         chosen = [i for k, i in st.session_state.get("page_items", {}).items() if k not in picked]
     if not chosen:
         _flash("info", "select images first (click their boxes, or A for the whole page)")
@@ -75,7 +75,7 @@ def _act(config: review.ReviewConfig, action: str, rest_of_page: bool = False) -
     except AnfeError as exc:
         _flash("error", f"Error: {exc}")
         return
-    _set_selection(False, [i.content_hash for i in chosen])
+    _set_selection(False, [i.key for i in chosen])
     _report(outcome, {"keep": "Kept", "relabel": f"Moved to {st.session_state.get('target')}",
                       "reject": f"Rejected ({st.session_state.get('reason')})"}[action])
 
