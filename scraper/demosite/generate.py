@@ -16,7 +16,6 @@ import random
 import shutil
 import struct
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -522,7 +521,3 @@ def generate_site(labels_csv: str | Path, out: str | Path, *, people: int = 6, p
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
 
-
-def iter_site_files(out: Path) -> Iterator[Path]:
-    """Every file of a generated site (for checks and cleanup)."""
-    return (p for p in Path(out).rglob("*") if p.is_file())
