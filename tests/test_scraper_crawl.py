@@ -242,3 +242,32 @@ def test_curation_gate_drops_photos_without_exactly_one_face(demo, shared_faces,
             single = analysis.face_count == 1 and analysis.faces[0].box_side >= 40
             assert (digest in kept) == single, (digest, analysis.face_count)
     assert len(kept) == 5 - sum(summary["dropped"].values())
+
+
+def test_ctrl_c_pauses_and_the_same_command_resumes(demo, tmp_path):
+    """A real SIGINT in the middle of a (slowed-down) crawl, then the same command again."""
+    import signal
+    import time
+
+    site, manifest, server = demo
+    root, jobdir = tmp_path / "data", tmp_path / "job"
+    command = [sys.executable, "-m", "scrapy", "crawl", "filmweb", *site_args(server.base_url, "filmweb"),
+               "-s", f"DATASET_ROOT={root}", "-s", f"JOBDIR={jobdir}", *FAST, "-s", "DOWNLOAD_DELAY=0.1",
+               "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=1"]
+    before = len(server.requests)
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(server.requests) - before < 20 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert "shutdown" in stderr, stderr[-2000:]
+    paused = files_by_gender(root)
+    assert sum(len(h) for h in paused.values()) < 18
+    report = run_scrapy("filmweb", root, *site_args(server.base_url, "filmweb"), "-s", f"JOBDIR={jobdir}",
+                        report=tmp_path / "r.json")
+    assert report["summary"]["finish_reason"] == "finished"
+    expect = manifest["spiders"]["filmweb"]
+    assert files_by_gender(root) == {g: set(h) for g, h in expect["hashes"].items()}
+    fetched = [p for p in server.requests[before:] if p != "/robots.txt"]
+    assert len(fetched) == len(set(fetched)), sorted(p for p in fetched if fetched.count(p) > 1)
