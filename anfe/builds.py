@@ -217,47 +217,65 @@ def _pool(found: dict[str, dict[str, np.ndarray]], skipped: list[Skipped]) -> Em
     return EmbeddingPool(hashes, vectors, skipped)
 
 
-def single_embeddings(cache_path: str | Path, params_key: str, digests: Iterable[str]) -> dict[str, np.ndarray | None]:
-    """Embedding per cached hash (None when that image holds no face or several), read fast.
-
-    Reads only the embeddings column of the analysis cache (about 50x faster than building full
-    :class:`ImageAnalysis` objects): how a sweep over 100,000 cached images loads in well under
-    a second. Hashes missing from the cache are absent from the result.
-    """
-    wanted = list(dict.fromkeys(digests))
-    found: dict[str, np.ndarray | None] = {}
+def _cached_blobs(cache_path: str | Path, params_key: str, digests: Iterable[str]) -> dict[str, bytes | None]:
+    """Raw embedding bytes (one face's float64 x 128) per cached hash; None when not one face."""
+    wanted = sorted(set(digests))
+    found: dict[str, bytes | None] = {}
     width = DIMENSIONS * 8
     db = sqlite3.connect(f"file:{Path(cache_path)}?mode=ro", uri=True, timeout=60)
     try:
-        for start in range(0, len(wanted), 900):
-            chunk = wanted[start : start + 900]
-            rows = db.execute(
-                f"SELECT content_hash, error, embeddings FROM analyses WHERE params=? "
-                f"AND content_hash IN ({','.join('?' * len(chunk))})",
-                [params_key, *chunk],
+        db.execute("PRAGMA mmap_size=4294967296")
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        select = "SELECT content_hash, error, embeddings FROM analyses WHERE params=?"
+        if wanted and pages < 4 * len(wanted):  # each entry fills about a page: one scan is cheaper
+            keep = set(wanted)
+            batches = [db.execute(select, [params_key])]
+        else:
+            keep = None
+            batches = (  # sorted hashes: neighbouring B-tree pages
+                db.execute(f"{select} AND content_hash IN ({','.join('?' * len(chunk))})", [params_key, *chunk])
+                for chunk in (wanted[i : i + 900] for i in range(0, len(wanted), 900))
             )
+        for rows in batches:
             for digest, error, blob in rows:
-                found[digest] = (
-                    np.frombuffer(blob, dtype=np.float64)
-                    if not error and blob is not None and len(blob) == width else None
-                )
+                if keep is None or digest in keep:
+                    found[digest] = blob if not error and blob is not None and len(blob) == width else None
     finally:
         db.close()
     return found
 
 
+def single_embeddings(cache_path: str | Path, params_key: str, digests: Iterable[str]) -> dict[str, np.ndarray | None]:
+    """Embedding per cached hash (None when that image holds no face or several), read fast.
+
+    Reads only the embeddings column of the analysis cache, memory-mapped (about 50x faster than
+    building full :class:`ImageAnalysis` objects), and scans the table once when the hashes asked
+    for are a large part of it. Hashes not in the cache are absent from the result.
+    """
+    return {
+        d: None if blob is None else np.frombuffer(blob, dtype=np.float64)
+        for d, blob in _cached_blobs(cache_path, params_key, digests).items()
+    }
+
+
 def pool_from_cache(labels: dict[str, str], cache: AnalysisCache) -> EmbeddingPool:
-    """The pool for images known only by content hash -> gender (no files needed), from the cache."""
-    table = single_embeddings(cache.path, cache.params_key, labels)
-    found: dict[str, dict[str, np.ndarray]] = {g: {} for g in sorted(set(labels.values()))}
+    """The pool for images known only by content hash -> gender (no files needed), from the cache:
+    how a sweep over 100,000 cached images loads in well under a second."""
+    blobs = _cached_blobs(cache.path, cache.params_key, labels)
+    keys: dict[str, list[str]] = {g: [] for g in sorted(set(labels.values()))}
     skipped = []
     for digest, gender in labels.items():
-        vector = table.get(digest, "missing")
-        if isinstance(vector, np.ndarray):
-            found[gender][digest] = vector
+        blob = blobs.get(digest, b"")
+        if blob:
+            keys[gender].append(digest)
         else:
-            skipped.append(Skipped(digest, gender, "not-cached" if vector == "missing" else "not-one-face"))
-    return _pool(found, skipped)
+            skipped.append(Skipped(digest, gender, "not-cached" if blob == b"" else "not-one-face"))
+    hashes, vectors = {}, {}
+    for gender, found in keys.items():
+        found.sort()
+        hashes[gender] = found
+        vectors[gender] = np.frombuffer(b"".join(blobs[d] for d in found), dtype=np.float64).reshape(-1, DIMENSIONS)
+    return EmbeddingPool(hashes, vectors, skipped)
 
 
 # -- making builds -----------------------------------------------------------------------------
@@ -320,11 +338,51 @@ def distances(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(squared, 0.0))
 
 
+#: Members whose distance to their centroid is measured for the recorded working range.
+DISTANCE_SAMPLE = 2000
+
+
 def _distance_summary(vectors: list[np.ndarray], centroids: list[np.ndarray]) -> dict[str, float]:
     nearest = np.concatenate([distances(v, c).min(axis=1) for v, c in zip(vectors, centroids) if len(v)])
     return {f"p{q:g}": float(np.percentile(nearest, q)) for q in (50, 95, 99, 99.9)} | {
-        "max": float(nearest.max())
+        "max": float(nearest.max()), "sample": int(len(nearest)),
     }
+
+
+class _Draws:
+    """Everything a sweep shares between its builds: one seeded permutation per gender, the
+    embeddings in that order, and all hashes in one sorted array (for fast fingerprints)."""
+
+    def __init__(self, pool: EmbeddingPool, seed: int) -> None:
+        self.order = {g: _gender_rng(seed, g).permutation(len(h)) for g, h in pool.hashes.items()}
+        self.permuted = {g: pool.vectors[g][o] for g, o in self.order.items()}
+        self.names = {g: np.array(h, dtype=object) for g, h in pool.hashes.items()}
+        every = np.sort(np.array([x for h in pool.hashes.values() for x in h], dtype="S64"))
+        self.position = {g: np.searchsorted(every, np.array(h, dtype="S64")) for g, h in pool.hashes.items()}
+        # Each hash as one 65-byte line "<hash>\n", in sorted order.
+        self.lines = np.hstack([every.view(np.uint8).reshape(len(every), 64),
+                                np.full((len(every), 1), ord("\n"), dtype=np.uint8)])
+
+    def chosen(self, gender: str, n: int) -> np.ndarray:
+        """Indices (into the sorted hashes) of the first n of the permutation, ascending."""
+        return np.sort(self.order[gender][:n])
+
+    def fingerprint(self, chosen: dict[str, np.ndarray]) -> str:
+        """Same value as :func:`fingerprint` on the members, without sorting strings in Python."""
+        index = np.sort(np.concatenate([self.position[g][c] for g, c in chosen.items()]))
+        text = self.lines[index].tobytes()
+        return hashlib.sha256(memoryview(text)[:-1]).hexdigest()  # no newline after the last
+
+    def means(self, gender: str, sizes: Iterable[int]) -> dict[int, np.ndarray]:
+        """Mean embedding (shape (1, 128)) of the first n drawn members, for each n: the sums of
+        the blocks between consecutive sizes are added up, so the whole sweep reads each
+        embedding once."""
+        out, total, done = {}, np.zeros(self.permuted[gender].shape[1]), 0
+        for n in sorted(set(sizes)):
+            total = total + self.permuted[gender][done:n].sum(axis=0)
+            done = n
+            out[n] = (total / n)[None, :]
+        return out
 
 
 def build_from_pool(
@@ -334,7 +392,11 @@ def build_from_pool(
     dataset: dict[str, Any] | None = None,
     split: dict[str, Any] | None = None,
 ) -> list[dict]:
-    """One build document per size (plain lists and numbers, ready for ``store.save_build``)."""
+    """One build document per size (plain lists and numbers, ready for ``store.save_build``).
+
+    The recorded ``member_distance`` (the working range used by ``predict``) is measured on up
+    to :data:`DISTANCE_SAMPLE` members per gender, a random sample since the draw is random.
+    """
     available = pool.counts()
     empty = [g for g, n in available.items() if n == 0]
     if empty:
@@ -344,19 +406,25 @@ def build_from_pool(
         )
     if len(available) < 2:
         raise DatasetError(f"a build needs at least two genders, found only {', '.join(available) or 'none'}")
-    orders = {g: _gender_rng(options.seed, g).permutation(n) for g, n in available.items()}
-    created = now_iso()
+    draws = _Draws(pool, options.seed)
+    shared = {
+        "embedding_model": plain(embedding_model), "dataset": plain(dataset or {}), "split": plain(split),
+        "created": now_iso(), "anfe_version": __version__,
+    }
+    k = options.k if options.variant == "kmeans" else 1
+    plans = [(size, _resolve_size(size, available, options.clamp)) for size in options.sizes]
+    means = {g: draws.means(g, [c[g] for _, c in plans]) for g in available} if options.variant == "mean" else {}
     builds = []
-    for size in options.sizes:
-        counts = _resolve_size(size, available, options.clamp)
-        members, vectors, centroids = {}, [], []
+    for size, counts in plans:
+        chosen = {g: draws.chosen(g, n) for g, n in counts.items()}
+        centroids, samples = {}, []
         for gender, n in counts.items():
-            chosen = np.sort(orders[gender][:n])  # hashes are sorted, so members come out sorted
-            members[gender] = [pool.hashes[gender][i] for i in chosen]
-            vectors.append(pool.vectors[gender][chosen])
-            centroids.append(_centroids(vectors[-1], options.variant, options.k, options.seed))
-        k = options.k if options.variant == "kmeans" else 1
-        all_members = [h for g in members for h in members[g]]
+            if options.variant == "mean":
+                centroids[gender] = means[gender][n]
+            else:
+                vectors = pool.vectors[gender][chosen[gender]]
+                centroids[gender] = _centroids(vectors, options.variant, options.k, options.seed)
+            samples.append(draws.permuted[gender][: min(n, DISTANCE_SAMPLE)])
         builds.append({
             "id": build_id(size, options.variant, k, options.prefix),
             "variant": options.variant,
@@ -364,15 +432,11 @@ def build_from_pool(
             "size": size,
             "counts": counts,
             "seed": options.seed,
-            "fingerprint": fingerprint(all_members),
-            "members": members,
-            "centroids": {g: plain(c) for g, c in zip(counts, centroids)},
-            "member_distance": _distance_summary(vectors, centroids),
-            "embedding_model": plain(embedding_model),
-            "dataset": plain(dataset or {}),
-            "split": plain(split),
-            "created": created,
-            "anfe_version": __version__,
+            "fingerprint": draws.fingerprint(chosen),
+            "members": {g: draws.names[g][c].tolist() for g, c in chosen.items()},
+            "centroids": {g: c.tolist() for g, c in centroids.items()},
+            "member_distance": _distance_summary(samples, list(centroids.values())),
+            **shared,
         })
     return builds
 
