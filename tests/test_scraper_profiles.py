@@ -45,6 +45,11 @@ def test_profile_urls_ids_and_list_genders():
     for other in ("https://www.listal.com/list/best-actresses", "https://www.listal.com/viewimage/123",
                   "https://www.listal.com/movie/batman", "https://www.listal.com/actors"):
         assert not pattern.search(other), other
+    for url, gender in (("https://www.listal.com/list/hottest-actresses-2020", "female"),
+                        ("https://www.listal.com/list/best-actors", "male"),
+                        ("https://www.listal.com/list/best-actors-and-actresses", None),
+                        ("https://www.listal.com/list/favourite-people", None)):
+        assert listal.list_gender(url)[0] == gender, url
     demo = load_profile("demo-listal")
     with pytest.raises(ProfileError, match="base_url"):
         demo.resolve_start_urls(None)

@@ -67,6 +67,8 @@ class ProfiledSpider(HarvestSpider):
             self.allowed_domains = sorted({urlparse(u).hostname or "" for u in self.start_urls} - {""})
 
     async def start(self) -> AsyncIterator[Any]:
+        if "NOT run against the live" in self.profile.notes:
+            self.logger.warning("profile %s: %s", self.profile.name, self.profile.notes)
         for url in self.start_urls:
             gender, rule = self.profile.list_gender(url)
             request = self.page_request(url, self.parse_list, list_gender=gender,
