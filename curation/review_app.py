@@ -147,11 +147,12 @@ def _render(config: review.ReviewConfig, layout, store) -> None:
             f"sent to review by the cleaning ({counts[g][0]})" if g == FLAGGED
             else f"{g} ({counts[g][0]} left of {counts[g][1]})"))
         is_flagged = gender == FLAGGED
-        order = st.selectbox("Order", review.ORDERS, key="order", on_change=_first_page,
+        order = st.selectbox("Order", review.ORDERS, key="order", on_change=_first_page, disabled=is_flagged,
                              format_func={"suspicion": "suspected label error first", "filename": "file name",
                                           "rule": "cleaning rule", "source": "source site"}.get)
         per_page = st.selectbox("Per page", PAGE_SIZES, index=1, key="per_page", on_change=_first_page)
-        show_reviewed = st.toggle("Show reviewed images too", key="show_reviewed", on_change=_first_page)
+        show_reviewed = st.toggle("Show reviewed images too", key="show_reviewed", on_change=_first_page,
+                                  disabled=is_flagged)
         targets = layout.genders() if is_flagged else review.other_labels(layout, gender)
         st.selectbox("Put back as" if is_flagged else "Move to", targets, key="target", disabled=len(targets) == 1)
         st.selectbox("Reject reason", review.REJECT_REASONS, key="reason")
