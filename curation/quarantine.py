@@ -238,12 +238,10 @@ def _move_no_clobber(src: Path, dst: Path) -> None:
     :func:`repair` finishes. Where links are not supported, check then ``os.replace``."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.link(src, dst)
-    except FileExistsError:
+        os.link(src, dst, follow_symlinks=False)  # a symbolic link moves as itself
+    except (FileExistsError, FileNotFoundError):
         raise
-    except FileNotFoundError:
-        raise
-    except OSError:
+    except OSError:  # no hard links here (or another file system): check, then rename
         if dst.exists():
             raise FileExistsError(dst) from None
         os.replace(src, dst)

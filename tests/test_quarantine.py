@@ -91,9 +91,9 @@ def test_vanished_file_is_reported_and_nothing_recorded(tmp_path, utkface_rows, 
     # vanishes after the manifest line was written: the line is cancelled
     real_link = os.link
 
-    def vanish_then_link(src, dst):
+    def vanish_then_link(src, dst, **kwargs):
         os.unlink(src)
-        return real_link(src, dst)
+        return real_link(src, dst, **kwargs)
 
     monkeypatch.setattr(q.os, "link", vanish_then_link)
     with pytest.raises(q.VanishedFileError):
@@ -105,7 +105,7 @@ def test_vanished_file_is_reported_and_nothing_recorded(tmp_path, utkface_rows, 
 def test_failed_move_loses_nothing(tmp_path, utkface_rows, monkeypatch):
     layout, files = _dataset(tmp_path, utkface_rows)
 
-    def refuse(*args):
+    def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(q.os, "link", refuse)
@@ -158,6 +158,15 @@ def test_crash_between_link_and_unlink_is_finished(tmp_path, utkface_rows, monke
         reason=entry.reason, ref=entry.id))
     assert q.repair(layout) == [f"finished moving {moved.name}"]
     assert files[0].is_file() and not moved.exists() and q.list_quarantined(layout) == []
+
+
+def test_a_symbolic_link_moves_as_itself(tmp_path, utkface_rows):
+    layout, files = _dataset(tmp_path, utkface_rows)
+    link = files[0].parent / "linked.jpg"
+    link.symlink_to(files[1])
+    moved = q.quarantine_file(layout, link, "near-duplicate")
+    assert moved.is_symlink() and moved.resolve() == files[1] and files[1].is_file()
+    assert q.restore_file(layout, moved).is_symlink()
 
 
 def test_newer_manifest_and_torn_line(tmp_path, utkface_rows):
