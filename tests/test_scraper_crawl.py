@@ -170,6 +170,11 @@ def test_cap_on_images_per_person(demo, tmp_path):
         people = [r["person_name"] for r in store.find_images()]
     assert people and all(people.count(p) == 1 for p in people)
     assert (root / "httpcache").is_dir()  # the HTTP cache option keeps its files in the dataset root
+    again = run_scrapy("filmweb", root, *site_args(server.base_url, "filmweb"), "-a", "max_images_per_person=1",
+                       report=tmp_path / "r2.json")
+    assert again["summary"]["image_requests"] == 0  # a re-run does not take the next photo of each person
+    with open_store(None, root) as store:
+        assert len(store.find_images()) == len(people)
     assert not (ROOT / ".scrapy").exists()
 
 

@@ -163,10 +163,10 @@ class HarvestSpider(scrapy.Spider):
         """
         if not self.allowed(url):
             return None
+        if count_for_cap and not self.reserve(person_key):  # photos fetched by earlier runs count too
+            return None
         if self.ledger is not None and self.ledger.seen(url):
             self.stats.inc_value(SKIPPED + "already-fetched")
-            return None
-        if count_for_cap and not self.reserve(person_key):
             return None
         return scrapy.Request(
             url, callback=self.parse_image, errback=self.image_failed, priority=10,
