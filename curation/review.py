@@ -196,6 +196,7 @@ class QueueItem:
 
     @property
     def file_name(self) -> str:
+        """The content-hash file name (the same in every folder the image moves to)."""
         return self.path.name
 
     @property
@@ -407,6 +408,7 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        """One line for the page: counts per action, and whether something needs a look."""
         actions: dict[str, int] = {}
         for d in self.logged:
             actions[d["action"]] = actions.get(d["action"], 0) + 1
@@ -706,6 +708,8 @@ def repair(layout: DatasetLayout, store: Store) -> list[str]:
         if action != "keep":
             messages.append(f"finished decision #{doc.get('seq')} ({doc['action']} {doc['file_name']} "
                             f"by {doc['who']}): {doc['from']} -> {doc['to']}")
+    for message in messages:
+        log.warning("review repair: %s", message)
     return messages
 
 

@@ -92,6 +92,7 @@ class FlipTrial:
 
     @property
     def recall(self) -> float:
+        """Share of the flipped images found in the first part of their queue."""
         return self.found / self.flipped if self.flipped else float("nan")
 
 
