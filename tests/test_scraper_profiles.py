@@ -263,3 +263,14 @@ def test_http_cache_lives_in_the_dataset_root(tmp_path):
     settings.set("DATASET_ROOT", str(tmp_path / "data"), priority="cmdline")
     ListalSpider.update_settings(settings)
     assert settings["HTTPCACHE_DIR"] == str((tmp_path / "data" / "httpcache").resolve())
+
+
+def test_malformed_urls_are_counted_not_fatal(tmp_path):
+    spider = _spider(FilmwebSpider, tmp_path)
+    person = {"person_name": "A", "person_id": "1", "gender": "female", "site_label": "x", "site": "filmweb"}
+    body = ('<ul class="gallery__photos-list"><li><a data-photo="http://[::1">x</a></li>'
+            '<li><a data-photo="javascript:void(0)">y</a></li>'
+            '<li><a data-photo="https://fwcdn.pl/ppo/1/2/3/4.3.jpg">z</a></li></ul>')
+    out = list(spider.parse_gallery(_response("https://www.filmweb.pl/person/A-1/photos", body, person=person)))
+    assert [r.url for r in out] == ["https://fwcdn.pl/ppo/1/2/3/4.3.jpg"]
+    assert spider.crawler.stats.get_value("anfe/dropped/bad-url") == 2

@@ -76,12 +76,19 @@ class ProfiledSpider(HarvestSpider):
             if request is not None:
                 yield request
 
+    def join(self, response: scrapy.http.Response, href: str) -> str:
+        """``href`` made absolute; a malformed one becomes ``invalid:`` (then counted as ``bad-url``)."""
+        try:
+            return response.urljoin(href)
+        except ValueError:
+            return f"invalid:{href}"
+
     # -- lists and rankings ----------------------------------------------------------------
     def parse_list(self, response: scrapy.http.Response) -> Iterator[scrapy.Request]:
         """A list or ranking: follow every person on it, and the next page."""
         meta = {k: response.meta.get(k) for k in ("list_gender", "list_rule", "list_url")}
         for href in select_all(response, self.profile.list_person_links):
-            url = response.urljoin(href)
+            url = self.join(response, href)
             if self.profile.list_person_pattern and not _matches(self.profile.list_person_pattern, url):
                 continue
             request = self.page_request(url, self.parse_person, **meta)
@@ -89,7 +96,7 @@ class ProfiledSpider(HarvestSpider):
                 yield request
         next_href = select_first(response, self.profile.list_next)
         if next_href:
-            request = self.page_request(response.urljoin(next_href), self.parse_list, **meta)
+            request = self.page_request(self.join(response, next_href), self.parse_list, **meta)
             if request is not None:
                 yield request
 
@@ -130,7 +137,7 @@ class ProfiledSpider(HarvestSpider):
     def gallery_url(self, response: scrapy.http.Response) -> str | None:
         href = select_first(response, self.profile.gallery_links)
         if href:
-            return response.urljoin(href)
+            return self.join(response, href)
         if self.profile.gallery_url_template:
             person_url = response.url.split("?")[0].split("#")[0].rstrip("/")
             return self.profile.gallery_url_template.format(person_url=person_url)
@@ -145,7 +152,7 @@ class ProfiledSpider(HarvestSpider):
             if self.person_full(key):
                 self.stats.inc_value("anfe/skipped/person-cap")
                 return
-            url = response.urljoin(href)
+            url = self.join(response, href)
             photo = {**person, "page_url": response.url}
             if self.profile.gallery_entry_kind == "view":
                 if self.allowed(url) and self.reserve(key):
@@ -157,7 +164,7 @@ class ProfiledSpider(HarvestSpider):
                     yield request
         next_href = select_first(response, self.profile.gallery_next)
         if next_href and not self.person_full(key):
-            request = self.page_request(response.urljoin(next_href), self.parse_gallery, person=person)
+            request = self.page_request(self.join(response, next_href), self.parse_gallery, person=person)
             if request is not None:
                 yield request
 
@@ -169,7 +176,7 @@ class ProfiledSpider(HarvestSpider):
             count_drop(self.stats, "no-image-on-page")
             return
         photo = {**person, "page_url": response.url}
-        request = self.image_request(self.profile.image_url(response.urljoin(src)), person_key=person["person_id"],
+        request = self.image_request(self.profile.image_url(self.join(response, src)), person_key=person["person_id"],
                                      photo=photo, count_for_cap=False)
         if request is not None:
             yield request
