@@ -39,6 +39,7 @@ def crawl(spider: str, base_url: str, root: Path, extra: list[str]) -> dict:
 
 
 def main() -> None:
+    """Generate and serve the site, crawl it in both modes, print the table and the ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", default=str(ROOT.parent / "shared/data/faces/lfw/labels.csv"))
     parser.add_argument("--spider", choices=["listal", "filmweb"], default="filmweb")

@@ -72,6 +72,7 @@ class HarvestProgress:
             self.task.start(self.interval, now=False)
 
     def log_progress(self) -> None:
+        """One line: pages, image downloads, stored per gender, drops so far."""
         s = crawl_summary(self.crawler.stats.get_stats())
         genders = ", ".join(f"{g} {n}" for g, n in s["images_by_gender"].items()) or "none yet"
         logger.info(
@@ -80,6 +81,7 @@ class HarvestProgress:
         )
 
     def spider_closed(self, spider: Any, reason: str) -> None:
+        """Log the summary and write the JSON report."""
         if self.task is not None and self.task.running:
             self.task.stop()
         stats = self.crawler.stats.get_stats()

@@ -44,6 +44,7 @@ class _PipelineBase:
         return cls(crawler)
 
     def drop(self, item: PhotoItem, reason: str, detail: str) -> None:
+        """Count ``reason``, remember the URL's outcome (unless transient), raise DropItem."""
         count_drop(self.stats, reason)
         ledger = getattr(self.crawler.spider, "ledger", None)
         if ledger is not None:

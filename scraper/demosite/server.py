@@ -146,18 +146,22 @@ class DemoServer:
 
     @property
     def port(self) -> int:
+        """The bound port (a free one when 0 was asked for)."""
         return int(self._server.server_address[1])
 
     @property
     def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
         return f"http://{self.host}:{self.port}"
 
     @property
     def requests(self) -> list[str]:
+        """Every path asked for so far, in order (a copy)."""
         with self._server._lock:
             return list(self._server.requests)
 
     def start(self) -> "DemoServer":
+        """Serve in a daemon thread; returns self."""
         self._thread = threading.Thread(target=self._server.serve_forever, name="demo-site", daemon=True)
         self._thread.start()
         return self
@@ -170,6 +174,7 @@ class DemoServer:
             self._server.server_close()
 
     def stop(self) -> None:
+        """Stop serving and free the port."""
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:

@@ -67,6 +67,7 @@ class ProfiledSpider(HarvestSpider):
             self.allowed_domains = sorted({urlparse(u).hostname or "" for u in self.start_urls} - {""})
 
     async def start(self) -> AsyncIterator[Any]:
+        """Request each start list/ranking, with the gender the profile gives its URL."""
         if "NOT run against the live" in self.profile.notes:
             self.logger.warning("profile %s: %s", self.profile.name, self.profile.notes)
         for url in self.start_urls:
@@ -135,6 +136,7 @@ class ProfiledSpider(HarvestSpider):
                 yield request
 
     def gallery_url(self, response: scrapy.http.Response) -> str | None:
+        """The first gallery page: a link on the person page, else the profile's URL template."""
         href = select_first(response, self.profile.gallery_links)
         if href:
             return self.join(response, href)

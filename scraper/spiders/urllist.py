@@ -110,6 +110,7 @@ class UrlListSpider(HarvestSpider):
         self.file_gender = gender_from_file_name(self.list_path)
 
     async def start(self) -> AsyncIterator[Any]:
+        """One image request per usable row (bad rows are counted as ``bad-row``)."""
         for row in read_url_list(self.list_path):
             if isinstance(row, tuple):
                 count_drop(self.stats, "bad-row")
