@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -60,9 +60,7 @@ def review(root: Path, address: str, port: int, headless: bool, print_command: b
     with open_cache(cache_path, params) as cache:  # analyse new images here, with a progress bar
         _results, stats = analyse_paths(files, params, cache, workers, progress=True)
     click.echo(f"{stats.total} images ({stats.analysed} analysed now); review page on http://{address}:{port}", err=True)
-    try:
-        code = subprocess.call(command)
-    except KeyboardInterrupt:
-        code = 0
-    if code:
-        raise click.ClickException(f"streamlit exited with status {code} (is port {port} in use? try --port)")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Become the streamlit server (no child left behind when this process is stopped).
+    os.execv(command[0], command)
