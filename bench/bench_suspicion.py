@@ -4,6 +4,9 @@ many flipped photos land in the first 10% of their gender's queue.
 Reads embeddings from the analysis cache (default ``~/.cache/anfe/analysis.sqlite``; missing ones
 are analysed and cached). Prints the figure per seed, against two baselines measured in the same
 run: plain (not leave-one-out) centroids, and a random order (expected: the top fraction itself).
+With ~1,000 images per gender the two centroid scores almost coincide (leave-one-out scales the
+own distance by n/(n-1)); leave-one-out matters for small folders, where an image pulls its own
+centroid noticeably.
 
     python bench/bench_suspicion.py [--images 2000] [--seeds 5] [--cache PATH]
 """

@@ -76,7 +76,9 @@ def _act(config: review.ReviewConfig, action: str, rest_of_page: bool = False) -
         _flash("error", f"Error: {exc}")
         return
     _set_selection(False, [i.key for i in chosen])
-    _report(outcome, {"keep": "Kept", "relabel": f"Moved to {st.session_state.get('target')}",
+    flagged = any(i.entry_id for i in chosen)
+    _report(outcome, {"keep": "Put back" if flagged else "Kept",
+                      "relabel": f"{'Put back as' if flagged else 'Moved to'} {st.session_state.get('target')}",
                       "reject": f"Rejected ({st.session_state.get('reason')})"}[action])
 
 

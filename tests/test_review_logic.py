@@ -307,3 +307,13 @@ def test_crash_while_putting_back_a_file_sent_to_review(dataset, store, monkeypa
     messages = review.repair(dataset, store)
     assert len(messages) == 1 and (dataset.gender_dir("female") / f"{digest}.jpg").is_file()
     assert review.repair(dataset, store) == []
+
+
+def test_page_arguments_round_trip_and_bad_ones():
+    config = review.ReviewConfig(Path("/data/set"), "sqlite:////x/catalog.sqlite", Path("/c.sqlite"),
+                                 AnalysisParams(upsample=0, max_side=800), workers=2)
+    assert review.parse_args(config.to_args()) == config
+    with pytest.raises(review.DatasetError, match="usage: streamlit run curation/review_app.py -- DATASET_ROOT"):
+        review.parse_args([])
+    with pytest.raises(review.DatasetError, match="unknown arguments"):
+        review.parse_args(["/data/set", "--colour", "red"])
