@@ -190,3 +190,29 @@ def test_only_dataset_images_can_be_quarantined(tmp_path, utkface_rows):
     with pytest.raises(Exception, match="folder name"):
         q.quarantine_file(layout, files[0], "../escape")
     assert outside.is_file() and files[0].is_file()
+
+
+def test_concurrent_writers_pick_distinct_names_and_lose_no_line(tmp_path, utkface_rows):
+    from concurrent.futures import ThreadPoolExecutor
+
+    layout, files = _dataset(tmp_path, utkface_rows, count=2)
+    sources = []
+    for n in range(16):  # sixteen files that all want the same quarantine name
+        folder = layout.gender_dir("male") / f"batch{n}"
+        folder.mkdir()
+        shutil.copyfile(files[0], folder / "same.jpg")
+        sources.append(folder / "same.jpg")
+    with ThreadPoolExecutor(4) as pool:
+        moved = list(pool.map(lambda p: q.quarantine_file(layout, p, "rejected", gender="male"), sources))
+    assert len(set(moved)) == 16 and all(p.is_file() for p in moved)
+    assert len(_lines(layout)) == 16 and len(q.list_quarantined(layout, "rejected")) == 16
+
+
+def test_sync_store_rewrites_records_from_the_manifest(tmp_path, utkface_rows):
+    layout, files = _dataset(tmp_path, utkface_rows)
+    q.quarantine_file(layout, files[0], "no-face", "0 faces")  # no store given: record missing
+    q.quarantine_file(layout, files[1], "exact-duplicate", update_store=False)
+    with open_store(None, layout.root) as store:
+        assert q.sync_store(layout, store) == 1
+        (record,) = store.find_images(status="quarantined")
+        assert record["quarantine_reason"] == "no-face" and record["quarantine_detail"] == "0 faces"
