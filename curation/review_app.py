@@ -14,7 +14,8 @@ import streamlit as st
 
 from anfe.cache import AnalysisCache, default_cache_path
 from anfe.errors import AnfeError
-from anfe.store import open_store
+from anfe.layout import DatasetLayout
+from anfe.store import Store, open_store
 from curation import quarantine, review
 
 #: Keyboard shortcuts (Streamlit reserves C and R).
@@ -121,7 +122,7 @@ def render(argv: Sequence[str]) -> None:
         store.close()
 
 
-def _render(config: review.ReviewConfig, layout, store) -> None:
+def _render(config: review.ReviewConfig, layout: DatasetLayout, store: Store) -> None:
     if "repaired" not in st.session_state:  # a crash between a logged decision and its move
         st.session_state["repaired"] = review.repair(layout, store)
         for message in st.session_state["repaired"]:
