@@ -83,8 +83,11 @@ def test_click_move_in_a_real_browser(utkface_rows, tmp_path, session_cache_path
             page.locator('[data-testid="stImage"]').first.wait_for(timeout=30_000)
             page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
             checkbox = page.locator('[class*="st-key-sel-"]').first  # the image tiles' boxes
-            digest_prefix = checkbox.inner_text().strip()
-            assert re.fullmatch(r"[0-9a-f]{10}", digest_prefix)
+            checkbox.locator("input").wait_for(state="attached", timeout=30_000)
+            digest = re.search(r"st-key-sel-([0-9a-f]{64})", checkbox.get_attribute("class") or "")
+            assert digest, checkbox.get_attribute("class")
+            digest_prefix = digest.group(1)
+            page.get_by_text(digest_prefix[:10], exact=True).wait_for(timeout=30_000)
             checkbox.click()
             move = page.get_by_role("button", name=re.compile(r"Move to male \(1\)"))
             move.wait_for(timeout=30_000)
