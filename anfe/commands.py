@@ -216,7 +216,8 @@ def _select_builds(store: Store, pattern: str) -> list[dict]:
             chosen.extend(matches)
         else:
             chosen.append(part)
-    return [store.get_build(i) for i in dict.fromkeys(chosen)]
+    docs = [store.get_build(i) for i in dict.fromkeys(chosen)]
+    return sorted(docs, key=lambda d: (d.get("variant") or "", d.get("k") or 0, sum((d.get("counts") or {}).values())))
 
 
 def _result_line(result: EvaluationResult, page: Path) -> str:
