@@ -344,7 +344,8 @@ DISTANCE_SAMPLE = 2000
 
 def _distance_summary(vectors: list[np.ndarray], centroids: list[np.ndarray]) -> dict[str, float]:
     nearest = np.concatenate([distances(v, c).min(axis=1) for v, c in zip(vectors, centroids) if len(v)])
-    return {f"p{q:g}": float(np.percentile(nearest, q)) for q in (50, 95, 99, 99.9)} | {
+    # Keys without dots: MongoDB reads a dot in a field name as a path.
+    return {f"p{q:g}".replace(".", "_"): float(np.percentile(nearest, q)) for q in (50, 95, 99, 99.9)} | {
         "max": float(nearest.max()), "sample": int(len(nearest)),
     }
 

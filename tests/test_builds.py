@@ -115,9 +115,9 @@ def test_size_larger_than_available_fails_or_clamps(items, analysed, caplog):
     assert "clamped" in caplog.text
 
 
-def test_saved_in_the_store_and_read_back(items, analysed, tmp_path):
-    made = _builds(items, analysed, sizes=(5, 6), seed=4)
-    with open_store(f"sqlite:///{tmp_path / 'catalog.sqlite'}") as store:
+def test_saved_in_the_store_and_read_back(items, analysed, store_backend_uri):
+    made = _builds(items, analysed, sizes=(5, 6), seed=4, test_fraction=0.3)
+    with open_store(store_backend_uri) as store:  # each backend: plain BSON/JSON, no numpy
         for doc in made:
             store.save_build(doc)
         assert store.get_build("g_6") == made[1]
