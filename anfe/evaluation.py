@@ -90,6 +90,7 @@ class EvaluationResult:
 
     @property
     def build_id(self) -> str:
+        """The id of the evaluated build."""
         return self.build["id"]
 
     def confusion(self) -> dict[str, dict[str, int]]:
@@ -120,10 +121,12 @@ class EvaluationResult:
         return out
 
     def balanced_accuracy(self) -> float | None:
+        """Mean of the per-gender accuracies over decided faces (None if a gender has none)."""
         rates = [v["accuracy"] for v in self.per_gender().values()]
         return float(np.mean(rates)) if rates and None not in rates else None
 
     def accuracy(self) -> float | None:
+        """Share of decided faces predicted right, all genders together."""
         decided = [o for o in self.outcomes if o.decided]
         return _rate(sum(o.right for o in decided), len(decided))
 
@@ -173,6 +176,7 @@ class EvaluationResult:
         return sorted(wrong, key=lambda o: (o.own or 0) - (o.other or 0), reverse=True)
 
     def to_dict(self, with_outcomes: bool = True) -> dict:
+        """The JSON report: every figure above, plus one row per test image unless asked not to."""
         data = {
             "build": self.build,
             "test_source": self.test_source,
