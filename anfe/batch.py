@@ -113,8 +113,11 @@ def _run_jobs(jobs, cache, workers, progress, analyse) -> dict[str, ImageAnalysi
                 take(analyse(job))
         else:
             context = multiprocessing.get_context("fork")
-            with context.Pool(min(workers, len(jobs))) as pool:
-                for result in pool.imap_unordered(analyse, jobs, chunksize=4):
+            processes = min(workers, len(jobs))
+            # Small chunks keep every process busy to the end; large batches amortise the IPC.
+            chunksize = max(1, min(8, len(jobs) // (processes * 8)))
+            with context.Pool(processes) as pool:
+                for result in pool.imap_unordered(analyse, jobs, chunksize=chunksize):
                     take(result)
     finally:
         if cache is not None and pending:

@@ -15,7 +15,6 @@ import hashlib
 import logging
 import operator
 import re
-import sqlite3
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import numpy as np
 from . import __version__
 from .analysis import ImageAnalysis
 from .batch import analyse_paths
-from .cache import DIMENSIONS, AnalysisCache
+from .cache import DIMENSIONS, AnalysisCache, single_face_blobs
 from .config import AnalysisParams
 from .dataset import LabelledImage, by_gender
 from .errors import DatasetError
@@ -217,34 +216,6 @@ def _pool(found: dict[str, dict[str, np.ndarray]], skipped: list[Skipped]) -> Em
     return EmbeddingPool(hashes, vectors, skipped)
 
 
-def _cached_blobs(cache_path: str | Path, params_key: str, digests: Iterable[str]) -> dict[str, bytes | None]:
-    """Raw embedding bytes (one face's float64 x 128) per cached hash; None when not one face."""
-    wanted = sorted(set(digests))
-    found: dict[str, bytes | None] = {}
-    width = DIMENSIONS * 8
-    db = sqlite3.connect(f"file:{Path(cache_path)}?mode=ro", uri=True, timeout=60)
-    try:
-        db.execute("PRAGMA mmap_size=4294967296")
-        (pages,) = db.execute("PRAGMA page_count").fetchone()
-        select = "SELECT content_hash, error, embeddings FROM analyses WHERE params=?"
-        if wanted and pages < 4 * len(wanted):  # each entry fills about a page: one scan is cheaper
-            keep = set(wanted)
-            batches = [db.execute(select, [params_key])]
-        else:
-            keep = None
-            batches = (  # sorted hashes: neighbouring B-tree pages
-                db.execute(f"{select} AND content_hash IN ({','.join('?' * len(chunk))})", [params_key, *chunk])
-                for chunk in (wanted[i : i + 900] for i in range(0, len(wanted), 900))
-            )
-        for rows in batches:
-            for digest, error, blob in rows:
-                if keep is None or digest in keep:
-                    found[digest] = blob if not error and blob is not None and len(blob) == width else None
-    finally:
-        db.close()
-    return found
-
-
 def single_embeddings(cache_path: str | Path, params_key: str, digests: Iterable[str]) -> dict[str, np.ndarray | None]:
     """Embedding per cached hash (None when that image holds no face or several), read fast.
 
@@ -254,14 +225,14 @@ def single_embeddings(cache_path: str | Path, params_key: str, digests: Iterable
     """
     return {
         d: None if blob is None else np.frombuffer(blob, dtype=np.float64)
-        for d, blob in _cached_blobs(cache_path, params_key, digests).items()
+        for d, blob in single_face_blobs(cache_path, params_key, digests).items()
     }
 
 
 def pool_from_cache(labels: dict[str, str], cache: AnalysisCache) -> EmbeddingPool:
     """The pool for images known only by content hash -> gender (no files needed), from the cache:
     how a sweep over 100,000 cached images loads in well under a second."""
-    blobs = _cached_blobs(cache.path, cache.params_key, labels)
+    blobs = single_face_blobs(cache.path, cache.params_key, labels)
     keys: dict[str, list[str]] = {g: [] for g in sorted(set(labels.values()))}
     skipped = []
     for digest, gender in labels.items():

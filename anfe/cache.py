@@ -129,3 +129,35 @@ class AnalysisCache:
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def single_face_blobs(cache_path: str | Path, params_key: str, digests: Iterable[str]) -> dict[str, bytes | None]:
+    """Raw embedding bytes (one face's float64 x 128) per cached hash; None when not one face.
+
+    Reads only that column, read-only and memory-mapped: the fast path for builds over 100,000
+    cached images (about 50x faster than building full ImageAnalysis objects).
+    """
+    wanted = sorted(set(digests))
+    found: dict[str, bytes | None] = {}
+    width = DIMENSIONS * 8
+    db = sqlite3.connect(f"file:{Path(cache_path)}?mode=ro", uri=True, timeout=60)
+    try:
+        db.execute("PRAGMA mmap_size=4294967296")
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        select = "SELECT content_hash, error, embeddings FROM analyses WHERE params=?"
+        if wanted and pages < 4 * len(wanted):  # each entry fills about a page: one scan is cheaper
+            keep = set(wanted)
+            batches = [db.execute(select, [params_key])]
+        else:
+            keep = None
+            batches = (  # sorted hashes: neighbouring B-tree pages
+                db.execute(f"{select} AND content_hash IN ({','.join('?' * len(chunk))})", [params_key, *chunk])
+                for chunk in (wanted[i : i + 900] for i in range(0, len(wanted), 900))
+            )
+        for rows in batches:
+            for digest, error, blob in rows:
+                if keep is None or digest in keep:
+                    found[digest] = blob if not error and blob is not None and len(blob) == width else None
+    finally:
+        db.close()
+    return found

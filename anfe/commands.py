@@ -88,9 +88,11 @@ def _load_items(source: Path | None, labels: Path | None, conditions: list) -> l
 
 
 def _dataset_root(source: Path, labels: Path | None) -> Path:
-    if labels is not None:
-        return labels.parent
-    return source if source.is_dir() else source.parent
+    """Where the embedded store goes without --db: the dataset folder, or for a labels CSV the
+    current folder (the default --root of evaluate/predict; the CSV's folder may be read-only)."""
+    if labels is not None or not source.is_dir() or (source / "labels.csv").is_file():
+        return Path(".")
+    return source
 
 
 # -- build ----------------------------------------------------------------------------------
