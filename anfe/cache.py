@@ -93,6 +93,21 @@ class AnalysisCache:
         ).fetchone()
         return count
 
+    def merge_from(self, other: str | Path) -> int:
+        """Copy every entry of another cache file that this one lacks (all parameter keys);
+        returns how many were added. How shards analysed on several machines come together."""
+        other = Path(other)
+        if not other.is_file():
+            raise FileNotFoundError(f"no cache file at {other}")
+        before = self._db.total_changes
+        self._db.execute("ATTACH DATABASE ? AS other", (f"file:{other}?mode=ro",))
+        try:
+            with self._db:
+                self._db.execute("INSERT OR IGNORE INTO analyses SELECT * FROM other.analyses")
+        finally:
+            self._db.execute("DETACH DATABASE other")
+        return self._db.total_changes - before
+
     def _row(self, a: ImageAnalysis) -> tuple:
         faces = [
             {"box": list(f.box), "landmarks": [list(p) for p in f.landmarks], "confidence": f.confidence}

@@ -4,6 +4,7 @@ curation and scraper layers contribute through the ``anfe.commands`` entry-point
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -12,12 +13,14 @@ import click
 
 from . import __version__
 from .batch import analyse_paths
+from .cache import AnalysisCache, default_cache_path
 from .cliutil import analysis_options, friendly_errors, open_cache, setup_logging
 from .dataset import load_labelled
 
 #: anfe's own commands, loaded lazily (module:attribute).
 _OWN_COMMANDS = {
     "analyze": "anfe.cli:analyze",
+    "cache": "anfe.cli:cache",
     "build": "anfe.commands:build",
     "builds": "anfe.commands:builds",
     "evaluate": "anfe.commands:evaluate",
@@ -67,9 +70,13 @@ def cli(verbose: int) -> None:
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A labels CSV (path, gender, ...) instead of label folders.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per image.")
+@click.option("--shard", default=None, metavar="I/N", callback=lambda ctx, param, value: _parse_shard(value) if value else None,
+              help="Analyse only the I-th of N equal shares (sorted paths), e.g. 2/4 on the second of "
+                   "four machines; join the caches with `anfe cache merge`.")
 @analysis_options
 @friendly_errors
-def analyze(source: Path, labels: Path | None, as_json: bool, params, cache_path, workers) -> None:
+def analyze(source: Path, labels: Path | None, as_json: bool, shard: tuple[int, int] | None, params, cache_path,
+            workers) -> None:
     """Run the analysis pass (faces, landmarks, embeddings, hashes) over SOURCE and cache it.
 
     SOURCE is a dataset root, a folder of label folders, a labels CSV or a single image.
@@ -78,6 +85,9 @@ def analyze(source: Path, labels: Path | None, as_json: bool, params, cache_path
     paths = [source] if source.is_file() and source.suffix.lower() != ".csv" else [
         item.path for item in load_labelled(source, labels)
     ]
+    if shard:
+        index, count = shard
+        paths = sorted(paths, key=str)[index - 1 :: count]
     with open_cache(cache_path, params) as cache:
         results, stats = analyse_paths(paths, params, cache, workers)
     if as_json:
@@ -90,6 +100,52 @@ def analyze(source: Path, labels: Path | None, as_json: bool, params, cache_path
         faces[key] = faces.get(key, 0) + 1
     click.echo(f"{stats.total} images: {stats.cached} from cache, {stats.analysed} analysed now", err=as_json)
     click.echo("  " + ", ".join(f"{k}: {v}" for k, v in sorted(faces.items())), err=as_json)
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not I/N, e.g. 1/4", param_hint="--shard") from None
+    if not 1 <= index <= count:
+        raise click.BadParameter(f"{text!r}: I must be between 1 and N", param_hint="--shard")
+    return index, count
+
+
+@click.group()
+def cache() -> None:
+    """The analysis cache: results by content hash and parameters (default ~/.cache/anfe/analysis.sqlite)."""
+
+
+@cache.command("merge")
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@friendly_errors
+def cache_merge(target: Path, sources: tuple[Path, ...]) -> None:
+    """Copy into TARGET every analysis of the SOURCES cache files that it lacks (e.g. shards
+    analysed on other machines with `anfe analyze --shard I/N`)."""
+    with AnalysisCache(target, "") as joined:
+        for source in sources:
+            try:
+                added = joined.merge_from(source)
+            except sqlite3.DatabaseError as exc:
+                raise click.ClickException(f"{source} is not an analysis cache ({exc})") from None
+            click.echo(f"{source}: {added} analyses added")
+
+
+@cache.command("info")
+@click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def cache_info(path: Path | None) -> None:
+    """How many analyses the cache at PATH (default: the user's cache) holds, per parameter set."""
+    path = path or default_cache_path()
+    if not path.is_file():
+        click.echo(f"{path}: no cache yet (any analysing command creates it)")
+        return
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT params, COUNT(*) FROM analyses GROUP BY params ORDER BY params").fetchall()
+    click.echo(f"{path}:")
+    for params, count in rows:
+        click.echo(f"  {params}: {count} images")
 
 
 def main() -> None:

@@ -1,0 +1,47 @@
+"""Sharded analysis on "several machines" joined with `anfe cache merge`, on real photos."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from anfe.cache import AnalysisCache
+from anfe.cli import cli
+from anfe.config import AnalysisParams
+
+
+def test_shards_merge_into_one_cache(utkface_rows, tmp_path):
+    folder = tmp_path / "photos" / "male"
+    folder.mkdir(parents=True)
+    (tmp_path / "photos" / "female").mkdir()
+    rows = [r for r in utkface_rows if r["gender"] == "male"][:3] + [r for r in utkface_rows if r["gender"] == "female"][:3]
+    for row in rows:
+        target = tmp_path / "photos" / row["gender"] / row["path"].rsplit("/", 1)[-1]
+        target.write_bytes(open(row["path"], "rb").read())
+    runner = CliRunner()
+    shards = []
+    for index in (1, 2):
+        shard = tmp_path / f"shard{index}.sqlite"
+        result = runner.invoke(cli, ["analyze", str(tmp_path / "photos"), "--shard", f"{index}/2",
+                                     "--cache", str(shard), "--workers", "1"])
+        assert result.exit_code == 0, result.output
+        assert "3 images: 0 from cache, 3 analysed now" in result.output
+        shards.append(shard)
+    joined = tmp_path / "joined.sqlite"
+    result = runner.invoke(cli, ["cache", "merge", str(joined), *map(str, shards)])
+    assert result.exit_code == 0, result.output
+    assert "3 analyses added" in result.output
+    assert len(AnalysisCache(joined, AnalysisParams().cache_key)) == 6
+    again = runner.invoke(cli, ["analyze", str(tmp_path / "photos"), "--cache", str(joined)])
+    assert "6 images: 6 from cache, 0 analysed now" in again.output
+    info = runner.invoke(cli, ["cache", "info", str(joined)])
+    assert f"{AnalysisParams().cache_key}: 6 images" in info.output
+
+
+def test_bad_shard_and_bad_cache_file(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["analyze", str(tmp_path), "--shard", "3/2"])
+    assert result.exit_code == 2 and "I must be between 1 and N" in result.output
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database")
+    result = runner.invoke(cli, ["cache", "merge", str(tmp_path / "t.sqlite"), str(junk)])
+    assert result.exit_code == 1 and "is not an analysis cache" in result.output
