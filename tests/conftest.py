@@ -39,6 +39,20 @@ def utkface_rows(shared_faces: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
+def utkface_adult_items(utkface_rows):
+    """20 adult (age >= 17) UTKFace photos per gender, spread over the file list (ages, races)."""
+    from anfe.dataset import LabelledImage
+
+    chosen = []
+    for gender in ("male", "female"):
+        adults = [r for r in utkface_rows if r["gender"] == gender and int(r["age"]) >= 17]
+        step = max(1, len(adults) // 20)
+        chosen += [LabelledImage(Path(r["path"]), gender, {"age": r["age"], "race": r["race"]})
+                   for r in adults[::step][:20]]
+    return chosen
+
+
+@pytest.fixture(scope="session")
 def facecount_rows(shared_faces: Path) -> list[dict[str, str]]:
     base = _need(shared_faces / "facecount")
     rows = read_csv(base / "manifest.csv")

@@ -26,15 +26,9 @@ PER_GENDER = 20
 
 
 @pytest.fixture(scope="module")
-def items(utkface_rows) -> list[LabelledImage]:
+def items(utkface_adult_items) -> list[LabelledImage]:
     """A few dozen adult UTKFace photos per gender, spread over the file list (ages, races)."""
-    chosen = []
-    for gender in ("male", "female"):
-        adults = [r for r in utkface_rows if r["gender"] == gender and int(r["age"]) >= 17]
-        step = max(1, len(adults) // PER_GENDER)
-        chosen += [LabelledImage(Path(r["path"]), gender, {"age": r["age"], "race": r["race"]})
-                   for r in adults[::step][:PER_GENDER]]
-    return chosen
+    return utkface_adult_items
 
 
 @pytest.fixture(scope="module")

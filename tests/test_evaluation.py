@@ -19,19 +19,12 @@ from anfe.prediction import UNKNOWN
 from anfe.report import write_report, write_sweep_report
 
 PARAMS = AnalysisParams()
-PER_GENDER = 20
 
 
 @pytest.fixture(scope="module")
-def items(utkface_rows) -> list[LabelledImage]:
+def items(utkface_adult_items) -> list[LabelledImage]:
     """The same few dozen adult photos per gender as test_builds (read from the session cache)."""
-    chosen = []
-    for gender in ("male", "female"):
-        adults = [r for r in utkface_rows if r["gender"] == gender and int(r["age"]) >= 17]
-        step = max(1, len(adults) // PER_GENDER)
-        chosen += [LabelledImage(Path(r["path"]), gender, {"age": r["age"], "race": r["race"]})
-                   for r in adults[::step][:PER_GENDER]]
-    return chosen
+    return utkface_adult_items
 
 
 @pytest.fixture(scope="module")
