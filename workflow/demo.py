@@ -36,6 +36,15 @@ from scraper.demosite import DemoServer, generate_site
 DEFAULT_SOURCE = Path("../shared/data/faces/utkface")
 
 
+def default_source() -> Path:
+    """../shared/data/faces/utkface beside the current folder, else beside this checkout."""
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        candidate = (base / DEFAULT_SOURCE).resolve()
+        if candidate.exists():
+            return candidate
+    return DEFAULT_SOURCE
+
+
 class DemoError(AnfeError):
     """A step of the demo failed; the message names the step and how to fix it."""
 
@@ -187,9 +196,10 @@ def run_demo(config: DemoConfig, params: AnalysisParams, cache: AnalysisCache, w
 
 
 @click.command()
-@click.option("--source", type=click.Path(exists=False, path_type=Path), default=DEFAULT_SOURCE, show_default=True,
+@click.option("--source", type=click.Path(exists=False, path_type=Path), default=None,
               help="Labelled photos to build the demo site from: a labels CSV, a folder holding labels.csv, "
-                   "or a folder of label folders.")
+                   "or a folder of label folders [default: ../shared/data/faces/utkface, beside the current "
+                   "folder or the checkout].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("./demo-out"),
               show_default=True, help="Folder for the site, the dataset root, the store and the reports.")
 @click.option("--people", default=24, show_default=True, type=click.IntRange(2, 500),
@@ -208,13 +218,14 @@ def run_demo(config: DemoConfig, params: AnalysisParams, cache: AnalysisCache, w
 @store_option
 @analysis_options
 @friendly_errors
-def demo(source: Path, out: Path, people: int, photos: int, test_per_gender: int, min_age: float,
+def demo(source: Path | None, out: Path, people: int, photos: int, test_per_gender: int, min_age: float,
          sizes: str, k: int, seed: int, quiet: bool, db: str | None, params, cache_path, workers) -> None:
     """Run the whole flow on a local demo site: generate, serve, crawl, clean, build, evaluate, report.
 
     Nothing to install: the site is served on 127.0.0.1 and the embedded store is used unless
     --db mongodb://... is given. By default the photos come from ../shared/data/faces/utkface.
     """
+    source = source or default_source()
     if not source.exists():
         raise click.ClickException(f"{source} does not exist: give labelled photos with --source (a labels CSV or a folder)")
     try:
