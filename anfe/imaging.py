@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 
 import numpy as np
 from contextlib import contextmanager
@@ -92,3 +93,16 @@ def _normalise_mode(image: Image.Image) -> np.ndarray:
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     """Bytes to an upright 8-bit RGB array; raises an :class:`ImageError` subclass on bad input."""
     return to_rgb_array(open_image(data, max_pixels))
+
+
+def thumbnail_jpeg(path: str | Path, side: int, max_pixels: int, quality: int = 85) -> bytes:
+    """A JPEG of the image at ``path`` (upright, longer side at most ``side``) for reports and pages.
+
+    Decodes through :func:`decode_image`, so bombs and broken files raise :class:`ImageError`
+    (and a missing file ``OSError``) instead of reaching Pillow unguarded.
+    """
+    small = Image.fromarray(decode_image(Path(path).read_bytes(), max_pixels))
+    small.thumbnail((side, side))
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=quality)
+    return out.getvalue()

@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from PIL import Image
 
 from . import plots
 from .config import DEFAULT_MAX_PIXELS
 from .errors import ImageError
 from .evaluation import EvaluationResult, sweep_table
-from .imaging import decode_image
+from .imaging import thumbnail_jpeg
 from .layout import write_atomically
 
 log = logging.getLogger(__name__)
@@ -36,13 +35,11 @@ def _environment() -> Environment:
 def _thumbnail(source: str, target: Path) -> bool:
     """A small JPEG of ``source`` at ``target``; False when the image cannot be opened."""
     try:
-        small = Image.fromarray(decode_image(Path(source).read_bytes(), DEFAULT_MAX_PIXELS))
+        data = thumbnail_jpeg(source, THUMB_SIDE, DEFAULT_MAX_PIXELS)
     except (OSError, ImageError) as exc:  # a thumbnail is decoration: a bad file must not stop the report
         log.warning("no thumbnail for %s: %s", source, exc)
         return False
-    small.thumbnail((THUMB_SIDE, THUMB_SIDE))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    small.save(target, "JPEG", quality=85)
+    write_atomically(target, data)
     return True
 
 

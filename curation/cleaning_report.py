@@ -5,17 +5,15 @@ and a self-contained HTML page with sample thumbnails per rule (``<root>/reports
 from __future__ import annotations
 
 import base64
-import io
 import logging
 from dataclasses import asdict
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from PIL import Image
 
 from anfe.config import DEFAULT_MAX_PIXELS
 from anfe.errors import ImageError
-from anfe.imaging import decode_image
+from anfe.imaging import thumbnail_jpeg
 from anfe.layout import write_atomically
 from anfe.store import now_iso
 
@@ -48,14 +46,11 @@ def summary_table(report: CleanReport) -> str:
 def _thumbnail(path: Path) -> str | None:
     """A small JPEG of ``path`` as a data URI (the page stays whole when files move again)."""
     try:
-        small = Image.fromarray(decode_image(path.read_bytes(), DEFAULT_MAX_PIXELS))
+        data = thumbnail_jpeg(path, THUMB_SIDE, DEFAULT_MAX_PIXELS, quality=80)
     except (OSError, ImageError) as exc:  # a thumbnail is decoration: a bad file must not stop the report
         log.debug("no thumbnail for %s: %s", path, exc)
         return None
-    small.thumbnail((THUMB_SIDE, THUMB_SIDE))
-    buffer = io.BytesIO()
-    small.save(buffer, "JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
 def _sample(rejection: Rejection) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import io
 import logging
 import os
 import uuid
@@ -23,8 +22,9 @@ from urllib.parse import urlparse
 from anfe.analysis import ImageAnalysis
 from anfe.batch import analyse_paths
 from anfe.cache import AnalysisCache
-from anfe.config import AnalysisParams
-from anfe.errors import DatasetError, StoreVersionError
+from anfe.config import DEFAULT_MAX_PIXELS, AnalysisParams
+from anfe.errors import DatasetError, ImageError, StoreVersionError
+from anfe.imaging import thumbnail_jpeg
 from anfe.layout import DatasetLayout, safe_label
 from anfe.store import Store, now_iso
 
@@ -742,16 +742,9 @@ def _applied_rejects(layout: DatasetLayout) -> set[str]:
 # -- display helpers -----------------------------------------------------------------------------
 def thumbnail(path: Path, side: int = 256) -> bytes | None:
     """A JPEG thumbnail of the image (longer side ``side``), or None if it is gone or unreadable."""
-    from PIL import Image, ImageOps
-
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            image.thumbnail((side, side))
-            out = io.BytesIO()
-            image.convert("RGB").save(out, format="JPEG", quality=85)
-            return out.getvalue()
-    except (OSError, ValueError):
+        return thumbnail_jpeg(path, side, DEFAULT_MAX_PIXELS)
+    except (OSError, ImageError):
         return None
 
 

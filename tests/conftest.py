@@ -53,6 +53,12 @@ def utkface_adult_items(utkface_rows):
 
 
 @pytest.fixture(scope="session")
+def lfw_labels(shared_faces: Path) -> Path:
+    """The LFW labels CSV (people with identities: what the demo site needs), or skip."""
+    return _need(shared_faces / "lfw" / "labels.csv")
+
+
+@pytest.fixture(scope="session")
 def facecount_rows(shared_faces: Path) -> list[dict[str, str]]:
     base = _need(shared_faces / "facecount")
     rows = read_csv(base / "manifest.csv")

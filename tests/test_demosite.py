@@ -16,10 +16,8 @@ from scraper.errors import DemoSiteError
 
 
 @pytest.fixture(scope="module")
-def small_site(shared_faces: Path, tmp_path_factory):
-    labels = shared_faces / "lfw" / "labels.csv"
-    if not labels.is_file():
-        pytest.skip(f"LFW labels not found at {labels}")
+def small_site(lfw_labels: Path, tmp_path_factory):
+    labels = lfw_labels
     out = tmp_path_factory.mktemp("site")
     return out, generate_site(labels, out, people=2, photos=2, per_page=2, seed=1)
 

@@ -27,11 +27,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def demo(shared_faces: Path, tmp_path_factory):
+def demo(lfw_labels: Path, tmp_path_factory):
     """The generated site (manifest) and its running server."""
-    labels = shared_faces / "lfw" / "labels.csv"
-    if not labels.is_file():
-        pytest.skip(f"LFW labels not found at {labels}")
+    labels = lfw_labels
     site = tmp_path_factory.mktemp("demo-site")
     manifest = generate_site(labels, site, people=6, photos=3, per_page=2, seed=0)
     with DemoServer(site) as server:
