@@ -86,27 +86,36 @@ def _no_user_cache(monkeypatch, tmp_path_factory):
     monkeypatch.delenv("ANFE_DB", raising=False)
 
 
-# -- stores: the embedded file, the MongoDB stand-in, and a real MongoDB when one is given --------
+# -- stores: the embedded file, and MongoDB (a real wire-protocol server the tests start) ----------
 import os as _os  # noqa: E402  (kept with the store fixtures that need it)
 
-STORE_BACKENDS = ("embedded", "mongo-standin", "mongo-real")
+STORE_BACKENDS = ("embedded", "mongodb")
+#: A MongoDB of one's own for the MongoDB tests (instead of the secantusd-py the tests start).
 REAL_MONGODB_ENV = "ANFE_TEST_MONGODB_URI"
-_NO_REAL_MONGODB = pytest.mark.skipif(
-    not _os.environ.get(REAL_MONGODB_ENV),
-    reason=f"set {REAL_MONGODB_ENV}=mongodb://host:27017 to run the store tests on a real MongoDB",
-)
 
 
 @pytest.fixture(scope="session")
-def mongo_standin():
-    """A MongoDB wire-protocol server on a free loopback port (mongomock behind it); see tests/mongo_standin.py."""
-    from mongo_standin import MongoStandIn
+def secantus_server(tmp_path_factory):
+    """A ``secantusd-py --standalone`` on a free loopback port with a temporary WiredTiger storage,
+    for the whole session (stopped at the end). See tests/secantus_server.py."""
+    from secantus_server import SecantusServer
 
-    with MongoStandIn() as server:
+    with SecantusServer(tmp_path_factory.mktemp("secantus") / "data") as server:
         yield server
 
 
-def _with_database(uri: str, database: str) -> str:
+@pytest.fixture(scope="session")
+def mongodb_uri(request) -> str:
+    """The base URI (no database) of the MongoDB server the tests use: ``$ANFE_TEST_MONGODB_URI``
+    when set, else the session's secantusd-py. Tests add a unique database with
+    :func:`with_database` and drop it afterwards."""
+    given = _os.environ.get(REAL_MONGODB_ENV)
+    if given:
+        return given
+    return request.getfixturevalue("secantus_server").uri()
+
+
+def with_database(uri: str, database: str) -> str:
     """``uri`` pointing at ``database`` (options and credentials kept)."""
     from urllib.parse import urlsplit, urlunsplit
 
@@ -118,28 +127,24 @@ def _with_database(uri: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", query, parts.fragment))
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(name, marks=[_NO_REAL_MONGODB] if name == "mongo-real" else [])
-        for name in STORE_BACKENDS
-    ]
-)
-def store_backend_uri(request, tmp_path: Path):
-    """The URI of a fresh, empty store, once per backend: a temp SQLite file, or a unique MongoDB
-    database (on the stand-in, or on $ANFE_TEST_MONGODB_URI) dropped afterwards."""
+@pytest.fixture
+def mongodb_database_uri(mongodb_uri: str):
+    """The URI of a fresh, uniquely named database on the tests' MongoDB, dropped afterwards."""
     import uuid
 
+    import pymongo
+
+    database = f"anfe_test_{uuid.uuid4().hex[:12]}"
+    yield with_database(mongodb_uri, database)
+    with pymongo.MongoClient(mongodb_uri, serverSelectionTimeoutMS=5000) as client:
+        client.drop_database(database)
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend_uri(request, tmp_path: Path):
+    """The URI of a fresh, empty store, once per backend: a temp SQLite file, or a unique MongoDB
+    database (on the tests' secantusd-py, or on $ANFE_TEST_MONGODB_URI) dropped afterwards."""
     if request.param == "embedded":
         yield f"sqlite:///{tmp_path / 'catalog.sqlite'}"
         return
-    import pymongo
-
-    base = (
-        request.getfixturevalue("mongo_standin").uri()
-        if request.param == "mongo-standin"
-        else _os.environ[REAL_MONGODB_ENV]
-    )
-    database = f"anfe_test_{uuid.uuid4().hex[:12]}"
-    yield _with_database(base, database)
-    with pymongo.MongoClient(base, serverSelectionTimeoutMS=5000) as client:
-        client.drop_database(database)
+    yield request.getfixturevalue("mongodb_database_uri")

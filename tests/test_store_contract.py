@@ -1,5 +1,5 @@
-"""The store contract: one set of tests run against every backend (embedded SQLite, the MongoDB
-stand-in through pymongo, and a real MongoDB when ``ANFE_TEST_MONGODB_URI`` is set)."""
+"""The store contract: one set of tests run against every backend (embedded SQLite, and MongoDB
+through pymongo: the tests' secantusd-py, or ``ANFE_TEST_MONGODB_URI`` when set)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,6 @@ def uri(store_backend_uri: str) -> str:
 def store(uri: str):
     with open_store(uri) as opened:
         yield opened
-
-
-def is_mongo(uri: str) -> bool:
-    return uri.startswith("mongodb")
 
 
 def no_mongo_ids(docs: list[dict]) -> bool:
@@ -311,10 +307,11 @@ def _non_plain(value, path: str = "") -> list[str]:
     return [] if plain else [f"{path}: {type(value).__name__}"]
 
 
-def test_mongo_documents_are_plain_bson_without_ids(uri: str, store) -> None:
-    if not is_mongo(uri):
-        pytest.skip("MongoDB backends only")
+def test_mongo_documents_are_plain_bson_without_ids(mongodb_database_uri: str) -> None:
     import pymongo
+
+    uri = mongodb_database_uri
+    store = open_store(uri)
     from bson import ObjectId
 
     store.upsert_image({"content_hash": "h1", "embedding": np.linspace(0, 1, 128), "n": np.int64(2)})
@@ -337,3 +334,4 @@ def test_mongo_documents_are_plain_bson_without_ids(uri: str, store) -> None:
                 assert _non_plain(doc) == [], (name, doc)
         embedding = database.images.find_one()["embedding"]
         assert len(embedding) == 128 and all(type(v) is float for v in embedding)
+    store.close()

@@ -1,11 +1,12 @@
 """The MongoDB backend's own behaviour: URI handling, failing fast when no server answers,
-indexes, and what the wire stand-in proves (real pymongo over TCP)."""
+indexes, and the commands it really sends (pymongo over TCP to the tests' secantusd-py or to
+$ANFE_TEST_MONGODB_URI)."""
 
 from __future__ import annotations
 
 import socket
 import time
-import uuid
+from collections import Counter
 
 import numpy as np
 import pymongo
@@ -15,22 +16,12 @@ from bson.errors import InvalidDocument
 from anfe.errors import StoreError, StoreUnreachableError
 from anfe.store import open_store
 from anfe.store.mongo import MongoStore, redact
-from mongo_standin import MongoStandIn
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from secantus_server import SecantusServer, free_port
 
 
 @pytest.fixture
-def standin_uri(mongo_standin: MongoStandIn):
-    database = f"anfe_test_{uuid.uuid4().hex[:12]}"
-    yield mongo_standin.uri(database)
-    with pymongo.MongoClient(mongo_standin.uri()) as client:
-        client.drop_database(database)
+def db_uri(mongodb_database_uri: str) -> str:
+    return mongodb_database_uri
 
 
 # -- failing fast -----------------------------------------------------------------------------
@@ -62,8 +53,8 @@ def test_server_that_never_answers_does_not_hang() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_server_going_away_later_is_reported_not_hung() -> None:
-    server = MongoStandIn().start()
+def test_server_going_away_later_is_reported_not_hung(tmp_path) -> None:
+    server = SecantusServer(tmp_path / "data").start()
     store = open_store(server.uri("gone"), timeout_ms=1000)
     store.upsert_image({"content_hash": "h1"})
     server.stop()
@@ -75,16 +66,16 @@ def test_server_going_away_later_is_reported_not_hung() -> None:
 
 
 # -- URIs -------------------------------------------------------------------------------------
-def test_open_store_picks_mongo_and_the_database_from_the_path(mongo_standin: MongoStandIn) -> None:
-    with open_store(mongo_standin.uri("catalog_x")) as store:
-        assert isinstance(store, MongoStore)
-        assert store.database_name == "catalog_x"
-    with open_store(mongo_standin.uri()) as store:
-        assert store.database_name == "anfe"
-    with pymongo.MongoClient(mongo_standin.uri()) as client:
-        for name in ("catalog_x", "anfe"):
-            assert "images" in client[name].list_collection_names()
-            client.drop_database(name)
+def test_open_store_picks_mongo_and_the_database_from_the_path(tmp_path) -> None:
+    with SecantusServer(tmp_path / "data") as server:  # its own server: it uses the default "anfe"
+        with open_store(server.uri("catalog_x")) as store:
+            assert isinstance(store, MongoStore)
+            assert store.database_name == "catalog_x"
+        with open_store(server.uri()) as store:
+            assert store.database_name == "anfe"
+        with pymongo.MongoClient(server.uri()) as client:
+            for name in ("catalog_x", "anfe"):
+                assert "images" in client[name].list_collection_names()
 
 
 @pytest.mark.parametrize(
@@ -121,10 +112,10 @@ def test_passwords_are_redacted(uri: str, shown: str) -> None:
 
 
 # -- what the backend sets up and sends -------------------------------------------------------
-def test_unique_indexes_guard_the_keys(standin_uri: str) -> None:
-    with open_store(standin_uri) as store:
+def test_unique_indexes_guard_the_keys(db_uri: str) -> None:
+    with open_store(db_uri) as store:
         store.upsert_image({"content_hash": "h1"})
-    with pymongo.MongoClient(standin_uri) as client:
+    with pymongo.MongoClient(db_uri) as client:
         database = client.get_default_database()
         for collection, field in (("images", "content_hash"), ("decisions", "seq"), ("builds", "id")):
             indexes = {tuple(ix["key"].items()): ix for ix in database[collection].list_indexes()}
@@ -133,8 +124,8 @@ def test_unique_indexes_guard_the_keys(standin_uri: str) -> None:
             database.images.insert_one({"content_hash": "h1"})
 
 
-def test_image_fields_that_mongo_would_misread_are_refused(standin_uri: str) -> None:
-    with open_store(standin_uri) as store:
+def test_image_fields_that_mongo_would_misread_are_refused(db_uri: str) -> None:
+    with open_store(db_uri) as store:
         for field in ("faces.count", "$set", "_id"):
             with pytest.raises(ValueError, match="bad field name"):
                 store.upsert_image({"content_hash": "h1", field: 1})
@@ -143,21 +134,38 @@ def test_image_fields_that_mongo_would_misread_are_refused(standin_uri: str) -> 
         assert store.get_image("h1") == {"content_hash": "h1", "face-count": 1, "Größe": 2}
 
 
-def test_the_standin_carries_real_pymongo_traffic(mongo_standin: MongoStandIn, standin_uri: str) -> None:
-    before = mongo_standin.commands.copy()
-    with open_store(standin_uri) as store:
+class _CommandCounter(pymongo.monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.sent: Counter[str] = Counter()
+
+    def started(self, event) -> None:
+        self.sent[event.command_name] += 1
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
+
+
+def test_the_store_sends_real_commands_over_the_wire(db_uri: str) -> None:
+    counter = _CommandCounter()
+    pymongo.monitoring.register(counter)  # applies to clients created from now on
+    with open_store(db_uri) as store:
         for i in range(110):
             store.upsert_image({"content_hash": f"{i:064x}", "gender": "man"})
-        assert len(store.find_images(gender="man")) == 110
+        assert len(store.find_images(gender="man")) == 110  # more than one batch: getMore
         store.append_decision({"action": "keep"})
-    sent = mongo_standin.commands - before
     for command in ("ping", "createIndexes", "update", "insert", "find", "getMore", "endSessions"):
-        assert sent[command] > 0, command
+        assert counter.sent[command] > 0, command
+    with pymongo.MongoClient(db_uri) as client:
+        version = client.server_info()["version"]
+    assert int(version.split(".")[0]) >= 4, version
 
 
-def test_a_leaking_numpy_value_fails_in_pymongos_encoder(standin_uri: str) -> None:
+def test_a_leaking_numpy_value_fails_in_pymongos_encoder(db_uri: str) -> None:
     # Why plain() matters: BSON has no numpy types, and pymongo refuses them before sending,
     # exactly as it would against a real mongod.
-    with pymongo.MongoClient(standin_uri) as client:
+    with pymongo.MongoClient(db_uri) as client:
         with pytest.raises(InvalidDocument, match="cannot encode object"):
             client.get_default_database().images.insert_one({"score": np.float32(0.5)})
