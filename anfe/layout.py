@@ -29,11 +29,36 @@ def safe_label(label: str) -> str:
     return cleaned
 
 
+def normalise_root(root: str | Path) -> Path:
+    """``root`` as an absolute path with ``~`` expanded and symbolic links resolved (it need not exist)."""
+    return Path(os.path.expanduser(os.fspath(root))).resolve()
+
+
+def relative_to_root(root: Path, path: str | Path) -> Path:
+    """``path`` (absolute, or relative to the current folder) relative to the normalised ``root``.
+
+    The folder holding ``path`` is resolved, not ``path`` itself, so a symbolic link inside the
+    dataset keeps its own name. Raises ValueError when ``path`` lies outside ``root``.
+    """
+    path = Path(os.path.expanduser(os.fspath(path)))
+    absolute = Path(os.path.abspath(path))
+    return (absolute.parent.resolve() / absolute.name).relative_to(normalise_root(root))
+
+
 @dataclass(frozen=True)
 class DatasetLayout:
-    """Paths inside one dataset root."""
+    """Paths inside one dataset root.
+
+    The root is made absolute and free of symbolic links once, here (``./data``, ``data``,
+    ``../x/data``, ``~/data`` and a link to the folder all name the same root), so every path
+    built from it, stored relative to it or compared with it agrees whatever folder the command
+    was started from.
+    """
 
     root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", normalise_root(self.root))
 
     @property
     def images(self) -> Path:

@@ -21,7 +21,7 @@ from typing import Any
 
 from anfe.errors import DatasetError
 from anfe.hashing import content_hash as hash_bytes
-from anfe.layout import DatasetLayout, safe_label
+from anfe.layout import DatasetLayout, relative_to_root, safe_label
 from anfe.store import Store, now_iso
 
 log = logging.getLogger(__name__)
@@ -112,12 +112,21 @@ def manifest_path(layout: DatasetLayout) -> Path:
 
 
 def _relative(layout: DatasetLayout, path: Path) -> str:
-    return Path(os.path.abspath(path)).relative_to(Path(os.path.abspath(layout.root))).as_posix()
+    """``path`` relative to the root, with forward slashes; ValueError when it lies outside."""
+    return relative_to_root(layout.root, path).as_posix()
 
 
 def _absolute(layout: DatasetLayout, path: str | Path) -> Path:
-    path = Path(path)
-    return path if path.is_absolute() else layout.root / path
+    """An absolute ``path``: a relative one is taken relative to the dataset root when a file is
+    there (``images/male/x.jpg``), else relative to the current folder (``data/images/male/x.jpg``
+    as a shell completes it)."""
+    path = Path(os.path.expanduser(os.fspath(path)))
+    if path.is_absolute():
+        return path
+    under_root = layout.root / path
+    if under_root.exists() or under_root.is_symlink() or not path.exists():
+        return under_root
+    return Path(os.path.abspath(path))
 
 
 # -- checks --------------------------------------------------------------------------------------
