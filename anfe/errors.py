@@ -58,3 +58,7 @@ class UnknownBuildError(AnfeError):
 
 class DatasetError(AnfeError):
     """A dataset folder or labels file is missing, empty or malformed."""
+
+
+class NotADatasetError(DatasetError):
+    """The folder given is not a dataset root (no ``images/<gender>/`` folders)."""

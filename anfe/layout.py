@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DatasetError
+from .errors import DatasetError, NotADatasetError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -98,6 +98,21 @@ class DatasetLayout:
             return True
         except ValueError:
             return False
+
+
+def open_dataset(root: str | Path) -> DatasetLayout:
+    """The layout of the dataset root ``root``; raises :class:`NotADatasetError` saying what a root
+    looks like. Every command that takes a dataset root opens it here."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise NotADatasetError(f"{root} is not a folder: give a dataset root (a folder holding images/<gender>/)")
+    layout = DatasetLayout(root.resolve())
+    if not layout.is_dataset_root() or not layout.genders():
+        raise NotADatasetError(
+            f"{root} is not a dataset root: expected {root}/images/<gender>/ folders (e.g. images/female, "
+            f"images/male) as `anfe crawl` creates them"
+        )
+    return layout
 
 
 def content_file_name(digest: str, suffix: str) -> str:

@@ -13,8 +13,7 @@ from pathlib import Path
 from anfe.batch import BatchStats, analyse_paths
 from anfe.cache import AnalysisCache
 from anfe.config import AnalysisParams
-from anfe.errors import DatasetError
-from anfe.layout import DatasetLayout
+from anfe.layout import DatasetLayout, open_dataset
 from anfe.store import Store
 
 from . import quarantine as q
@@ -75,20 +74,6 @@ class CleanReport:
     @property
     def skipped(self) -> list[Rejection]:
         return [r for r in self.rejections if r.problem is not None]
-
-
-def require_dataset_root(root: str | Path) -> DatasetLayout:
-    """The layout of ``root``; raises :class:`DatasetError` (one line, how to fix) otherwise."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root} is not a folder: give a dataset root (a folder holding images/<gender>/)")
-    layout = DatasetLayout(root)
-    if not layout.is_dataset_root() or not layout.genders():
-        raise DatasetError(
-            f"{root} is not a dataset root: it has no images/<gender>/ folders "
-            f"(expected e.g. {root}/images/male and {root}/images/female)"
-        )
-    return layout
 
 
 def scan(layout: DatasetLayout) -> list[tuple[Path, str]]:
@@ -156,7 +141,7 @@ def clean(
     and a replay of any interrupted move. A file that vanished since the scan is skipped with
     a warning. A dry run moves nothing and writes nothing but the analysis cache.
     """
-    layout = require_dataset_root(root)
+    layout = open_dataset(root)
     report = CleanReport(layout.root, dry_run, rules)
     if not dry_run:
         q.check_writable(layout, [layout.images / g for g in layout.genders()])

@@ -14,7 +14,7 @@ import click
 
 from anfe.cliutil import analysis_options, friendly_errors, open_cache, store_option
 from anfe.errors import DatasetError
-from anfe.layout import DatasetLayout
+from anfe.layout import open_dataset
 from anfe.store import open_store
 
 from . import quarantine as q
@@ -55,12 +55,6 @@ def _rules_from(kwargs: dict[str, Any]) -> CleanRules:
     return CleanRules(**switches, **thresholds)
 
 
-def _layout(root: Path) -> DatasetLayout:
-    from .clean import require_dataset_root
-
-    return require_dataset_root(root)
-
-
 @click.command()
 @_ROOT
 @click.option("--dry-run", is_flag=True, help="Print what would move and write the report; move nothing.")
@@ -86,11 +80,10 @@ def clean(root: Path, dry_run: bool, labels: Path | None, report_path: Path | No
     quarantine/label-conflict/ with status "review" for the review app to settle.
     """
     from .clean import clean as run_clean
-    from .clean import require_dataset_root
     from .cleaning_report import summary_table, write_html
 
     rules = _rules_from(kwargs)
-    layout = require_dataset_root(root)
+    layout = open_dataset(root)
     if not dry_run:
         q.check_writable(layout, [layout.images / g for g in layout.genders()])
     ages, by_name = ages_from_csv(labels) if labels else ({}, {})
@@ -135,7 +128,7 @@ def quarantine() -> None:
 @friendly_errors
 def list_command(root: Path, reason: str | None, as_json: bool) -> None:
     """List the files now in ROOT/quarantine (oldest first) with their reason and original place."""
-    layout = _layout(root)
+    layout = open_dataset(root)
     entries = q.list_quarantined(layout, reason)
     for e in entries:
         if as_json:
@@ -156,7 +149,7 @@ def list_command(root: Path, reason: str | None, as_json: bool) -> None:
 @friendly_errors
 def repair_command(root: Path, db: str | None) -> None:
     """Finish moves that a crash interrupted (replays ROOT/quarantine/manifest.jsonl)."""
-    layout = _layout(root)
+    layout = open_dataset(root)
     with open_store(db, layout.root) as store:
         done = q.repair(layout, store)
     for line in done:
@@ -178,7 +171,7 @@ def restore(root: Path, targets: tuple[str, ...], reason: str | None, restore_al
     prefix of 8+ hex digits will do); or use --reason R or --all. A file never overwrites one
     already at its original place: that restore is refused and the rest go on.
     """
-    layout = _layout(root)
+    layout = open_dataset(root)
     if not (targets or reason or restore_all):
         raise click.UsageError("name what to restore: quarantined PATHS or content hashes, --reason R, or --all")
     chosen: list[Any] = list(targets)

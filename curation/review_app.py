@@ -1,6 +1,7 @@
 """The label-review page: ``streamlit run curation/review_app.py -- DATASET_ROOT`` (or ``anfe review``).
 
-Thin on purpose: it reads widgets and calls :mod:`curation.review`, where the logic lives and is
+Thin on purpose: it reads widgets and calls :mod:`curation.queue` (what to show) and
+:mod:`curation.decisions` (what to do), where the logic lives and is
 tested without a browser. Keyboard shortcuts use ``st.button(shortcut=...)`` (Streamlit >= 1.5x).
 """
 
@@ -13,10 +14,13 @@ from pathlib import Path
 import streamlit as st
 
 from anfe.cache import AnalysisCache, default_cache_path
-from anfe.errors import AnfeError
-from anfe.layout import DatasetLayout
+from anfe.config import DEFAULT_MAX_PIXELS
+from anfe.errors import AnfeError, ImageError
+from anfe.imaging import thumbnail_jpeg
+from anfe.layout import DatasetLayout, open_dataset
 from anfe.store import Store, open_store
-from curation import quarantine, review
+from curation import decisions, queue, quarantine
+from curation.review_cli import ReviewConfig, parse_args
 
 #: Keyboard shortcuts (Streamlit reserves C and R).
 KEYS = {"keep": "K", "keep_rest": "Shift+K", "relabel": "M", "reject": "X", "undo": "U",
@@ -35,7 +39,7 @@ def _flash(kind: str, text: str) -> None:
     st.session_state.setdefault("flash", []).append((kind, text))
 
 
-def _report(outcome: review.Outcome, verb: str) -> None:
+def _report(outcome: decisions.Outcome, verb: str) -> None:
     _flash("success" if outcome.logged else "info", f"{verb}: {outcome.summary()}")
     for note in outcome.notes:
         _flash("info", note)
@@ -43,8 +47,8 @@ def _report(outcome: review.Outcome, verb: str) -> None:
         _flash("warning", problem)
 
 
-def _selected() -> list[review.QueueItem]:
-    items: dict[str, review.QueueItem] = st.session_state.get("page_items", {})
+def _selected() -> list[queue.QueueItem]:
+    items: dict[str, queue.QueueItem] = st.session_state.get("page_items", {})
     return [item for key, item in items.items() if st.session_state.get(f"sel-{key}")]
 
 
@@ -53,7 +57,7 @@ def _set_selection(value: bool, keys: Sequence[str] | None = None) -> None:
         st.session_state[f"sel-{key}"] = value
 
 
-def _act(config: review.ReviewConfig, action: str, rest_of_page: bool = False) -> None:
+def _act(config: ReviewConfig, action: str, rest_of_page: bool = False) -> None:
     """Button callback: one decision batch on the selection (or on the unselected rest)."""
     chosen = _selected()
     if rest_of_page:
@@ -62,17 +66,17 @@ def _act(config: review.ReviewConfig, action: str, rest_of_page: bool = False) -
     if not chosen:
         _flash("info", "select images first (click their boxes, or A for the whole page)")
         return
-    who = st.session_state.get("reviewer") or review.default_reviewer()
+    who = st.session_state.get("reviewer") or decisions.default_reviewer()
     try:
-        layout = review.open_dataset(config.root)
+        layout = open_dataset(config.root)
         with open_store(config.db, config.root) as store:
             if action == "relabel":
-                outcome = review.decide(layout, store, chosen, "relabel", who, new_label=st.session_state["target"])
+                outcome = decisions.decide(layout, store, chosen, "relabel", who, new_label=st.session_state["target"])
             elif action == "reject":
-                outcome = review.decide(layout, store, chosen, "reject", who, reason=st.session_state["reason"],
+                outcome = decisions.decide(layout, store, chosen, "reject", who, reason=st.session_state["reason"],
                                         detail=st.session_state.get("detail", ""))
             else:
-                outcome = review.decide(layout, store, chosen, "keep", who)
+                outcome = decisions.decide(layout, store, chosen, "keep", who)
     except AnfeError as exc:
         _flash("error", f"Error: {exc}")
         return
@@ -83,12 +87,12 @@ def _act(config: review.ReviewConfig, action: str, rest_of_page: bool = False) -
                       "reject": f"Rejected ({st.session_state.get('reason')})"}[action])
 
 
-def _undo(config: review.ReviewConfig, whole_batch: bool) -> None:
-    who = st.session_state.get("reviewer") or review.default_reviewer()
+def _undo(config: ReviewConfig, whole_batch: bool) -> None:
+    who = st.session_state.get("reviewer") or decisions.default_reviewer()
     try:
-        layout = review.open_dataset(config.root)
+        layout = open_dataset(config.root)
         with open_store(config.db, config.root) as store:
-            outcome = review.undo(layout, store, who, whole_batch=whole_batch)
+            outcome = decisions.undo(layout, store, who, whole_batch=whole_batch)
     except AnfeError as exc:
         _flash("error", f"Error: {exc}")
         return
@@ -107,8 +111,8 @@ def render(argv: Sequence[str]) -> None:
     """Draw the page for the dataset named in ``argv`` (the arguments after ``--``)."""
     st.set_page_config(page_title="ANFE label review", layout="wide")
     try:
-        config = review.parse_args(argv)
-        layout = review.open_dataset(config.root)
+        config = parse_args(argv)
+        layout = open_dataset(config.root)
         quarantine.check_writable(layout)
         store = open_store(config.db, config.root)
     except AnfeError as exc:
@@ -122,20 +126,20 @@ def render(argv: Sequence[str]) -> None:
         store.close()
 
 
-def _render(config: review.ReviewConfig, layout: DatasetLayout, store: Store) -> None:
+def _render(config: ReviewConfig, layout: DatasetLayout, store: Store) -> None:
     if "repaired" not in st.session_state:  # a crash between a logged decision and its move
-        st.session_state["repaired"] = review.repair(layout, store)
+        st.session_state["repaired"] = decisions.repair(layout, store)
         for message in st.session_state["repaired"]:
             _flash("info", f"Repaired after an interrupted session: {message}")
-    review_log = review.read_log(store)
+    review_log = decisions.read_log(store)
     with st.spinner("Reading face embeddings (analysing new images once; cached afterwards)..."):
         with AnalysisCache(config.cache_path or default_cache_path(), config.params.cache_key) as cache:
-            analyses = review.load_analyses(layout.image_files(), config.params, cache,
+            analyses = queue.load_analyses(layout.image_files(), config.params, cache,
                                             st.session_state.get("analyses"), config.workers)
     st.session_state["analyses"] = analyses
-    counts = review.counts(layout, review_log, analyses)
+    counts = queue.counts(layout, review_log, analyses)
     records = {r["content_hash"]: r for r in store.find_images()}
-    flagged = review.flagged_items(layout, review_log, records)
+    flagged = queue.flagged_items(layout, review_log, records)
     genders = layout.genders()
     if flagged or st.session_state.get("gender") == FLAGGED:
         genders.append(FLAGGED)
@@ -144,29 +148,29 @@ def _render(config: review.ReviewConfig, layout: DatasetLayout, store: Store) ->
     with st.sidebar:
         st.title("Label review")
         st.caption(f"Dataset `{layout.root}`")
-        st.text_input("Reviewer", value=review.default_reviewer(), key="reviewer",
+        st.text_input("Reviewer", value=decisions.default_reviewer(), key="reviewer",
                       help="Recorded with every decision.")
         gender = st.radio("Gender", genders, key="gender", on_change=_first_page, format_func=lambda g: (
             f"sent to review by the cleaning ({counts[g][0]})" if g == FLAGGED
             else f"{g} ({counts[g][0]} left of {counts[g][1]})"))
         is_flagged = gender == FLAGGED
-        order = st.selectbox("Order", review.ORDERS, key="order", on_change=_first_page, disabled=is_flagged,
+        order = st.selectbox("Order", queue.ORDERS, key="order", on_change=_first_page, disabled=is_flagged,
                              format_func={"suspicion": "suspected label error first", "filename": "file name",
                                           "rule": "cleaning rule", "source": "source site"}.get)
         per_page = st.selectbox("Per page", PAGE_SIZES, index=1, key="per_page", on_change=_first_page)
         show_reviewed = st.toggle("Show reviewed images too", key="show_reviewed", on_change=_first_page,
                                   disabled=is_flagged)
-        targets = layout.genders() if is_flagged else review.other_labels(layout, gender)
+        targets = layout.genders() if is_flagged else queue.other_labels(layout, gender)
         st.selectbox("Put back as" if is_flagged else "Move to", targets, key="target", disabled=len(targets) == 1)
-        st.selectbox("Reject reason", review.REJECT_REASONS, key="reason")
+        st.selectbox("Reject reason", decisions.REJECT_REASONS, key="reason")
         st.text_input("Reject detail (optional)", key="detail")
         st.caption("Keys: " + " · ".join(f"{k.replace('_', ' ')} **{v}**" for k, v in KEYS.items()))
 
     if is_flagged:
-        queue = flagged
+        shown = flagged
     else:
-        queue = review.build_queue(layout, analyses, review_log, records, gender, order, show_reviewed)
-    items, page, pages = review.page_of(queue, st.session_state.get("page", 0), per_page)
+        shown = queue.build_queue(layout, analyses, review_log, records, gender, order, show_reviewed)
+    items, page, pages = queue.page_of(shown, st.session_state.get("page", 0), per_page)
     st.session_state["page"] = page
     st.session_state["page_items"] = {i.key: i for i in items}
 
@@ -209,11 +213,11 @@ def _render(config: review.ReviewConfig, layout: DatasetLayout, store: Store) ->
 
     nav = st.container(horizontal=True)
     nav.button("◀ Previous", key="prev", on_click=_turn, args=(-1,), shortcut=KEYS["prev"], disabled=page == 0)
-    nav.markdown(f"page {page + 1} of {pages} · {len(queue)} in this view")
+    nav.markdown(f"page {page + 1} of {pages} · {len(shown)} in this view")
     nav.button("Next ▶", key="next", on_click=_turn, args=(1,), shortcut=KEYS["next"], disabled=page >= pages - 1)
 
 
-def _tile(item: review.QueueItem) -> None:
+def _tile(item: queue.QueueItem) -> None:
     try:
         data = _thumbnail(str(item.path), item.path.stat().st_mtime_ns)
     except OSError:
@@ -236,7 +240,10 @@ def _tile(item: review.QueueItem) -> None:
 
 @st.cache_data(max_entries=4000, show_spinner=False)
 def _thumbnail(path: str, mtime_ns: int) -> bytes | None:
-    return review.thumbnail(Path(path))
+    try:
+        return thumbnail_jpeg(Path(path), 256, DEFAULT_MAX_PIXELS)
+    except (OSError, ImageError):
+        return None
 
 
 if __name__ == "__main__":

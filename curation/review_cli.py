@@ -2,20 +2,77 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from anfe.batch import analyse_paths
 from anfe.cliutil import analysis_options, friendly_errors, open_cache, store_option
+from anfe.config import AnalysisParams
+from anfe.errors import DatasetError
+from anfe.layout import open_dataset
 
 from . import quarantine
-from .review import ReviewConfig, open_dataset
 
 APP = Path(__file__).with_name("review_app.py")
+
+
+# -- configuration -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReviewConfig:
+    """What the review page opens: the dataset root, its store, and where embeddings come from."""
+
+    root: Path
+    db: str | None = None
+    cache_path: Path | None = None
+    params: AnalysisParams = AnalysisParams()
+    workers: int = 1
+
+    def to_args(self) -> list[str]:
+        """The page's command-line arguments (after ``streamlit run review_app.py --``)."""
+        p = self.params
+        args = [str(self.root), "--detector", p.detector, "--upsample", str(p.upsample),
+                "--jitters", str(p.jitters), "--max-pixels", str(p.max_pixels), "--workers", str(self.workers)]
+        if p.max_side:
+            args += ["--max-side", str(p.max_side)]
+        if self.db:
+            args += ["--db", self.db]
+        if self.cache_path:
+            args += ["--cache", str(self.cache_path)]
+        return args
+
+
+def parse_args(argv: Sequence[str]) -> ReviewConfig:
+    """The inverse of :meth:`ReviewConfig.to_args`; raises :class:`DatasetError` on bad arguments."""
+    parser = argparse.ArgumentParser(prog="review_app.py", add_help=False, exit_on_error=False)
+    parser.add_argument("root")
+    parser.add_argument("--db", default=os.environ.get("ANFE_DB") or None)
+    parser.add_argument("--cache", default=None)
+    parser.add_argument("--detector", default="hog")
+    parser.add_argument("--upsample", type=int, default=1)
+    parser.add_argument("--max-side", type=int, default=None)
+    parser.add_argument("--jitters", type=int, default=1)
+    parser.add_argument("--max-pixels", type=int, default=AnalysisParams().max_pixels)
+    parser.add_argument("--workers", type=int, default=1)
+    try:
+        ns, unknown = parser.parse_known_args(list(argv))
+        params = AnalysisParams(ns.detector, ns.upsample, ns.max_side, ns.jitters, ns.max_pixels)
+    except (argparse.ArgumentError, ValueError, SystemExit) as exc:
+        raise DatasetError(
+            f"bad arguments {list(argv)}: {exc}; usage: streamlit run curation/review_app.py -- DATASET_ROOT "
+            f"[--db URI] [--cache PATH]"
+        ) from None
+    if unknown:
+        raise DatasetError(f"unknown arguments {unknown}: usage: streamlit run curation/review_app.py -- DATASET_ROOT")
+    return ReviewConfig(Path(ns.root), ns.db, Path(ns.cache) if ns.cache else None, params, max(1, ns.workers))
+
+
 
 
 def streamlit_command(config: ReviewConfig, address: str, port: int, headless: bool) -> list[str]:

@@ -14,8 +14,11 @@ from anfe.config import AnalysisParams
 from anfe.hashing import content_hash
 from anfe.layout import DatasetLayout, content_file_name
 from anfe.store import open_store
-from curation import quarantine, review
-from curation.review import QueueItem
+from anfe.errors import DatasetError, NotADatasetError
+from anfe.layout import open_dataset
+from curation import decisions, queue, quarantine
+from curation.queue import QueueItem
+from curation.review_cli import ReviewConfig, parse_args
 
 
 def make_review_dataset(utkface_rows: list[dict], root: Path, per_gender: int = 6) -> DatasetLayout:
@@ -51,43 +54,43 @@ def store(dataset):
 
 def test_not_a_dataset_root(tmp_path):
     (tmp_path / "photos").mkdir()
-    with pytest.raises(review.NotADatasetError, match=r"not a dataset root: expected .*images/<gender>/"):
-        review.open_dataset(tmp_path / "photos")
-    with pytest.raises(review.NotADatasetError, match="not a folder"):
-        review.open_dataset(tmp_path / "missing")
+    with pytest.raises(NotADatasetError, match=r"not a dataset root: expected .*images/<gender>/"):
+        open_dataset(tmp_path / "photos")
+    with pytest.raises(NotADatasetError, match="not a folder"):
+        open_dataset(tmp_path / "missing")
 
 
 def test_queue_orders_and_counts(dataset, store, session_cache_path):
     params = AnalysisParams()
     with AnalysisCache(session_cache_path, params.cache_key) as cache:
-        analyses = review.load_analyses(dataset.image_files(), params, cache)
+        analyses = queue.load_analyses(dataset.image_files(), params, cache)
     first = dataset.image_files("male")[0]
     store.upsert_image({"content_hash": first.stem, "status": "review", "rule": "label-conflict",
                         "source_url": "http://filmweb.test/p/1.jpg"})
     records = {r["content_hash"]: r for r in store.find_images()}
-    log = review.read_log(store)
-    queue = review.build_queue(dataset, analyses, log, records, "male", "suspicion")
-    assert len(queue) == 6 and {i.gender for i in queue} == {"male"}
-    scores = [i.score for i in queue if i.score is not None]
+    log = decisions.read_log(store)
+    shown = queue.build_queue(dataset, analyses, log, records, "male", "suspicion")
+    assert len(shown) == 6 and {i.gender for i in shown} == {"male"}
+    scores = [i.score for i in shown if i.score is not None]
     assert len(scores) >= 5 and scores == sorted(scores, reverse=True)
-    assert [i.file_name for i in review.build_queue(dataset, analyses, log, records, "male", "filename")] == sorted(
-        i.file_name for i in queue)
-    by_rule = review.build_queue(dataset, analyses, log, records, "male", "rule")
+    assert [i.file_name for i in queue.build_queue(dataset, analyses, log, records, "male", "filename")] == sorted(
+        i.file_name for i in shown)
+    by_rule = queue.build_queue(dataset, analyses, log, records, "male", "rule")
     assert by_rule[0].path == first and by_rule[0].rule == "label-conflict"
-    by_source = review.build_queue(dataset, analyses, log, records, "male", "source")
+    by_source = queue.build_queue(dataset, analyses, log, records, "male", "source")
     assert by_source[0].source == "filmweb.test"
-    page, number, pages = review.page_of(queue, 5, 4)
+    page, number, pages = queue.page_of(shown, 5, 4)
     assert (len(page), number, pages) == (2, 1, 2)
-    review.decide(dataset, store, queue[:2], "keep", "ann")
-    log = review.read_log(store)
-    assert review.counts(dataset, log, analyses)["male"] == (4, 6)
-    assert len(review.build_queue(dataset, analyses, log, records, "male")) == 4
-    assert len(review.build_queue(dataset, analyses, log, records, "male", include_reviewed=True)) == 6
+    decisions.decide(dataset, store, shown[:2], "keep", "ann")
+    log = decisions.read_log(store)
+    assert queue.counts(dataset, log, analyses)["male"] == (4, 6)
+    assert len(queue.build_queue(dataset, analyses, log, records, "male")) == 4
+    assert len(queue.build_queue(dataset, analyses, log, records, "male", include_reviewed=True)) == 6
 
 
 def test_relabel_reject_keep_are_logged_then_applied(dataset, store):
     male = items_of(dataset, "male")
-    out = review.decide(dataset, store, male[:2], "relabel", "ann", new_label="female")
+    out = decisions.decide(dataset, store, male[:2], "relabel", "ann", new_label="female")
     assert not out.problems and len(out.logged) == 2
     for item in male[:2]:
         assert not item.path.exists() and (dataset.gender_dir("female") / item.file_name).is_file()
@@ -99,15 +102,15 @@ def test_relabel_reject_keep_are_logged_then_applied(dataset, store):
         "new_label": "female"}
     assert doc["content_hash"] == male[0].content_hash and doc["batch"] == out.batch and doc["when"]
 
-    out = review.decide(dataset, store, male[2:3], "reject", "ann", reason="wrong-person", detail="a child")
+    out = decisions.decide(dataset, store, male[2:3], "reject", "ann", reason="wrong-person", detail="a child")
     moved = dataset.quarantine_dir("wrong-person") / "male" / male[2].file_name
     assert moved.is_file() and not male[2].path.exists()
     assert store.get_image(male[2].content_hash)["status"] == "quarantined"
     assert quarantine.list_quarantined(dataset)[0].actor == "review:ann"
 
-    review.decide(dataset, store, male[3:4], "keep", "ann")
+    decisions.decide(dataset, store, male[3:4], "keep", "ann")
     assert male[3].path.is_file()
-    log = review.read_log(store)
+    log = decisions.read_log(store)
     assert all(log.reviewed(i.content_hash) for i in male[:4]) and not log.reviewed(male[4].content_hash)
 
 
@@ -118,59 +121,59 @@ class Crash(Exception):
 def test_crash_between_log_and_move_is_repaired_at_next_start(dataset, store, monkeypatch):
     male = items_of(dataset, "male")
     with monkeypatch.context() as patch:
-        patch.setattr(review, "_apply", lambda *a, **k: (_ for _ in ()).throw(Crash()))
+        patch.setattr(decisions, "_apply", lambda *a, **k: (_ for _ in ()).throw(Crash()))
         with pytest.raises(Crash):
-            review.decide(dataset, store, male[:1], "relabel", "ann", new_label="female")
+            decisions.decide(dataset, store, male[:1], "relabel", "ann", new_label="female")
         with pytest.raises(Crash):
-            review.decide(dataset, store, male[1:2], "reject", "ann", reason="no-face")
+            decisions.decide(dataset, store, male[1:2], "reject", "ann", reason="no-face")
     assert len(store.decisions()) == 2  # logged first ...
     assert male[0].path.is_file() and male[1].path.is_file()  # ... the files did not move
     with open_store(None, dataset.root) as restarted:
-        messages = review.repair(dataset, restarted)
+        messages = decisions.repair(dataset, restarted)
     assert len(messages) == 2 and "finished decision" in messages[0]
     assert (dataset.gender_dir("female") / male[0].file_name).is_file() and not male[0].path.exists()
     assert (dataset.quarantine_dir("no-face") / "male" / male[1].file_name).is_file()
-    assert review.repair(dataset, store) == []  # idempotent
+    assert decisions.repair(dataset, store) == []  # idempotent
 
 
 def test_half_done_move_is_finished(dataset, store):
     """A crash after the hard link but before the unlink leaves two names; repair drops one."""
     item = items_of(dataset, "male")[0]
-    review.decide(dataset, store, [item], "relabel", "ann", new_label="female")
+    decisions.decide(dataset, store, [item], "relabel", "ann", new_label="female")
     target = dataset.gender_dir("female") / item.file_name
     os.link(target, item.path)
     # the log says relabel; the old name is still there: repair drops the extra name, not the photo
-    assert review.repair(dataset, store)
+    assert decisions.repair(dataset, store)
     assert target.is_file() and not item.path.exists()
 
 
 def test_undo_last_and_undo_batch(dataset, store):
     male = items_of(dataset, "male")
-    batch = review.decide(dataset, store, male[:3], "relabel", "ann", new_label="female")
-    review.decide(dataset, store, male[3:4], "reject", "ann", reason="duplicate")
-    review.decide(dataset, store, male[4:5], "keep", "bob")  # someone else's: never undone by ann
+    batch = decisions.decide(dataset, store, male[:3], "relabel", "ann", new_label="female")
+    decisions.decide(dataset, store, male[3:4], "reject", "ann", reason="duplicate")
+    decisions.decide(dataset, store, male[4:5], "keep", "bob")  # someone else's: never undone by ann
 
-    out = review.undo(dataset, store, "ann")  # the reject
+    out = decisions.undo(dataset, store, "ann")  # the reject
     assert [d["undone_action"] for d in out.logged] == ["reject"] and male[3].path.is_file()
     assert store.get_image(male[3].content_hash)["status"] == "active"
-    out = review.undo(dataset, store, "ann")  # the last relabel of the batch only
+    out = decisions.undo(dataset, store, "ann")  # the last relabel of the batch only
     assert len(out.logged) == 1 and male[2].path.is_file() and not male[1].path.exists()
-    out = review.undo(dataset, store, "ann", whole_batch=True)  # the rest of that batch
+    out = decisions.undo(dataset, store, "ann", whole_batch=True)  # the rest of that batch
     assert len(out.logged) == 2 and all(i.path.is_file() for i in male[:3])
     assert store.get_image(male[0].content_hash)["gender"] == "male"
     assert {d["batch"] for d in store.decisions() if d["action"] == "relabel"} == {batch.batch}
-    log = review.read_log(store)
+    log = decisions.read_log(store)
     assert not any(log.reviewed(i.content_hash) for i in male[:4]) and log.reviewed(male[4].content_hash)
-    assert review.undo(dataset, store, "ann").notes == ["nothing to undo for ann"]
-    assert review.repair(dataset, store) == []  # replaying the log does not redo undone moves
+    assert decisions.undo(dataset, store, "ann").notes == ["nothing to undo for ann"]
+    assert decisions.repair(dataset, store) == []  # replaying the log does not redo undone moves
 
 
 def test_undo_leaves_an_image_changed_by_someone_else(dataset, store):
     item = items_of(dataset, "male")[0]
-    review.decide(dataset, store, [item], "relabel", "ann", new_label="female")
+    decisions.decide(dataset, store, [item], "relabel", "ann", new_label="female")
     moved = QueueItem(dataset.gender_dir("female") / item.file_name, "female", item.content_hash)
-    review.decide(dataset, store, [moved], "reject", "bob", reason="other")
-    out = review.undo(dataset, store, "ann")
+    decisions.decide(dataset, store, [moved], "reject", "bob", reason="other")
+    out = decisions.undo(dataset, store, "ann")
     assert out.notes == ["nothing to undo for ann"]  # bob's later decision stands
     assert quarantine.list_quarantined(dataset)[0].content_hash == item.content_hash
 
@@ -178,10 +181,10 @@ def test_undo_leaves_an_image_changed_by_someone_else(dataset, store):
 def test_two_reviewers_with_stale_pages_lose_no_decision(dataset):
     male = items_of(dataset, "male")  # both loaded the same page
     with open_store(None, dataset.root) as ann, open_store(None, dataset.root) as bob:
-        review.decide(dataset, ann, male[:2], "relabel", "ann", new_label="female")
-        out = review.decide(dataset, bob, male[:2], "relabel", "bob", new_label="female")  # same, late
+        decisions.decide(dataset, ann, male[:2], "relabel", "ann", new_label="female")
+        out = decisions.decide(dataset, bob, male[:2], "relabel", "bob", new_label="female")  # same, late
         assert not out.problems and len(out.logged) == 2
-        out = review.decide(dataset, bob, male[:1], "reject", "bob", reason="other")
+        out = decisions.decide(dataset, bob, male[:1], "reject", "bob", reason="other")
         assert out.notes and "moved to female meanwhile" in out.notes[0].replace("had been ", "")
         assert len(ann.decisions()) == 5
     assert (dataset.quarantine_dir("other") / "female" / male[0].file_name).is_file()
@@ -192,7 +195,7 @@ def _decide_in_process(root: str, names: list[str], who: str) -> None:
     layout = DatasetLayout(Path(root))
     with open_store(None, root) as s:
         for name in names:  # one decision at a time, interleaving with the other process
-            review.decide(layout, s, [QueueItem(layout.gender_dir("male") / name, "male", Path(name).stem)],
+            decisions.decide(layout, s, [QueueItem(layout.gender_dir("male") / name, "male", Path(name).stem)],
                           "relabel", who, new_label="female")
 
 
@@ -215,7 +218,7 @@ def test_two_processes_at_once(dataset):
 def test_vanished_image_is_reported_not_fatal(dataset, store, tmp_path):
     male = items_of(dataset, "male")
     shutil.move(male[0].path, tmp_path / "elsewhere.jpg")
-    out = review.decide(dataset, store, male[:2], "relabel", "ann", new_label="female")
+    out = decisions.decide(dataset, store, male[:2], "relabel", "ann", new_label="female")
     assert len(out.logged) == 1
     assert "is gone from male (moved or deleted since the page was loaded): nothing recorded" in out.problems[0]
 
@@ -223,10 +226,10 @@ def test_vanished_image_is_reported_not_fatal(dataset, store, tmp_path):
 def test_log_from_a_newer_version_is_refused(dataset, store):
     item = items_of(dataset, "male")[0]
     store.append_decision({"kind": "review", "schema_version": 99, "content_hash": "x", "action": "keep"})
-    with pytest.raises(review.DecisionLogVersionError, match=r"newer version \(review schema 99.*upgrade"):
-        review.read_log(store)
-    with pytest.raises(review.DecisionLogVersionError):
-        review.decide(dataset, store, [item], "relabel", "ann", new_label="female")
+    with pytest.raises(decisions.DecisionLogVersionError, match=r"newer version \(review schema 99.*upgrade"):
+        decisions.read_log(store)
+    with pytest.raises(decisions.DecisionLogVersionError):
+        decisions.decide(dataset, store, [item], "relabel", "ann", new_label="female")
     assert item.path.is_file() and len(store.decisions()) == 1
 
 
@@ -235,7 +238,7 @@ def test_read_only_dataset(dataset, store, monkeypatch):
     with monkeypatch.context() as patch:  # as root, permission bits do not stop writes: inject
         patch.setattr(os, "access", lambda *a, **k: False)
         with pytest.raises(quarantine.ReadOnlyDatasetError, match="is read-only"):
-            review.decide(dataset, store, [item], "relabel", "ann", new_label="female")
+            decisions.decide(dataset, store, [item], "relabel", "ann", new_label="female")
     assert store.decisions() == []
 
     def refuse(*args, **kwargs):
@@ -243,19 +246,19 @@ def test_read_only_dataset(dataset, store, monkeypatch):
 
     with monkeypatch.context() as patch:  # the folder turns read-only between the check and the move
         patch.setattr(os, "link", refuse)
-        out = review.decide(dataset, store, [item], "relabel", "ann", new_label="female")
+        out = decisions.decide(dataset, store, [item], "relabel", "ann", new_label="female")
     assert "Permission denied" in out.problems[0] and "finished at the next start" in out.problems[0]
     assert item.path.is_file()
-    assert review.repair(dataset, store)  # writable again: the logged decision is applied
+    assert decisions.repair(dataset, store)  # writable again: the logged decision is applied
     assert (dataset.gender_dir("female") / item.file_name).is_file()
 
 
 def test_restored_reject_is_not_quarantined_again(dataset, store):
     item = items_of(dataset, "male")[0]
-    review.decide(dataset, store, [item], "reject", "ann", reason="other")
+    decisions.decide(dataset, store, [item], "reject", "ann", reason="other")
     quarantine.restore_file(dataset, item.content_hash, store, actor="someone")
     assert item.path.is_file()
-    assert review.repair(dataset, store) == [] and item.path.is_file()
+    assert decisions.repair(dataset, store) == [] and item.path.is_file()
 
 
 def _conflict(dataset: DatasetLayout) -> str:
@@ -271,49 +274,49 @@ def _conflict(dataset: DatasetLayout) -> str:
 
 def test_files_sent_to_review_are_decided_from_quarantine(dataset, store):
     digest = _conflict(dataset)
-    flagged = review.flagged_items(dataset, review.read_log(store))
+    flagged = queue.flagged_items(dataset, decisions.read_log(store))
     assert [(i.gender, i.content_hash, i.rule) for i in flagged] == [
         ("female", digest, "label-conflict"), ("male", digest, "label-conflict")]
     assert len({i.key for i in flagged}) == 2
 
-    out = review.decide(dataset, store, flagged[:1], "keep", "ann")  # the female copy: put back
+    out = decisions.decide(dataset, store, flagged[:1], "keep", "ann")  # the female copy: put back
     assert not out.problems and (dataset.gender_dir("female") / f"{digest}.jpg").is_file()
-    out = review.decide(dataset, store, flagged[1:], "relabel", "ann", new_label="female")  # its twin
+    out = decisions.decide(dataset, store, flagged[1:], "relabel", "ann", new_label="female")  # its twin
     assert "already in images/female; this copy stays in quarantine" in out.notes[0]
-    assert review.flagged_items(dataset, review.read_log(store)) == []
+    assert queue.flagged_items(dataset, decisions.read_log(store)) == []
     assert store.get_image(digest)["gender"] == "female"
 
-    review.undo(dataset, store, "ann")  # the twin: back in the review queue, nothing moved
-    assert len(review.flagged_items(dataset, review.read_log(store))) == 1
-    review.undo(dataset, store, "ann")  # the put-back copy returns to quarantine for review
-    assert len(review.flagged_items(dataset, review.read_log(store))) == 2
+    decisions.undo(dataset, store, "ann")  # the twin: back in the review queue, nothing moved
+    assert len(queue.flagged_items(dataset, decisions.read_log(store))) == 1
+    decisions.undo(dataset, store, "ann")  # the put-back copy returns to quarantine for review
+    assert len(queue.flagged_items(dataset, decisions.read_log(store))) == 2
     assert not (dataset.gender_dir("female") / f"{digest}.jpg").exists()
 
-    flagged = review.flagged_items(dataset, review.read_log(store))
-    out = review.decide(dataset, store, flagged, "reject", "ann", reason="wrong-person")
-    assert len(out.logged) == 2 and review.flagged_items(dataset, review.read_log(store)) == []
+    flagged = queue.flagged_items(dataset, decisions.read_log(store))
+    out = decisions.decide(dataset, store, flagged, "reject", "ann", reason="wrong-person")
+    assert len(out.logged) == 2 and queue.flagged_items(dataset, decisions.read_log(store)) == []
     assert store.get_image(digest)["status"] == "quarantined"
     assert store.get_image(digest)["quarantine_reason"] == "wrong-person"
 
 
 def test_crash_while_putting_back_a_file_sent_to_review(dataset, store, monkeypatch):
     digest = _conflict(dataset)
-    male = [i for i in review.flagged_items(dataset, review.read_log(store)) if i.gender == "male"]
+    male = [i for i in queue.flagged_items(dataset, decisions.read_log(store)) if i.gender == "male"]
     with monkeypatch.context() as patch:
-        patch.setattr(review, "_apply_flagged", lambda *a, **k: (_ for _ in ()).throw(Crash()))
+        patch.setattr(decisions, "_apply_flagged", lambda *a, **k: (_ for _ in ()).throw(Crash()))
         with pytest.raises(Crash):
-            review.decide(dataset, store, male, "relabel", "ann", new_label="female")
+            decisions.decide(dataset, store, male, "relabel", "ann", new_label="female")
     assert not (dataset.gender_dir("female") / f"{digest}.jpg").exists()
-    messages = review.repair(dataset, store)
+    messages = decisions.repair(dataset, store)
     assert len(messages) == 1 and (dataset.gender_dir("female") / f"{digest}.jpg").is_file()
-    assert review.repair(dataset, store) == []
+    assert decisions.repair(dataset, store) == []
 
 
 def test_page_arguments_round_trip_and_bad_ones():
-    config = review.ReviewConfig(Path("/data/set"), "sqlite:////x/catalog.sqlite", Path("/c.sqlite"),
+    config = ReviewConfig(Path("/data/set"), "sqlite:////x/catalog.sqlite", Path("/c.sqlite"),
                                  AnalysisParams(upsample=0, max_side=800), workers=2)
-    assert review.parse_args(config.to_args()) == config
-    with pytest.raises(review.DatasetError, match="usage: streamlit run curation/review_app.py -- DATASET_ROOT"):
-        review.parse_args([])
-    with pytest.raises(review.DatasetError, match="unknown arguments"):
-        review.parse_args(["/data/set", "--colour", "red"])
+    assert parse_args(config.to_args()) == config
+    with pytest.raises(DatasetError, match="usage: streamlit run curation/review_app.py -- DATASET_ROOT"):
+        parse_args([])
+    with pytest.raises(DatasetError, match="unknown arguments"):
+        parse_args(["/data/set", "--colour", "red"])

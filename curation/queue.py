@@ -1,0 +1,201 @@
+"""What a reviewer sees next: the queue of images (order, paging), read from the folders, the
+analysis cache, the store records and the decision log. No file is touched here; acting on an
+item is :mod:`curation.decisions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from anfe.analysis import ImageAnalysis
+from anfe.batch import analyse_paths
+from anfe.cache import AnalysisCache
+from anfe.config import AnalysisParams
+from anfe.layout import DatasetLayout
+
+from . import quarantine
+from .decisions import ReviewLog
+from .suspicion import most_suspicious_first, suspicion_by_key
+
+ORDERS = ("suspicion", "filename", "rule", "source")
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One image as the review page shows it."""
+
+    path: Path
+    gender: str
+    content_hash: str
+    score: float | None = None
+    rule: str | None = None
+    source: str | None = None
+    reviewed: bool = False
+    faces: int | None = None
+    error: str | None = None
+    #: Set for a file the cleaner sent to review (in ``quarantine/``): its manifest line id.
+    entry_id: str | None = None
+    detail: str | None = None
+
+    @property
+    def file_name(self) -> str:
+        """The content-hash file name (the same in every folder the image moves to)."""
+        return self.path.name
+
+    @property
+    def key(self) -> str:
+        """Unique on a page (two copies of one photo under two genders share a content hash)."""
+        return self.entry_id or self.content_hash
+
+
+def load_analyses(
+    paths: Sequence[Path],
+    params: AnalysisParams,
+    cache: AnalysisCache | None,
+    known: Mapping[str, ImageAnalysis] | None = None,
+    workers: int = 1,
+    progress: bool = False,
+) -> dict[str, ImageAnalysis]:
+    """Analysis per file name (content-addressed, so a move keeps it), reading ``known`` first,
+    then the cache, analysing only new images."""
+    known = dict(known or {})
+    todo = [p for p in paths if p.name not in known]
+    if todo:
+        results, _stats = analyse_paths(todo, params, cache, workers=workers, progress=progress)
+        for p in todo:
+            known[p.name] = results[str(p)]
+    return known
+
+
+def record_rule(record: Mapping[str, Any] | None) -> str | None:
+    """The rule or status the automatic cleaning left on an image record, if any."""
+    if not record:
+        return None
+    for key in ("rule", "review_rule", "review_reason", "quarantine_reason", "flag"):
+        if record.get(key):
+            return str(record[key])
+    if record.get("label_conflict"):  # the crawler found the same bytes under two genders
+        return "label-conflict"
+    status = record.get("status")
+    return str(status) if status and status not in ("active", quarantine.STATUS_ACTIVE) else None
+
+
+def record_source(record: Mapping[str, Any] | None) -> str | None:
+    """The site an image came from (``site``/``source`` field, or the host of its URL)."""
+    if not record:
+        return None
+    for key in ("site", "source"):
+        if record.get(key):
+            return str(record[key])
+    for key in ("source_url", "page_url", "url", "image_url"):
+        if record.get(key):
+            return urlparse(str(record[key])).netloc or None
+    return None
+
+
+def build_queue(
+    layout: DatasetLayout,
+    analyses: Mapping[str, ImageAnalysis],
+    review_log: ReviewLog,
+    records: Mapping[str, Mapping[str, Any]] | None = None,
+    gender: str | None = None,
+    order: str = "suspicion",
+    include_reviewed: bool = False,
+) -> list[QueueItem]:
+    """The images of ``gender`` (all when None) in review order; reviewed ones only if asked.
+
+    Suspicion is computed over every image of every gender with exactly one face, from the
+    folders as they are now, so a relabel re-scores the rest.
+    """
+    if order not in ORDERS:
+        raise ValueError(f"unknown order {order!r}: use one of {', '.join(ORDERS)}")
+    records = records or {}
+    files = [(p, p.parent.name) for p in layout.image_files()]
+    embeddings = {}
+    labels = {}
+    for path, label in files:
+        analysis = analyses.get(path.name)
+        embeddings[path.name] = analysis.single_embedding if analysis else None
+        labels[path.name] = label
+    scores = suspicion_by_key(embeddings, labels)
+    items = []
+    for path, label in files:
+        if gender is not None and label != gender:
+            continue
+        analysis = analyses.get(path.name)
+        digest = analysis.content_hash if analysis and analysis.content_hash else path.stem
+        record = records.get(digest)
+        item = QueueItem(
+            path, label, digest, scores.get(path.name), record_rule(record), record_source(record),
+            review_log.reviewed(digest), analysis.face_count if analysis else None,
+            analysis.error if analysis else None,
+        )
+        if include_reviewed or not item.reviewed:
+            items.append(item)
+    return sort_queue(items, order)
+
+
+def sort_queue(items: Sequence[QueueItem], order: str) -> list[QueueItem]:
+    """``items`` in one of :data:`ORDERS`; ties and unscored images fall back to the file name."""
+    by_name = sorted(items, key=lambda i: i.file_name)
+    suspicion = [by_name[i] for i in most_suspicious_first([i.score for i in by_name])]
+    if order == "suspicion":
+        return suspicion
+    if order == "filename":
+        return by_name
+    if order == "rule":
+        return sorted(suspicion, key=lambda i: (i.rule is None, i.rule or ""))
+    return sorted(suspicion, key=lambda i: (i.source is None, i.source or ""))
+
+
+def page_of(items: Sequence[QueueItem], page: int, per_page: int) -> tuple[list[QueueItem], int, int]:
+    """(items on ``page`` (0-based, clamped), the clamped page, the number of pages)."""
+    pages = max(1, -(-len(items) // max(1, per_page)))
+    page = min(max(0, page), pages - 1)
+    return list(items[page * per_page : (page + 1) * per_page]), page, pages
+
+
+def flagged_items(layout: DatasetLayout, review_log: ReviewLog,
+                  records: Mapping[str, Mapping[str, Any]] | None = None) -> list[QueueItem]:
+    """Files the automatic cleaning sent to review (label conflicts: the same photo under two
+    genders), still in ``quarantine/`` and not decided yet, by file name."""
+    decided = review_log.decided_entries
+    records = records or {}
+    items = [
+        QueueItem(e.quarantined_path(layout), e.gender or "unknown", e.content_hash, rule=e.reason,
+                  source=record_source(records.get(e.content_hash)), entry_id=e.id, detail=e.detail)
+        for e in quarantine.list_quarantined(layout)
+        if e.status == quarantine.STATUS_REVIEW and e.id not in decided and e.quarantined_path(layout).is_file()
+    ]
+    return sorted(items, key=lambda i: (i.file_name, i.gender))
+
+
+
+def counts(layout: DatasetLayout, review_log: ReviewLog, analyses: Mapping[str, ImageAnalysis]) -> dict[str, tuple[int, int]]:
+    """Per gender: (images left to review, images in total)."""
+    result: dict[str, tuple[int, int]] = {}
+    for label in layout.genders():
+        files = layout.image_files(label)
+        left = 0
+        for p in files:
+            a = analyses.get(p.name)
+            digest = a.content_hash if a and a.content_hash else p.stem
+            left += not review_log.reviewed(digest)
+        result[label] = (left, len(files))
+    return result
+
+
+def other_labels(layout: DatasetLayout, gender: str) -> list[str]:
+    """The labels an image of ``gender`` can be moved to (the other gender when there are two)."""
+    return [g for g in layout.genders() if g != gender] or [g for g in ("female", "male") if g != gender]
+
+
+
+__all__ = [
+    "ORDERS", "QueueItem", "build_queue", "counts", "flagged_items", "load_analyses", "other_labels",
+    "page_of", "record_rule", "record_source", "sort_queue",
+]
