@@ -11,9 +11,11 @@ import click
 from anfe.cliutil import friendly_errors, store_option
 
 from .demosite import DemoServer, generate_site, url_list_for
-from .demosite.generate import MANIFEST
+from .demosite.generate import MANIFEST, MAX_PEOPLE
+from .demosite.urllist import LIST_FILES
 from .errors import UrlListError
 from .profiles import load_profile
+from .spiders.urllist import refuse_placeholders
 
 _SPIDERS = ("listal", "filmweb", "urllist")
 _FAST = {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "CONCURRENT_REQUESTS_PER_DOMAIN": 16,
@@ -34,8 +36,10 @@ def site() -> None:
                    "With an identity column people are real; without, photos are grouped into synthetic people.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the site (created; an earlier generated site there is replaced).")
-@click.option("--people", default=6, show_default=True, type=click.IntRange(2, 200),
-              help="People with a stated gender per site style (plus one without).")
+@click.option("--people", default=6, show_default=True, type=click.IntRange(2, MAX_PEOPLE),
+              help="People with a stated gender per site style (plus one without). The source must hold enough: "
+                   "with an identity column, that many people with --photos usable photos each; without, "
+                   "enough photos to group into synthetic people. Too few is a one-line error.")
 @click.option("--photos", default=3, show_default=True, type=click.IntRange(1, 100), help="Photos per person.")
 @click.option("--per-page", default=2, show_default=True, type=click.IntRange(1, 100),
               help="Entries per list/gallery page (small values exercise pagination).")
@@ -61,19 +65,25 @@ def generate(labels: Path, out: Path, people: int, photos: int, per_page: int, s
 def serve(site_dir: Path, port: int, host: str) -> None:
     """Serve a generated demo site on 127.0.0.1 until Ctrl-C, and print the crawl commands."""
     server = DemoServer(site_dir, host=host, port=port)
-    lists = site_dir / "resolved"
-    lists.mkdir(exist_ok=True)
-    for name in ("facescrub_actors.txt", "facescrub_actresses.txt"):
-        url_list_for(site_dir, name, server.base_url, lists / name)
-    base = server.base_url
-    click.echo(f"serving {site_dir} at {base} (Ctrl-C stops)\ntry:")
-    click.echo(f"  anfe crawl listal --root ./demo-data --fast -a profile=demo-listal -a base_url={base}")
-    click.echo(f"  anfe crawl filmweb --root ./demo-data --fast -a profile=demo-filmweb -a base_url={base}")
-    click.echo(f"  anfe crawl urllist --root ./demo-data --fast -a file={lists / 'facescrub_actors.txt'}")
+    written = [url_list_for(site_dir, name, server.base_url, site_dir / name) for name in LIST_FILES]
+    click.echo(f"serving {site_dir} at {server.base_url} (Ctrl-C stops)")
+    click.echo(f"URL lists with this address: {', '.join(str(p) for p in written)}")
+    click.echo("try:")
+    for line in serve_commands(site_dir, server.base_url):
+        click.echo(f"  {line}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         click.echo("stopped")
+
+
+def serve_commands(site_dir: Path, base_url: str, root: str = "./data") -> list[str]:
+    """The crawl commands ``site serve`` suggests (the README's, with the real address)."""
+    return [
+        f"anfe crawl listal --root {root} --fast -a profile=demo-listal -a base_url={base_url}",
+        f"anfe crawl filmweb --root {root} --fast -a profile=demo-filmweb -a base_url={base_url}",
+        f"anfe crawl urllist --root {root} --fast -a file={site_dir / LIST_FILES[0]}",
+    ]
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -97,6 +107,7 @@ def _check_arguments(spider: str, args: dict[str, str]) -> None:
             raise UrlListError("the urllist spider needs -a file=PATH (a FaceScrub-style list)")
         if not Path(args["file"]).is_file():
             raise UrlListError(f"the URL list {args['file']} does not exist")
+        refuse_placeholders(Path(args["file"]))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

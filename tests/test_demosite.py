@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +115,75 @@ def test_site_cli(shared_faces, tmp_path):
     assert result.output.strip().splitlines()[-1].startswith("Error: the demo site binds to the loopback address only")
     for command in (["--help"], ["generate", "--help"], ["serve", "--help"]):
         assert CliRunner().invoke(site_cli, command).exit_code == 0
+
+
+def test_pages_come_from_templates_and_the_index_names_the_url_lists(small_site):
+    out, _ = small_site
+    index = (out / "index.html").read_text()
+    assert '<a href="/lists/facescrub_actors.txt">' in index
+    person = next(p for p in (out / "listal").iterdir() if (p / "pictures").is_dir())
+    page = (person / "index.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") or "Unclosed <i>tags" in page  # one person page is malformed on purpose
+    assert not list(out.glob("facescrub_*.txt")), "the top folder gets the working lists only from `site serve`"
+    assert "__HOST__" in (out / "lists" / "facescrub_actors.txt").read_text()
+
+
+@pytest.mark.slow
+def test_generate_up_to_the_maximum_people(shared_faces, tmp_path):
+    """Issue 13 item 6: --people 200 (the option's maximum) works from a source with enough photos."""
+    labels = shared_faces / "utkface" / "labels.csv"
+    if not labels.is_file():
+        pytest.skip("UTKFace labels not found")
+    result = CliRunner().invoke(site_cli, ["generate", "--from", str(labels), "--out", str(tmp_path / "s"),
+                                           "--people", "200", "--photos", "1", "--per-page", "100"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    for style in ("listal", "filmweb"):
+        people = manifest["spiders"][style]["people"]
+        assert (len(people["female"]), len(people["male"])) == (100, 100)
+    result = CliRunner().invoke(site_cli, ["generate", "--from", str(labels), "--out", str(tmp_path / "s"),
+                                           "--people", "201"])
+    assert result.exit_code == 2 and "2<=x<=200" in result.output
+
+
+def test_a_failed_generation_leaves_nothing_and_the_retry_works(lfw_labels, tmp_path):
+    """Issue 13 item 6: the site is built beside OUT and renamed at the end."""
+    out = tmp_path / "site"
+    result = CliRunner().invoke(site_cli, ["generate", "--from", str(lfw_labels), "--out", str(out),
+                                           "--people", "200", "--photos", "3"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("Error: the source has too few usable female people")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "a failed run left files behind"
+    # a run killed with -9 leaves its partial folder: the next run removes it (its process is gone)
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".site.partial-{done.stdout.strip()}-abc123"
+    (stale / "listal").mkdir(parents=True)
+    result = CliRunner().invoke(site_cli, ["generate", "--from", str(lfw_labels), "--out", str(out),
+                                           "--people", "2", "--photos", "1"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+    assert (out / "manifest.json").is_file()
+
+
+def test_site_serve_prints_the_readme_commands_and_working_lists(small_site, tmp_path):
+    """Issue 13 item 5: the lists a user finds first work, and the commands say --root ./data."""
+    out, manifest = small_site
+    process = subprocess.Popen([sys.executable, "-m", "anfe", "site", "serve", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = [process.stdout.readline() for _ in range(6)]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    text = "".join(lines)
+    base = re.search(r"at (http://127\.0\.0\.1:\d+)", text).group(1)
+    assert f"anfe crawl listal --root ./data --fast -a profile=demo-listal -a base_url={base}" in text
+    assert f"anfe crawl urllist --root ./data --fast -a file={out / 'facescrub_actors.txt'}" in text
+    listed = (out / "facescrub_actors.txt").read_text()
+    assert "__HOST__" not in listed and f"{base}/facescrub/images/" in listed
+    # the template in lists/ is refused with a one-line error naming the right file
+    done = subprocess.run([sys.executable, "-m", "anfe", "crawl", "urllist", "--root", str(tmp_path / "d"),
+                           "-a", f"file={out / 'lists' / 'facescrub_actors.txt'}"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "use the copy that `anfe site serve` writes" in done.stderr.strip().splitlines()[-1]

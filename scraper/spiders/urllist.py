@@ -91,6 +91,19 @@ def read_url_list(path: Path) -> Iterator[UrlRow | tuple[int, str]]:
                          row["url"], bbox, sha.lower() if sha else None, gender)
 
 
+def refuse_placeholders(path: Path) -> None:
+    """A demo-site list still holding ``__HOST__`` cannot be fetched: name the file that works."""
+    try:
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+    except OSError as exc:
+        raise UrlListError(f"cannot read the URL list {path}: {exc}") from exc
+    if "__HOST__" in text:
+        raise UrlListError(
+            f"{path} is the demo site's list template (its URLs say __HOST__): use the copy that "
+            f"`anfe site serve` writes to the site's top folder ({path.name} there)"
+        )
+
+
 class UrlListSpider(HarvestSpider):
     """Downloads the photos a FaceScrub-style list names, labelled by column, flag or file name."""
 
@@ -105,6 +118,7 @@ class UrlListSpider(HarvestSpider):
         self.list_path = Path(file)
         if not self.list_path.is_file():
             raise UrlListError(f"the URL list {self.list_path} does not exist")
+        refuse_placeholders(self.list_path)
         self.crop = str(crop or "").lower() in ("1", "true", "yes", "on")
         self.site = site or "urllist"
         self.file_gender = gender_from_file_name(self.list_path)
