@@ -25,11 +25,11 @@ import numpy as np
 
 from . import __version__
 from .analysis import ImageAnalysis
-from .batch import analyse_paths
+from .batch import BatchStats, analyse_paths
 from .cache import DIMENSIONS, AnalysisCache, single_face_blobs
 from .config import AnalysisParams
-from .dataset import LabelledImage, by_gender
-from .errors import DatasetError
+from .dataset import LabelledImage, by_gender, load_labelled
+from .errors import DatasetError, SizeTooLargeError
 from .store import now_iso, plain
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def parse_sizes(text: str) -> list[int | str]:
             raise DatasetError(f"cannot read the size {part!r}: give images per gender such as 1000,2K,all")
         sizes.append(value)
     if not sizes:
-        raise DatasetError("no sizes given: e.g. --sizes 1000,2000")
+        raise DatasetError("no sizes given: e.g. 1000,2000")
     return list(dict.fromkeys(sizes))
 
 
@@ -135,7 +135,7 @@ def split_test(hashes_by_gender: dict[str, Iterable[str]], test_fraction: float,
     Reproducible from the same images whatever their paths or order (hashes are sorted first).
     """
     if not 0.0 <= test_fraction < 1.0:
-        raise DatasetError(f"--test-fraction must be in [0, 1), not {test_fraction}")
+        raise DatasetError(f"the test fraction must be in [0, 1), not {test_fraction}")
     test: dict[str, list[str]] = {}
     for gender, hashes in sorted(hashes_by_gender.items()):
         unique = sorted(set(hashes))
@@ -267,7 +267,7 @@ class BuildOptions:
         if self.variant not in VARIANTS:
             raise DatasetError(f"unknown variant {self.variant!r}: use one of {', '.join(VARIANTS)}")
         if self.variant == "kmeans" and self.k < 1:
-            raise DatasetError("--k must be at least 1")
+            raise DatasetError(f"k (centroids per gender) must be at least 1, not {self.k}")
 
 
 def _resolve_size(size: int | str, available: dict[str, int], clamp: bool) -> dict[str, int]:
@@ -276,9 +276,8 @@ def _resolve_size(size: int | str, available: dict[str, int], clamp: bool) -> di
     short = {g: n for g, n in available.items() if n < int(size)}
     if short and not clamp:
         have = ", ".join(f"{g} {n}" for g, n in available.items())
-        raise DatasetError(
-            f"size {size} is more than the usable single-face images ({have}): use a smaller size, "
-            f"--sizes all, or --clamp to take every image of a smaller gender"
+        raise SizeTooLargeError(
+            f"size {size} is more than the usable single-face images ({have})"
         )
     if short:
         log.warning("size %s clamped to the usable images: %s", size, short)
@@ -451,30 +450,42 @@ def builds_from_analyses(
     return build_from_pool(pool, options, params.embedding_model, dataset, split_doc)
 
 
+@dataclass
+class BuildRun:
+    """What :func:`make_builds` made: the build documents, how many images it read, and how many
+    of their analyses came from the cache."""
+
+    builds: list[dict]
+    images: int
+    stats: BatchStats
+
+
+def load_items(source: str | Path | None, labels: str | Path | None = None,
+               conditions: Sequence[Condition] = ()) -> list[LabelledImage]:
+    """The labelled images of a dataset (root, folder of label folders or labels CSV), filtered."""
+    if source is None and labels is None:
+        raise DatasetError("no dataset given: a folder of label folders, a dataset root, or a labels CSV")
+    items = load_labelled(source if source is not None else labels, labels)
+    return apply_filters(items, conditions) if conditions else items
+
+
 def make_builds(
     items: Sequence[LabelledImage],
-    sizes: Sequence[int | str],
-    seed: int = 0,
-    variant: str = "mean",
-    k: int = 16,
-    params: AnalysisParams | None = None,
-    cache: AnalysisCache | None = None,
+    options: BuildOptions,
+    params: AnalysisParams,
+    cache: AnalysisCache | None,
     workers: int = 1,
     *,
-    test_fraction: float = 0.0,
-    split_seed: int = 0,
-    clamp: bool = False,
-    prefix: str = "g",
     dataset: dict[str, Any] | None = None,
     progress: bool = True,
-) -> list[dict]:
-    """Analyse the images (cached), then one build per size; see :func:`builds_from_analyses`."""
-    params = params or AnalysisParams()
-    options = BuildOptions(tuple(sizes), seed, variant, k, test_fraction, split_seed, clamp, prefix)
+) -> BuildRun:
+    """The one way to make builds (``anfe build`` and ``anfe demo`` both call it): analyse the
+    images (cached), then one build per size of ``options``; see :func:`builds_from_analyses`.
+    ``dataset`` describes where the images came from (recorded in every build)."""
     if not items:
         raise DatasetError("no images to build from")
-    analyses, _stats = analyse_paths([i.path for i in items], params, cache, workers, progress)
-    return builds_from_analyses(items, analyses, options, params, dataset)
+    analyses, stats = analyse_paths([i.path for i in items], params, cache, workers, progress)
+    return BuildRun(builds_from_analyses(items, analyses, options, params, dataset), len(items), stats)
 
 
 def summary(build: dict) -> dict:
@@ -487,8 +498,8 @@ def summary(build: dict) -> dict:
 
 
 __all__ = [
-    "ALL", "BuildOptions", "Condition", "EmbeddingPool", "Skipped", "VARIANTS", "apply_filters",
-    "build_from_pool", "build_id", "builds_from_analyses", "distances", "fingerprint", "make_builds",
+    "ALL", "BuildOptions", "BuildRun", "Condition", "EmbeddingPool", "Skipped", "VARIANTS", "apply_filters",
+    "build_from_pool", "build_id", "builds_from_analyses", "distances", "fingerprint", "load_items", "make_builds",
     "params_from_build", "parse_sizes", "parse_where", "pool_from_analyses", "pool_from_cache",
     "single_embeddings", "skip_reason", "split_test", "summary",
 ]

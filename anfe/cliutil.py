@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,15 +62,25 @@ def store_option(command: Callable) -> Callable:
     )(command)
 
 
-def friendly_errors(command: Callable) -> Callable:
-    """Turns the library's precise exceptions into one-line ``Error: ...`` messages (exit 1)."""
+def friendly_errors(command: Callable | None = None, *,
+                    hints: Mapping[type[AnfeError], str] | None = None) -> Callable:
+    """Turns the library's precise exceptions into one-line ``Error: ...`` messages (exit 1).
+
+    The library says what is wrong; ``hints`` (error class -> what to type) lets a command add
+    the flag that fixes it, so library messages never name CLI options. Use as
+    ``@friendly_errors`` or ``@friendly_errors(hints={SizeTooLargeError: "use --clamp"})``.
+    """
+    if command is None:
+        return functools.partial(friendly_errors, hints=hints)
+    table = dict(hints or {})
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except AnfeError as exc:
-            raise click.ClickException(str(exc)) from exc
+            hint = next((text for kind, text in table.items() if isinstance(exc, kind)), None)
+            raise click.ClickException(f"{exc}: {hint}" if hint else str(exc)) from exc
         except KeyboardInterrupt:
             raise click.ClickException("interrupted: run the same command again to resume") from None
 

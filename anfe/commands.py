@@ -14,15 +14,12 @@ from typing import Any
 import click
 
 from .batch import default_workers
-from .builds import (
-    VARIANTS, BuildOptions, apply_filters, builds_from_analyses, parse_sizes, parse_where,
-    params_from_build, summary,
-)
+from .builds import VARIANTS, BuildOptions, load_items, make_builds, parse_sizes, parse_where, params_from_build, summary
 from .cache import AnalysisCache, default_cache_path
 from .cliutil import analysis_options, friendly_errors, open_cache, store_option
-from .dataset import LabelledImage, load_labelled
-from .errors import AnfeError, DatasetError, StoreError, UnknownBuildError
-from .evaluation import DEFAULT_KNN_K, EvaluationResult, evaluate_build
+from .dataset import LabelledImage
+from .errors import AnfeError, DatasetError, NoTestSplitError, SizeTooLargeError, StoreError, UnknownBuildError
+from .evaluation import DEFAULT_KNN_K, EvaluationResult, evaluate_build, test_set_for
 from .layout import IMAGE_SUFFIXES
 from .prediction import default_max_distance, predict_paths
 from .store import CATALOG_NAME, Store, open_store
@@ -80,13 +77,6 @@ def _open_existing_store(db: str | None, root: Path | None) -> Store:
     return open_store(None, root)
 
 
-def _load_items(source: Path | None, labels: Path | None, conditions: list) -> list[LabelledImage]:
-    if source is None and labels is None:
-        raise DatasetError("give a dataset: a folder of label folders, a dataset root, or --labels CSV")
-    items = load_labelled(source if source is not None else labels, labels)
-    return apply_filters(items, conditions) if conditions else items
-
-
 def _dataset_root(source: Path, labels: Path | None) -> Path:
     """Where the embedded store goes without --db: the dataset folder, or for a labels CSV the
     current folder (the default --root of evaluate/predict; the CSV's folder may be read-only)."""
@@ -115,7 +105,8 @@ def _dataset_root(source: Path, labels: Path | None) -> Path:
 @_filter_options
 @store_option
 @analysis_options
-@friendly_errors
+@friendly_errors(hints={SizeTooLargeError: "use a smaller --sizes, --sizes all, or --clamp to take every "
+                                          "image of a smaller gender"})
 def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str, k: int, test_fraction: float,
           split_seed: int, clamp: bool, prefix: str, conditions: list, db: str | None, params, cache_path, workers) -> None:
     """Make ANFE builds from SOURCE: draw N single-face images per gender, average their embeddings.
@@ -130,18 +121,16 @@ def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str
 
       anfe build utkface/labels.csv --min-age 17 --test-fraction 0.3 --sizes all --variant kmeans --k 16
     """
-    from .batch import analyse_paths
-
     options = BuildOptions(tuple(parse_sizes(sizes)), seed, variant, k, test_fraction, split_seed, clamp, prefix)
-    items = _load_items(source, labels, conditions)
+    items = load_items(source, labels, conditions)
     dataset = {
         "source": str(source.resolve()),
         "labels": str(labels.resolve()) if labels else None,
         "filters": [str(c) for c in conditions],
     }
     with open_cache(cache_path, params) as cache:
-        analyses, stats = analyse_paths([i.path for i in items], params, cache, workers)
-    made = builds_from_analyses(items, analyses, options, params, dataset)
+        run = make_builds(items, options, params, cache, workers, dataset=dataset)
+    made, stats = run.builds, run.stats
     with open_store(db, _dataset_root(source, labels)) as store:
         for doc in made:
             store.save_build(doc)
@@ -250,7 +239,7 @@ def _result_line(result: EvaluationResult, page: Path) -> str:
 @store_option
 @_root_option
 @_cache_options
-@friendly_errors
+@friendly_errors(hints={NoTestSplitError: "rebuild with --test-fraction 0.3, or give a test set (TEST_SOURCE or --labels)"})
 def evaluate(build_ids: str, test_source: Path | None, labels: Path | None, out: Path | None, baselines: bool,
              knn_k: int, max_distance: float | None, as_json: bool, conditions: list, db: str | None,
              root: Path | None, cache_path: Path, workers: int) -> None:
@@ -266,29 +255,14 @@ def evaluate(build_ids: str, test_source: Path | None, labels: Path | None, out:
     with _open_existing_store(db, root) as store:
         docs = _select_builds(store, build_ids)
     results = []
-    item_cache: dict[tuple, list[LabelledImage]] = {}
+    loaded: dict[tuple, list[LabelledImage]] = {}
+    given = None if test_source is None and labels is None else load_items(test_source, labels, conditions)
     for doc in docs:
-        use_split = test_source is None and labels is None
-        if use_split:
-            ds = doc.get("dataset") or {}
-            if not ds.get("source"):
-                raise DatasetError(f"build {doc['id']} records no dataset: give TEST_SOURCE or --labels")
-            key = (ds["source"], ds.get("labels"), tuple(ds.get("filters") or []))
-            if key not in item_cache:
-                src = Path(ds["source"])
-                item_cache[key] = _load_items(src, Path(ds["labels"]) if ds.get("labels") else None,
-                                              [parse_where(f) for f in ds.get("filters") or []])
-            items = item_cache[key]
-            source_text = f"held-out split of {ds['source']}"
-            if not doc.get("split"):
-                use_split = False
-                source_text = f"images of {ds['source']} not in the build"
+        if given is None:
+            test = test_set_for(doc, loaded)
+            items, use_split, source_text = test.items, test.use_split, test.source
         else:
-            key = ("given", str(test_source), str(labels))
-            if key not in item_cache:
-                item_cache[key] = _load_items(test_source, labels, conditions)
-            items = item_cache[key]
-            source_text = str(labels or test_source)
+            items, use_split, source_text = given, False, str(labels or test_source)
         params = params_from_build(doc)
         with AnalysisCache(cache_path, params.cache_key) as cache:
             results.append(evaluate_build(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +87,22 @@ def load_labelled(source: str | Path, labels_csv: str | Path | None = None) -> l
     return from_folders(source)
 
 
+def age_of(labels: Mapping[str, object]) -> float | None:
+    """A person's age from labels or a store record: ``age``, else ``photo_year`` minus
+    ``birth_year``; None when unknown or unreadable. The one age reader (clean, builds, demo)."""
+    def number(key: str) -> float | None:
+        try:
+            return float(str(labels.get(key)).strip())
+        except (TypeError, ValueError):
+            return None
+
+    age = number("age")
+    if age is not None:
+        return age
+    born, taken = number("birth_year"), number("photo_year")
+    return taken - born if born is not None and taken is not None else None
+
+
 def by_gender(items: list[LabelledImage]) -> dict[str, list[LabelledImage]]:
     """Items grouped by label, labels sorted."""
     groups: dict[str, list[LabelledImage]] = {}
@@ -94,4 +111,4 @@ def by_gender(items: list[LabelledImage]) -> dict[str, list[LabelledImage]]:
     return dict(sorted(groups.items()))
 
 
-__all__ = ["IMAGE_SUFFIXES", "LabelledImage", "by_gender", "from_folders", "from_labels_csv", "load_labelled", "normalise_gender"]
+__all__ = ["IMAGE_SUFFIXES", "LabelledImage", "age_of", "by_gender", "from_folders", "from_labels_csv", "load_labelled", "normalise_gender"]

@@ -60,5 +60,13 @@ class DatasetError(AnfeError):
     """A dataset folder or labels file is missing, empty or malformed."""
 
 
+class SizeTooLargeError(DatasetError):
+    """A build size asks for more images per gender than the usable ones."""
+
+
+class NoTestSplitError(DatasetError):
+    """A build recorded no held-out split, and no test set was given."""
+
+
 class NotADatasetError(DatasetError):
     """The folder given is not a dataset root (no ``images/<gender>/`` folders)."""

@@ -11,16 +11,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .batch import analyse_paths
-from .builds import params_from_build, single_embeddings, skip_reason, summary
+from .builds import load_items, params_from_build, parse_where, single_embeddings, skip_reason, summary
 from .cache import AnalysisCache
 from .config import AnalysisParams
 from .dataset import LabelledImage
-from .errors import DatasetError
+from .errors import NoTestSplitError
 from .prediction import UNKNOWN, CentroidModel
 
 log = logging.getLogger(__name__)
@@ -318,11 +319,40 @@ def _add_baselines(result: EvaluationResult, build: dict, cache: AnalysisCache |
 
 
 def raise_no_split(build: dict) -> None:
-    """A build made without --test-fraction cannot be evaluated on "its" test split."""
-    raise DatasetError(
-        f"build {build['id']} has no recorded test split: rebuild with --test-fraction 0.3, "
-        "or give a test set (TEST_SOURCE or --labels)"
-    )
+    """A build made without a test fraction cannot be evaluated on "its" test split."""
+    raise NoTestSplitError(f"build {build['id']} has no recorded test split")
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """The images a build is scored on, whether only its recorded held-out split counts, and a
+    description for the report."""
+
+    __test__ = False  # not a pytest class
+
+    items: list[LabelledImage]
+    use_split: bool
+    source: str
+
+
+def test_set_for(build: dict, loaded: dict[tuple, list[LabelledImage]] | None = None) -> TestSet:
+    """The test set a build records: its held-out split of the dataset it was made from, or (with
+    no split) the images of that dataset not in the build. ``loaded`` caches datasets read for
+    earlier builds of a sweep. Raises :class:`DatasetError` when the build records no dataset."""
+    ds = build.get("dataset") or {}
+    if not ds.get("source"):
+        raise NoTestSplitError(f"build {build['id']} records no dataset to take a test set from")
+    key = (ds["source"], ds.get("labels"), tuple(ds.get("filters") or []))
+    loaded = {} if loaded is None else loaded
+    if key not in loaded:
+        loaded[key] = load_items(Path(ds["source"]), Path(ds["labels"]) if ds.get("labels") else None,
+                                 [parse_where(f) for f in ds.get("filters") or []])
+    if build.get("split"):
+        return TestSet(loaded[key], True, f"held-out split of {ds['source']}")
+    return TestSet(loaded[key], False, f"images of {ds['source']} not in the build")
+
+
+test_set_for.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 def sweep_table(results: Sequence[EvaluationResult]) -> list[dict[str, Any]]:
@@ -344,5 +374,5 @@ def sweep_table(results: Sequence[EvaluationResult]) -> list[dict[str, Any]]:
 
 __all__ = [
     "AGE_BANDS", "EvaluationResult", "Outcome", "age_band", "baseline_scores", "evaluate_build",
-    "sweep_table", "training_set",
+    "sweep_table", "test_set_for", "TestSet", "training_set",
 ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from anfe.analysis import ImageAnalysis
+from anfe.dataset import age_of
 from anfe.errors import DatasetError
 from anfe.hashing import content_hash
 
@@ -195,26 +196,6 @@ def check_collection(
 
 
 # -- ages ----------------------------------------------------------------------------------------
-def _age_from(row: Mapping[str, object]) -> float | None:
-    """An age from ``age``, or from ``photo_year`` minus ``birth_year``; None when unknown."""
-    def number(key: str) -> float | None:
-        value = row.get(key)
-        if value is None or str(value).strip() == "":
-            return None
-        try:
-            return float(str(value).strip())
-        except ValueError:
-            return None
-
-    age = number("age")
-    if age is not None:
-        return age
-    born, taken = number("birth_year"), number("photo_year")
-    if born is not None and taken is not None:
-        return taken - born
-    return None
-
-
 def ages_from_csv(csv_path: str | Path) -> tuple[dict[str, float], dict[str, float]]:
     """Ages from a labels CSV (``path`` plus ``age``, or ``birth_year`` and ``photo_year``),
     keyed by the content hash of each listed file that exists and by file name (for files that
@@ -234,7 +215,7 @@ def ages_from_csv(csv_path: str | Path) -> tuple[dict[str, float], dict[str, flo
     by_hash: dict[str, float] = {}
     by_name: dict[str, float] = {}
     for row in rows:
-        age = _age_from(row)
+        age = age_of(row)
         if age is None:
             continue
         path = csv_path.parent / row["path"]
@@ -250,7 +231,7 @@ def ages_from_records(records: Iterable[Mapping[str, object]]) -> dict[str, floa
     """Ages by content hash from store records (``age``, or ``birth_year`` and ``photo_year``)."""
     ages = {}
     for record in records:
-        age = _age_from(record)
+        age = age_of(record)
         if age is not None and record.get("content_hash"):
             ages[str(record["content_hash"])] = age
     return ages

@@ -129,6 +129,8 @@ def test_unreadable_files_are_recorded_skipped_and_kept(dataset, store, tmp_path
 def test_bad_options_and_missing_store(store, tmp_path, dataset):
     too_big = _run(build, [dataset, "--sizes", "999", *store["common"]])
     assert too_big.exit_code == 1 and too_big.output.startswith("Error: size 999 is more than the usable")
+    assert too_big.output.rstrip().endswith("use a smaller --sizes, --sizes all, or --clamp to take every image "
+                                            "of a smaller gender")  # the CLI names the flags, the library does not
     bad_filter = _run(build, [dataset, "--where", "age", *store["common"]])
     assert bad_filter.exit_code == 2 and bad_filter.output.splitlines()[-1] == (
         "Error: Invalid value for --where: cannot read the filter 'age': write COLUMN OP VALUE, "

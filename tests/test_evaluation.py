@@ -97,7 +97,7 @@ def test_max_distance_makes_far_faces_unknown(setup, session_cache_path):
 def test_use_split_needs_a_recorded_split(setup, session_cache_path):
     made, test_items, _ = setup
     bare = {**made[0], "split": None}
-    with pytest.raises(DatasetError, match="has no recorded test split: rebuild with --test-fraction"):
+    with pytest.raises(DatasetError, match="has no recorded test split$"):
         _evaluate(bare, test_items, session_cache_path, use_split=True)
 
 

@@ -22,12 +22,12 @@ import click
 from anfe.cache import AnalysisCache
 from anfe.cliutil import analysis_options, friendly_errors, open_cache, store_option
 from anfe.config import AnalysisParams
-from anfe.dataset import LabelledImage, by_gender, load_labelled
+from anfe.dataset import LabelledImage, age_of, by_gender, load_labelled
 from anfe.errors import AnfeError, DatasetError
 from anfe.evaluation import evaluate_build
 from anfe.report import write_sweep_report
 from anfe.store import open_store
-from anfe.builds import make_builds
+from anfe.builds import ALL, BuildOptions, make_builds, parse_sizes
 from curation.clean import clean
 from curation.cleaning_report import summary_table, write_html
 from curation.rules import CleanRules
@@ -59,7 +59,7 @@ class DemoConfig:
     photos: int = 8
     test_per_gender: int = 100
     min_age: float | None = 17.0
-    sizes: tuple[int, ...] = (25, 50, 75)
+    sizes: tuple[int | str, ...] = (25, 50, 75)
     k: int = 4
     seed: int = 0
     db: str | None = None
@@ -83,7 +83,7 @@ class DemoResult:
 def split_source(items: list[LabelledImage], config: DemoConfig) -> tuple[list[LabelledImage], list[LabelledImage]]:
     """(site photos, held-back test photos): a seeded per-gender split, adults only where ages are known."""
     if config.min_age is not None:
-        items = [i for i in items if _age(i) is None or _age(i) >= config.min_age]
+        items = [i for i in items if (age := age_of(i.labels)) is None or age >= config.min_age]
     rng = random.Random(config.seed)
     site, test = [], []
     for gender, group in by_gender(items).items():
@@ -95,13 +95,6 @@ def split_source(items: list[LabelledImage], config: DemoConfig) -> tuple[list[L
     if not test or not site:
         raise DatasetError(f"{config.source} holds too few labelled photos for a demo")
     return site, test
-
-
-def _age(item: LabelledImage) -> float | None:
-    try:
-        return float(item.labels["age"])
-    except (KeyError, ValueError):
-        return None
 
 
 def write_labels(items: list[LabelledImage], path: Path) -> Path:
@@ -166,10 +159,10 @@ def run_demo(config: DemoConfig, params: AnalysisParams, cache: AnalysisCache, w
 
         items = load_labelled(result.dataset_root)
         dataset = {"source": str(result.dataset_root), "site": str(result.site_dir)}
-        builds = make_builds(items, config.sizes, config.seed, "mean", params=params, cache=cache,
-                             workers=workers, clamp=True, dataset=dataset, progress=progress)
-        builds += make_builds(items, config.sizes[-1:], config.seed, "kmeans", config.k, params, cache,
-                              workers, clamp=True, dataset=dataset, progress=progress)
+        builds = []
+        for options in (BuildOptions(config.sizes, config.seed, clamp=True),
+                        BuildOptions(config.sizes[-1:], config.seed, "kmeans", config.k, clamp=True)):
+            builds += make_builds(items, options, params, cache, workers, dataset=dataset, progress=progress).builds
         for build in builds:
             store.save_build(build)
         result.builds = [b["id"] for b in builds]
@@ -229,9 +222,9 @@ def demo(source: Path | None, out: Path, people: int, photos: int, test_per_gend
     if not source.exists():
         raise click.ClickException(f"{source} does not exist: give labelled photos with --source (a labels CSV or a folder)")
     try:
-        size_list = tuple(sorted({int(s) for s in sizes.split(",") if s.strip()}))
-    except ValueError:
-        raise click.ClickException(f"--sizes {sizes!r} is not a comma-separated list of numbers, e.g. 25,50,75") from None
+        size_list = tuple(sorted(parse_sizes(sizes), key=lambda n: (n == ALL, n if n != ALL else 0)))
+    except DatasetError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sizes") from None
     config = DemoConfig(source, out, people, photos, test_per_gender, min_age, size_list, k, seed, db)
     with open_cache(cache_path, params) as cache:
         result = run_demo(config, params, cache, workers, progress=not quiet)
