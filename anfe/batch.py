@@ -1,8 +1,10 @@
 """Analyse many files on all cores, reading cached results first and caching new ones as they come.
 
 The main process hashes each file and asks the cache; only misses go to worker processes (dlib
-holds the GIL, so processes, not threads). Results are committed in small batches, so a run
-that is killed resumes where it stopped.
+holds the GIL, so processes, not threads). Each worker task is a group of images whose faces
+are encoded in one batch (:func:`analyse_jobs`); ONNX Runtime gets the cores divided among the
+processes. Results are committed in small batches, so a run that is killed resumes where it
+stopped.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .analysis import ImageAnalysis, analyse_bytes
+from .analysis import ImageAnalysis, analyse_many
 from .cache import AnalysisCache
 from .config import AnalysisParams
 from .hashing import content_hash
@@ -42,12 +44,32 @@ def _read(path: Path) -> tuple[bytes | None, str | None]:
         return None, f"cannot read {path}: {exc}"
 
 
-def _work(job: tuple[str, str, AnalysisParams]) -> ImageAnalysis:
-    path, digest, params = job
-    data, problem = _read(Path(path))
-    if data is None:
-        return ImageAnalysis(digest, error="unreadable", error_detail=problem)
-    return analyse_bytes(data, params, digest)
+Job = tuple[str, str, AnalysisParams]  # (path, content hash, parameters)
+
+#: Images per worker task: their faces are encoded in one batch. 16 UTKFace crops are 16 faces;
+#: larger groups gain little speed (see bench/bench_analysis.py) and make progress coarser.
+IMAGES_PER_TASK = 16
+
+
+def analyse_jobs(jobs: Sequence[Job]) -> list[ImageAnalysis]:
+    """Read and analyse a group of files (same parameters), their faces encoded in one batch.
+
+    The unit of work for worker processes (and for any other executor): a top-level,
+    picklable function of plain data. An unreadable file is an analysis with an error.
+    """
+    if not jobs:
+        return []
+    out: dict[int, ImageAnalysis] = {}
+    readable: list[tuple[int, bytes, str]] = []
+    for index, (path, digest, _params) in enumerate(jobs):
+        data, problem = _read(Path(path))
+        if data is None:
+            out[index] = ImageAnalysis(digest, error="unreadable", error_detail=problem)
+        else:
+            readable.append((index, data, digest))
+    analysed = analyse_many([(data, digest) for _, data, digest in readable], jobs[0][2])
+    out.update({index: result for (index, _, _), result in zip(readable, analysed)})
+    return [out[i] for i in range(len(jobs))]
 
 
 def default_workers() -> int:
@@ -60,12 +82,13 @@ def analyse_paths(
     cache: AnalysisCache | None = None,
     workers: int = 1,
     progress: bool = True,
-    analyse: Callable[[tuple[str, str, AnalysisParams]], ImageAnalysis] = _work,
+    analyse: Callable[[Sequence[Job]], list[ImageAnalysis]] = analyse_jobs,
 ) -> tuple[dict[str, ImageAnalysis], BatchStats]:
     """Analysis of every path (keyed by ``str(path)``) and counts of cached/new/unreadable work.
 
-    Identical files (same bytes) are analysed once. ``analyse`` is replaceable for failure
-    injection in tests; it must be a picklable top-level function when ``workers > 1``.
+    Identical files (same bytes) are analysed once. ``analyse`` (a group of jobs to their
+    analyses, like :func:`analyse_jobs`) is replaceable for failure injection in tests; it must
+    be a picklable top-level function when ``workers > 1``.
     """
     keys = [str(p) for p in paths]
     digests: dict[str, str] = {}
@@ -82,6 +105,9 @@ def analyse_paths(
         if digest not in cached:
             todo.setdefault(digest, key)
     fresh: dict[str, ImageAnalysis] = {}
+    if params.threads == 0 and todo:  # ONNX Runtime: the cores shared out among the processes
+        processes = max(1, min(workers, len(todo)))
+        params = replace(params, threads=max(1, default_workers() // processes))
     jobs = [(path, digest, params) for digest, path in todo.items()]
     if jobs:
         fresh = _run_jobs(jobs, cache, workers, progress, analyse)
@@ -94,31 +120,37 @@ def analyse_paths(
     return results, stats
 
 
+def _groups(jobs: list[Job], processes: int) -> list[list[Job]]:
+    """Tasks of up to IMAGES_PER_TASK images, small enough that every process gets some."""
+    size = max(1, min(IMAGES_PER_TASK, -(-len(jobs) // processes)))
+    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
+
+
 def _run_jobs(jobs, cache, workers, progress, analyse) -> dict[str, ImageAnalysis]:
     fresh: dict[str, ImageAnalysis] = {}
     pending: list[ImageAnalysis] = []
     bar = tqdm(total=len(jobs), desc="analysing", unit="img", disable=not progress)
 
-    def take(result: ImageAnalysis) -> None:
-        fresh[result.content_hash] = result
-        pending.append(result)
-        bar.update()
+    def take(results: list[ImageAnalysis]) -> None:
+        for result in results:
+            fresh[result.content_hash] = result
+            pending.append(result)
+        bar.update(len(results))
         if cache is not None and len(pending) >= _COMMIT_EVERY:
             cache.put_many(pending)
             pending.clear()
 
     try:
-        if workers <= 1 or len(jobs) == 1:
-            for job in jobs:
-                take(analyse(job))
+        processes = max(1, min(workers, len(jobs)))
+        groups = _groups(jobs, processes)
+        if processes == 1 or len(groups) == 1:
+            for group in groups:
+                take(analyse(group))
         else:
             context = multiprocessing.get_context("fork")
-            processes = min(workers, len(jobs))
-            # Small chunks keep every process busy to the end; large batches amortise the IPC.
-            chunksize = max(1, min(8, len(jobs) // (processes * 8)))
             with context.Pool(processes) as pool:
-                for result in pool.imap_unordered(analyse, jobs, chunksize=chunksize):
-                    take(result)
+                for results in pool.imap_unordered(analyse, groups):
+                    take(results)
     finally:
         if cache is not None and pending:
             cache.put_many(pending)

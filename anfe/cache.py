@@ -2,7 +2,9 @@
 
 A SQLite file (WAL mode, safe for several processes); embeddings are stored as raw float64
 bytes so that loading 100,000 of them takes well under a second. Moving or renaming an image
-never invalidates its entry: the key is what the bytes are, not where they are.
+never invalidates its entry: the key is what the bytes are, not where they are. Each face
+records which encoder computed its embedding ("onnx" or "dlib"; entries older than that
+field are dlib's); the key does not include it, since both give the same numbers.
 """
 
 from __future__ import annotations
@@ -110,7 +112,8 @@ class AnalysisCache:
 
     def _row(self, a: ImageAnalysis) -> tuple:
         faces = [
-            {"box": list(f.box), "landmarks": [list(p) for p in f.landmarks], "confidence": f.confidence}
+            {"box": list(f.box), "landmarks": [list(p) for p in f.landmarks], "confidence": f.confidence,
+             "encoder": f.encoder}
             for f in a.faces
         ]
         blob = (
@@ -134,7 +137,8 @@ class AnalysisCache:
         )
         faces = tuple(
             DetectedFace(
-                tuple(m["box"]), tuple(tuple(p) for p in m["landmarks"]), vectors[i], m["confidence"]
+                tuple(m["box"]), tuple(tuple(p) for p in m["landmarks"]), vectors[i], m["confidence"],
+                m.get("encoder", "dlib"),  # entries written before the ONNX encoder: dlib's
             )
             for i, m in enumerate(meta)
         )

@@ -94,12 +94,17 @@ def analyze(source: Path, labels: Path | None, as_json: bool, shard: tuple[int, 
         for path, a in results.items():
             click.echo(json.dumps({"path": path, "content_hash": a.content_hash, "faces": a.face_count,
                                    "boxes": [list(f.box) for f in a.faces], "error": a.error}))
-    faces = {}
+    faces, encoders = {}, {}
     for a in results.values():
         key = a.error or f"{min(a.face_count, 2)}{'+' if a.face_count >= 2 else ''} face(s)"
         faces[key] = faces.get(key, 0) + 1
+        for face in a.faces:
+            encoders[face.encoder] = encoders.get(face.encoder, 0) + 1
     click.echo(f"{stats.total} images: {stats.cached} from cache, {stats.analysed} analysed now", err=as_json)
     click.echo("  " + ", ".join(f"{k}: {v}" for k, v in sorted(faces.items())), err=as_json)
+    if encoders:
+        click.echo("  embeddings by encoder: " + ", ".join(f"{k} {v}" for k, v in sorted(encoders.items())),
+                   err=as_json)
 
 
 def _parse_shard(text: str) -> tuple[int, int]:

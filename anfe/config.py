@@ -10,6 +10,9 @@ ANALYSIS_VERSION = 1
 #: Pillow-decoded images above this many pixels are refused unopened (decompression bombs).
 DEFAULT_MAX_PIXELS = 80_000_000
 
+ENCODERS = ("onnx", "dlib")
+DEVICES = ("auto", "cpu", "cuda")
+
 
 @dataclass(frozen=True)
 class AnalysisParams:
@@ -20,6 +23,13 @@ class AnalysisParams:
     max_side: if set, images whose longer side exceeds it are scaled down for detection only;
         boxes are mapped back and landmarks/embeddings use the full-resolution image.
     jitters: dlib re-samples each face this many times and averages (1 = as face_recognition).
+    encoder: "onnx" (dlib's network on ONNX Runtime, batched) or "dlib" (the reference).
+    device: "auto", "cpu" or "cuda": where the ONNX encoder runs.
+    threads: ONNX Runtime threads per process (0: its default, every core).
+
+    ``encoder``, ``device`` and ``threads`` are not part of :attr:`cache_key`: the two encoders
+    give the same embeddings (tested to 1e-5 per component), so either one's cached results
+    are valid for both; each cached face records which encoder computed it.
     """
 
     detector: str = "hog"
@@ -27,10 +37,15 @@ class AnalysisParams:
     max_side: int | None = None
     jitters: int = 1
     max_pixels: int = DEFAULT_MAX_PIXELS
+    encoder: str = "onnx"
+    device: str = "auto"
+    threads: int = 0
 
     def __post_init__(self) -> None:
         if self.detector not in ("hog", "cnn"):
             raise ValueError(f"detector must be 'hog' or 'cnn', not {self.detector!r}")
+        if self.encoder not in ENCODERS or self.device not in DEVICES or self.threads < 0:
+            raise ValueError(f"encoder must be one of {ENCODERS}, device one of {DEVICES}, threads >= 0")
         if self.upsample < 0 or self.jitters < 1:
             raise ValueError("upsample must be >= 0 and jitters >= 1")
         if self.max_side is not None and self.max_side < 64:
@@ -48,9 +63,15 @@ class AnalysisParams:
     @property
     def embedding_model(self) -> dict:
         """The provenance recorded with builds: which model and parameters made the embeddings."""
-        return {
+        result = {
             "encoder": "dlib_face_recognition_resnet_model_v1",
             "landmarks": "shape_predictor_5_face_landmarks",
             **asdict(self),
             "analysis_version": ANALYSIS_VERSION,
         }
+        # How the numbers were computed, not which numbers: the encoders agree (see above), and
+        # a build's embeddings may come from the cache, computed by either (the cache says which).
+        for name in ("encoder", "device", "threads"):
+            del result[name]
+        result["encoder"] = "dlib_face_recognition_resnet_model_v1"
+        return result

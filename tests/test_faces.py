@@ -96,13 +96,13 @@ def test_bad_inputs_are_reported_not_raised(sample_paths, tmp_path):
 
 def test_second_run_does_no_dlib_work(sample_paths, tmp_cache_path, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = faces.analyse_faces
+    real = faces.FaceBatch.add
 
     def counting(*args, **kwargs):
         calls["n"] += 1
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("anfe.analysis.analyse_faces", counting)
+    monkeypatch.setattr(faces.FaceBatch, "add", counting)  # one call per image analysed
     copy = tmp_path / "same-bytes.jpg"
     copy.write_bytes(Path(sample_paths[0]).read_bytes())
     paths = sample_paths[:4] + [str(copy)]  # a second copy of the same bytes is analysed once
