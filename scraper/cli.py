@@ -122,7 +122,8 @@ def _check_arguments(spider: str, args: dict[str, str]) -> None:
 @click.option("-s", "settings_", multiple=True, metavar="NAME=VALUE",
               help="Scrapy setting, as `scrapy crawl -s` (e.g. CURATION_GATE=1, MIN_IMAGE_WIDTH=200).")
 @click.option("--jobdir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Keep the crawl's state here: stop with one Ctrl-C, run the same command to resume.")
+              help="Keep the crawl's frontier here (DIR/frontier.sqlite): after Ctrl-C, a crash or kill -9, "
+                   "run the same command to resume; nothing is lost.")
 @click.option("--contact", default=None, help="Your e-mail or URL, sent in the User-Agent.")
 @click.option("--fast", is_flag=True,
               help="Politeness off (no delay, no AutoThrottle, 16 requests at once): only for your own "

@@ -85,6 +85,9 @@ class HarvestProgress:
         if self.task is not None and self.task.running:
             self.task.stop()
         stats = self.crawler.stats.get_stats()
+        not_done = int(stats.get("anfe/frontier/not_done", 0))
+        if reason == "finished" and not_done:  # never "finished" while requests were lost
+            reason = f"incomplete ({not_done} requests not done: run the same command again)"
         summary = crawl_summary({**stats, "finish_reason": reason})
         lines = [
             f"crawl summary ({spider.name}, {reason}): {summary['pages']} pages, "

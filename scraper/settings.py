@@ -65,8 +65,15 @@ ITEM_PIPELINES = {
     "scraper.pipelines.CurationGatePipeline": 200,
     "scraper.pipelines.DatasetWriterPipeline": 300,
 }
+#: The frontier forgets a request only when it is done (see scraper/frontier.py): with JOBDIR
+#: it lives in <JOBDIR>/frontier.sqlite, so a crawl killed at any moment resumes losing nothing.
+SCHEDULER = "scraper.frontier.DurableScheduler"
+SPIDER_MIDDLEWARES = {
+    "scraper.frontier.DoneTrackerMiddleware": 5,
+}
 DOWNLOADER_MIDDLEWARES = {
     "scraper.middlewares.BackoffMiddleware": 560,
+    "scraper.frontier.AlreadyFetchedMiddleware": 940,
     "scraper.middlewares.ImageRequestStatsMiddleware": 950,
 }
 EXTENSIONS = {

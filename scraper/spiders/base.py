@@ -22,6 +22,7 @@ from anfe.dataset import normalise_gender
 from anfe.errors import DatasetError
 from anfe.layout import safe_label
 
+from ..frontier import report_done
 from ..items import PhotoItem
 from ..ledger import LEDGER_NAME, UrlLedger
 
@@ -58,6 +59,8 @@ def failure_reason(failure: Failure) -> str:
         return f"http-{failure.value.response.status}"
     if failure.check(IgnoreRequest):
         message = str(failure.value).lower()
+        if "already-fetched" in message:
+            return "already-fetched"
         if "robots" in message:
             return "robots-txt"
         if "offsite" in message:  # e.g. an image redirected to another host
@@ -199,14 +202,20 @@ class HarvestSpider(scrapy.Spider):
     def image_failed(self, failure: Failure) -> None:
         """A failed image request: counted by reason, and remembered unless worth a retry."""
         reason = failure_reason(failure)
+        if reason == "already-fetched":  # fetched again after a crash, but its outcome is settled
+            self.stats.inc_value(SKIPPED + reason)
+            report_done(self.crawler, failure.request)
+            return
         count_drop(self.stats, reason)
         url = failure.request.meta.get("redirect_urls", [failure.request.url])[0]
         if self.ledger is not None and reason != "robots-txt":
             self.ledger.record(url, reason)
         self.logger.info("image dropped (%s): %s", reason, failure.request.url)
+        report_done(self.crawler, failure.request)
 
     def page_failed(self, failure: Failure) -> None:
         """A failed page request, counted under ``anfe/page_errors/<reason>``."""
         reason = failure_reason(failure)
         self.stats.inc_value(PAGE_ERRORS + reason)
         self.logger.info("page failed (%s): %s", reason, failure.request.url)
+        report_done(self.crawler, failure.request)
