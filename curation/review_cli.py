@@ -17,6 +17,7 @@ from anfe.cliutil import analysis_options, friendly_errors, open_cache, store_op
 from anfe.config import AnalysisParams
 from anfe.errors import DatasetError
 from anfe.layout import open_dataset
+from anfe.store import open_store
 
 from . import quarantine
 
@@ -108,6 +109,9 @@ def review(root: Path, address: str, port: int, headless: bool, print_command: b
     """
     layout = open_dataset(root)
     quarantine.check_writable(layout)
+    # The store must answer before the server starts: an unreachable MongoDB is this one line
+    # (as under build and clean), not an error shown in the browser seconds later.
+    open_store(db, layout.root).close()
     config = ReviewConfig(layout.root, db, cache_path, params, workers)
     command = streamlit_command(config, address, port, headless)
     if print_command:

@@ -13,9 +13,9 @@ from anfe.cliutil import friendly_errors, store_option
 from .demosite import DemoServer, generate_site, url_list_for
 from .demosite.generate import MANIFEST, MAX_PEOPLE
 from .demosite.urllist import LIST_FILES
-from .errors import UrlListError
-from .profiles import load_profile
-from .spiders.urllist import refuse_placeholders
+from .errors import CrawlFailedError
+from .extensions import crawl_failure
+from .preflight import check_before_crawl
 
 _SPIDERS = ("listal", "filmweb", "urllist")
 _FAST = {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "CONCURRENT_REQUESTS_PER_DOMAIN": 16,
@@ -96,20 +96,6 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     return pairs
 
 
-def _check_arguments(spider: str, args: dict[str, str]) -> None:
-    """Fail before starting Scrapy on what would otherwise be a traceback inside the crawl."""
-    if spider in ("listal", "filmweb"):
-        profile = load_profile(args.get("profile", spider))
-        if not args.get("start_url"):
-            profile.resolve_start_urls(args.get("base_url"))
-    if spider == "urllist":
-        if not args.get("file"):
-            raise UrlListError("the urllist spider needs -a file=PATH (a FaceScrub-style list)")
-        if not Path(args["file"]).is_file():
-            raise UrlListError(f"the URL list {args['file']} does not exist")
-        refuse_placeholders(Path(args["file"]))
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("spider", type=click.Choice(_SPIDERS))
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("./data"),
@@ -142,9 +128,10 @@ def crawl(spider: str, root: Path, db: str | None, spider_args: tuple[str, ...],
     from scrapy.crawler import CrawlerProcess
     from scrapy.utils.project import get_project_settings
 
+    from .spiders import SPIDERS
+
     args = _pairs(spider_args, "-a")
     overrides = _pairs(settings_, "-s")
-    _check_arguments(spider, args)
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "scraper.settings")
     settings = get_project_settings()
     settings.set("DATASET_ROOT", str(root), priority="cmdline")
@@ -159,6 +146,7 @@ def crawl(spider: str, root: Path, db: str | None, spider_args: tuple[str, ...],
             settings.set(name, value, priority="cmdline")
     for name, value in overrides.items():
         settings.set(name, value, priority="cmdline")
+    check_before_crawl(SPIDERS[spider], args, settings)  # one line, before Scrapy's log starts
     for handler in list(logging.root.handlers):  # Scrapy installs its own log handler (LOG_LEVEL)
         logging.root.removeHandler(handler)
     process = CrawlerProcess(settings)
@@ -167,5 +155,8 @@ def crawl(spider: str, root: Path, db: str | None, spider_args: tuple[str, ...],
     process.start()
     if crawler.stats.get_value("finish_reason") is None:
         raise click.ClickException("the crawl did not start: see the error in the log above")
+    problem = crawl_failure(crawler.stats.get_stats())
+    if problem:
+        raise CrawlFailedError(problem)
     images = crawler.stats.get_value("anfe/images/stored", 0)
     click.echo(f"{spider}: {images} new images in {root / 'images'} (see the summary above)")

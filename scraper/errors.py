@@ -15,3 +15,11 @@ class DemoSiteError(AnfeError):
 
 class UrlListError(AnfeError):
     """A FaceScrub-style URL list cannot be read."""
+
+
+class SpiderArgumentError(AnfeError):
+    """A ``-a NAME=VALUE`` spider argument that the spider does not take (e.g. a misspelling)."""
+
+
+class CrawlFailedError(AnfeError):
+    """A crawl ended with nothing: every request failed, or none could be made."""

@@ -18,6 +18,8 @@ from scrapy.utils.asyncio import create_looping_call
 
 from anfe.layout import write_atomically
 
+from .logformat import quiet_robots_errors
+
 logger = logging.getLogger(__name__)
 
 
@@ -39,8 +41,52 @@ def crawl_summary(stats: dict[str, Any]) -> dict[str, Any]:
         "page_errors": _prefixed(stats, "anfe/page_errors/"),
         "skipped": _prefixed(stats, "anfe/skipped/"),
         "robots_forbidden": int(stats.get("robotstxt/forbidden", 0)),
+        "responses_ok": int(stats.get("anfe/responses_ok", 0)),
+        "failed_requests": _prefixed(stats, "anfe/failed_requests/"),
         "finish_reason": stats.get("finish_reason"),
     }
+
+
+def crawl_failure(stats: dict[str, Any]) -> str | None:
+    """Why a finished crawl got nothing, in one line; None when it got something or was stopped.
+
+    A crawl fails when no page or image request got a 2xx answer and no image was stored, and
+    either some requests failed (DNS errors, refused connections, HTTP errors, robots.txt) or no
+    request was made at all although nothing was skipped as fetched before (every start URL
+    off the allowed domains). A re-run of a finished crawl gets its pages again, or finds its
+    requests filtered as seen (``--jobdir``), and so does not fail.
+    """
+    if stats.get("finish_reason") not in (None, "finished"):
+        return None  # stopped by the user or a limit: not a failure of the site
+    summary = crawl_summary(stats)
+    if summary["responses_ok"] or summary["images_stored"]:
+        return None
+    failed = summary["failed_requests"]
+    if failed:
+        reasons = []
+        for reason, count in sorted(failed.items(), key=lambda kv: (-kv[1], kv[0])):
+            example = stats.get(f"anfe/failure_example/{reason}")
+            reasons.append(f"{count} {reason}" + (f" ({example})" if example and not reason.startswith("http-") else ""))
+        total = sum(failed.values())
+        return (f"the crawl got nothing: {'all ' if total > 1 else ''}{total} request{'s' if total > 1 else ''} "
+                f"failed: {'; '.join(reasons)}; check the URL, the network and that the site answers")
+    filtered = int(stats.get("dupefilter/filtered", 0))
+    if summary["pages"] or summary["image_requests"] or filtered or summary["skipped"]:
+        return None
+    dropped = summary["dropped"]
+    hints = [hint for reason, hint in _NOTHING_REQUESTED_HINTS.items() if reason in dropped]
+    listed = ", ".join(f"{r} {n}" for r, n in dropped.items()) or "nothing to request"
+    return f"the crawl got nothing: no request was made ({listed}); " + ("; ".join(hints) or _NOTHING_REQUESTED_HINT)
+
+
+#: What to check when a drop reason took every start URL or list row before any request.
+_NOTHING_REQUESTED_HINTS = {
+    "off-domain": "check the start URLs against the allowed domains (-a allowed_domains=...)",
+    "no-gender": "say the gender with -a gender=female|male",
+    "bad-row": "fix the URL list's rows (see the warnings above)",
+    "bad-url": "give http(s) start URLs",
+}
+_NOTHING_REQUESTED_HINT = "check the start URLs or the URL list"
 
 
 class HarvestProgress:
@@ -56,6 +102,7 @@ class HarvestProgress:
         self.report = crawler.settings.get("CRAWL_REPORT")
         self.root = Path(crawler.settings.get("DATASET_ROOT", "./data"))
         self.task: Any = None
+        quiet_robots_errors()
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> "HarvestProgress":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from scrapy.logformatter import LogFormatter
@@ -14,3 +15,21 @@ class HarvestLogFormatter(LogFormatter):
         entry = dict(super().dropped(item, exception, response, spider))
         entry["msg"] = "Dropped: %(exception)s"
         return entry
+
+
+class _NoTraceback(logging.Filter):
+    """Keeps a record's message and drops its traceback (the message already names the error)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def quiet_robots_errors() -> None:
+    """A robots.txt that cannot be downloaded (DNS error, refused connection) is logged by Scrapy
+    with a 60-line traceback; its message ("Error downloading <GET ...>: DNS lookup failed: ...")
+    says it all, so keep the message only. Idempotent."""
+    logger = logging.getLogger("scrapy.downloadermiddlewares.robotstxt")
+    if not any(isinstance(f, _NoTraceback) for f in logger.filters):
+        logger.addFilter(_NoTraceback())

@@ -8,10 +8,12 @@ from scrapy.http import Request, Response
 
 
 class ImageRequestStatsMiddleware:
-    """Counts image requests that actually reach the downloader (``anfe/image_requests``).
+    """Counts image requests that actually reach the downloader (``anfe/image_requests``), the
+    page requests (``anfe/page_requests``) and their 2xx answers (``anfe/responses_ok``).
 
     Placed after robots.txt and the offsite filter, so refused requests are not counted: a
-    re-run of a finished crawl must show none.
+    re-run of a finished crawl must show none. A crawl with requests but no 2xx answer is a
+    failed crawl (see :func:`scraper.extensions.crawl_failure`).
     """
 
     def __init__(self, stats: Any) -> None:
@@ -27,6 +29,11 @@ class ImageRequestStatsMiddleware:
         elif not request.url.endswith("/robots.txt"):
             self.stats.inc_value("anfe/page_requests")
         return None
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        if 200 <= response.status < 300 and not request.url.endswith("/robots.txt"):
+            self.stats.inc_value("anfe/responses_ok")
+        return response
 
 
 class BackoffMiddleware:

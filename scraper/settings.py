@@ -6,6 +6,8 @@ Override any of them per run: ``scrapy crawl listal -s DATASET_ROOT=./data -s DO
 BOT_NAME = "anfe-faces"
 SPIDER_MODULES = ["scraper.spiders"]
 NEWSPIDER_MODULE = "scraper.spiders"
+#: `scrapy crawl` checks its -a arguments and the store first, and fails when every request failed.
+COMMANDS_MODULE = "scraper.commands"
 
 # -- where photos go ------------------------------------------------------------------------
 #: The dataset root: photos land in <DATASET_ROOT>/images/<gender>/<sha256>.<ext>.

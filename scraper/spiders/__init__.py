@@ -3,4 +3,7 @@
 from .profiled import FilmwebSpider, ListalSpider
 from .urllist import UrlListSpider
 
-__all__ = ["FilmwebSpider", "ListalSpider", "UrlListSpider"]
+#: The spider classes by name, as `scrapy list` shows them.
+SPIDERS = {cls.name: cls for cls in (ListalSpider, FilmwebSpider, UrlListSpider)}
+
+__all__ = ["SPIDERS", "FilmwebSpider", "ListalSpider", "UrlListSpider"]

@@ -30,6 +30,9 @@ from ..ledger import LEDGER_NAME, UrlLedger
 DROPPED = "anfe/dropped/"
 PAGE_ERRORS = "anfe/page_errors/"
 SKIPPED = "anfe/skipped/"
+#: Page and image requests that got no usable response, by reason, and one message per reason.
+FAILED = "anfe/failed_requests/"
+FAILURE_EXAMPLE = "anfe/failure_example/"
 
 
 def gender_argument(value: str | None) -> str | None:
@@ -75,6 +78,17 @@ def failure_reason(failure: Failure) -> str:
     return "network-error"
 
 
+def count_failure(stats: Any, failure: Failure) -> str:
+    """Count a failed page or image request under ``anfe/failed_requests/<reason>`` (keeping the
+    first message of each reason, e.g. the DNS error) and return the reason."""
+    reason = failure_reason(failure)
+    stats.inc_value(FAILED + reason)
+    if stats.get_value(FAILURE_EXAMPLE + reason) is None:
+        message = " ".join(str(failure.value).split()) or type(failure.value).__name__
+        stats.set_value(FAILURE_EXAMPLE + reason, message[:200])
+    return reason
+
+
 class HarvestSpider(scrapy.Spider):
     """Base of the harvesting spiders: they find photos, this class turns them into image requests.
 
@@ -86,6 +100,11 @@ class HarvestSpider(scrapy.Spider):
 
     def __init__(self, *args: Any, gender: str | None = None,
                  max_images_per_person: str | int | None = None, **kwargs: Any) -> None:
+        from ..preflight import check_spider_arguments
+
+        # Every argument a subclass takes was consumed by its own __init__: what is left is unknown
+        # (a misspelling must not fall back to a default, e.g. the live site's profile).
+        check_spider_arguments(type(self), {k: v for k, v in kwargs.items() if k != "name"})
         super().__init__(*args, **kwargs)
         self.gender_arg = gender_argument(gender)
         self._cap_arg = int(max_images_per_person) if max_images_per_person else None
@@ -206,6 +225,7 @@ class HarvestSpider(scrapy.Spider):
             self.stats.inc_value(SKIPPED + reason)
             report_done(self.crawler, failure.request)
             return
+        count_failure(self.stats, failure)
         count_drop(self.stats, reason)
         url = failure.request.meta.get("redirect_urls", [failure.request.url])[0]
         if self.ledger is not None and reason != "robots-txt":
@@ -215,7 +235,7 @@ class HarvestSpider(scrapy.Spider):
 
     def page_failed(self, failure: Failure) -> None:
         """A failed page request, counted under ``anfe/page_errors/<reason>``."""
-        reason = failure_reason(failure)
+        reason = count_failure(self.stats, failure)
         self.stats.inc_value(PAGE_ERRORS + reason)
         self.logger.info("page failed (%s): %s", reason, failure.request.url)
         report_done(self.crawler, failure.request)
