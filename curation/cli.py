@@ -67,7 +67,7 @@ def _rules_from(kwargs: dict[str, Any]) -> CleanRules:
 @_rule_switches
 @analysis_options
 @store_option
-@friendly_errors
+@friendly_errors(hints={q.ReadOnlyDatasetError: "to see what would move without moving anything, use --dry-run"})
 def clean(root: Path, dry_run: bool, labels: Path | None, report_path: Path | None, quiet: bool,
           params, cache_path, workers, db, **kwargs: Any) -> None:
     """Take bad images out of the dataset ROOT (ROOT/images/<gender>/...) into ROOT/quarantine/.
@@ -174,13 +174,15 @@ def restore(root: Path, targets: tuple[str, ...], reason: str | None, restore_al
     layout = open_dataset(root)
     if not (targets or reason or restore_all):
         raise click.UsageError("name what to restore: quarantined PATHS or content hashes, --reason R, or --all")
-    chosen: list[Any] = list(targets)
-    if reason or restore_all:
-        chosen += q.list_quarantined(layout, None if restore_all else reason)
-    if not chosen:
-        raise DatasetError(f"nothing in {layout.quarantine} matches: see `anfe quarantine list {root}`")
     refused = 0
     with open_store(db, layout.root) as store:
+        for line in q.repair(layout, store):  # a restore a crash cut short is finished first
+            click.echo(f"repaired an interrupted move: {line}")
+        chosen: list[Any] = list(targets)
+        if reason or restore_all:
+            chosen += q.list_quarantined(layout, None if restore_all else reason)
+        if not chosen:
+            raise DatasetError(f"nothing in {layout.quarantine} matches: see `anfe quarantine list {root}`")
         for target in chosen:
             try:
                 back = q.restore_file(layout, target, store)

@@ -159,17 +159,15 @@ def page_of(items: Sequence[QueueItem], page: int, per_page: int) -> tuple[list[
     return list(items[page * per_page : (page + 1) * per_page]), page, pages
 
 
-def flagged_items(layout: DatasetLayout, review_log: ReviewLog,
-                  records: Mapping[str, Mapping[str, Any]] | None = None) -> list[QueueItem]:
-    """Files the automatic cleaning sent to review (label conflicts: the same photo under two
-    genders), still in ``quarantine/`` and not decided yet, by file name."""
-    decided = review_log.decided_entries
+def flagged_items(layout: DatasetLayout, records: Mapping[str, Mapping[str, Any]] | None = None) -> list[QueueItem]:
+    """Files with the status "sent to review" (the cleaner's label conflicts: the same photo under
+    two genders), held in ``quarantine/`` until a person decides, by file name."""
     records = records or {}
     items = [
         QueueItem(e.quarantined_path(layout), e.gender or "unknown", e.content_hash, rule=e.reason,
                   source=record_source(records.get(e.content_hash)), entry_id=e.id, detail=e.detail)
         for e in quarantine.list_quarantined(layout)
-        if e.status == quarantine.STATUS_REVIEW and e.id not in decided and e.quarantined_path(layout).is_file()
+        if e.status == quarantine.STATUS_REVIEW and e.quarantined_path(layout).is_file()
     ]
     return sorted(items, key=lambda i: (i.file_name, i.gender))
 

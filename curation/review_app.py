@@ -139,7 +139,7 @@ def _render(config: ReviewConfig, layout: DatasetLayout, store: Store) -> None:
     st.session_state["analyses"] = analyses
     counts = queue.counts(layout, review_log, analyses)
     records = {r["content_hash"]: r for r in store.find_images()}
-    flagged = queue.flagged_items(layout, review_log, records)
+    flagged = queue.flagged_items(layout, records)
     genders = layout.genders()
     if flagged or st.session_state.get("gender") == FLAGGED:
         genders.append(FLAGGED)

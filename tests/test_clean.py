@@ -19,6 +19,7 @@ from anfe.errors import DatasetError
 from anfe.layout import DatasetLayout
 from anfe.store import open_store
 from curation import clean as clean_module
+from curation import moves
 from curation import quarantine as q
 from curation.clean import clean, scan
 from curation.cleaning_report import summary_table, write_html
@@ -181,7 +182,7 @@ def test_interrupted_move_is_repaired_on_the_next_clean(messy_root, session_cach
     def crash(src, dst):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(q, "_move_no_clobber", crash)
+    monkeypatch.setattr(moves, "_move_file", crash)
     with pytest.raises(KeyboardInterrupt):
         q.quarantine_file(layout, target, "rejected", "by a reviewer", actor="alice")
     monkeypatch.undo()

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from anfe.cli import cli
+from curation import moves
 from curation import quarantine as q
 from curation.rules import RULES
 
@@ -111,9 +112,9 @@ def test_clear_errors(root, tmp_path, session_cache_path, monkeypatch):
 
 def test_quarantine_repair_command(root):
     layout = q.DatasetLayout(root)
-    q._append(layout, q.QuarantineEntry(
-        id="a" * 32, action="quarantine", original="images/male/group.jpg",
-        quarantined="quarantine/rejected/male/group.jpg", reason="rejected", gender="male", content_hash="abc"))
+    moves.append(layout, moves.Move(
+        id="a" * 32, action="quarantine", src="images/male/group.jpg", original="images/male/group.jpg",
+        dst="quarantine/rejected/male/group.jpg", reason="rejected", gender="male", content_hash="abc"))
     code, out = _invoke("quarantine", "repair", root)
     assert code == 0 and "1 interrupted move(s) finished" in out
     assert (root / "quarantine" / "rejected" / "male" / "group.jpg").is_file()

@@ -11,6 +11,7 @@ import pytest
 
 from anfe.layout import DatasetLayout
 from anfe.store import open_store
+from curation import moves
 from curation import quarantine as q
 
 
@@ -43,8 +44,8 @@ def test_quarantine_then_restore_round_trip(tmp_path, utkface_rows):
         assert line["action"] == "quarantine" and line["original"] == original.relative_to(layout.root).as_posix()
         assert line["reason"] == "no-face" and line["actor"] == "tester" and line["gender"] == original.parent.name
         record = store.find_images(status="quarantined")[0]
-        assert record["quarantine_reason"] == "no-face" and record["path"] == line["quarantined"]
-        assert [e.quarantined for e in q.list_quarantined(layout)] == [line["quarantined"]]
+        assert record["quarantine_reason"] == "no-face" and record["path"] == line["dst"]
+        assert [e.quarantined for e in q.list_quarantined(layout)] == [line["dst"]]
         assert q.reasons(layout) == {"no-face": 1}
 
         back = q.restore_file(layout, moved, store=store)
@@ -134,7 +135,7 @@ def test_crash_between_manifest_and_move_is_replayed(tmp_path, utkface_rows, mon
     def crash(src, dst):
         raise KeyboardInterrupt  # the process dies after the line, before the move
 
-    monkeypatch.setattr(q, "_move_no_clobber", crash)
+    monkeypatch.setattr(moves, "_move_file", crash)
     with pytest.raises(KeyboardInterrupt):
         q.quarantine_file(layout, files[0], "no-face")
     monkeypatch.undo()
@@ -153,9 +154,9 @@ def test_crash_between_link_and_unlink_is_finished(tmp_path, utkface_rows, monke
     moved = q.quarantine_file(layout, files[0], "no-face")
     os.link(moved, files[0])  # as if a restore linked the file back and died before the unlink
     entry = q.list_quarantined(layout)[0]
-    q._append(layout, q.QuarantineEntry(
-        id="x" * 32, action="restore", original=entry.original, quarantined=entry.quarantined,
-        reason=entry.reason, ref=entry.id))
+    moves.append(layout, moves.Move(
+        id="x" * 32, action="restore", src=entry.quarantined, dst=entry.original, original=entry.original,
+        reason=entry.reason))
     assert q.repair(layout) == [f"finished moving {moved.name}"]
     assert files[0].is_file() and not moved.exists() and q.list_quarantined(layout) == []
 
@@ -208,11 +209,22 @@ def test_concurrent_writers_pick_distinct_names_and_lose_no_line(tmp_path, utkfa
     assert len(_lines(layout)) == 16 and len(q.list_quarantined(layout, "rejected")) == 16
 
 
+def sync_store(layout: DatasetLayout, store) -> int:
+    """Rewrite the store's quarantine fields from the journal (which is authoritative); returns
+    the number of records written. A test helper: the product updates the store with each move."""
+    written = 0
+    for entry in q.list_quarantined(layout):
+        if entry.update_store:
+            store.upsert_image(moves.record_of(entry))
+            written += 1
+    return written
+
+
 def test_sync_store_rewrites_records_from_the_manifest(tmp_path, utkface_rows):
     layout, files = _dataset(tmp_path, utkface_rows)
     q.quarantine_file(layout, files[0], "no-face", "0 faces")  # no store given: record missing
     q.quarantine_file(layout, files[1], "exact-duplicate", update_store=False)
     with open_store(None, layout.root) as store:
-        assert q.sync_store(layout, store) == 1
+        assert sync_store(layout, store) == 1
         (record,) = store.find_images(status="quarantined")
         assert record["quarantine_reason"] == "no-face" and record["quarantine_detail"] == "0 faces"

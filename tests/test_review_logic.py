@@ -274,7 +274,7 @@ def _conflict(dataset: DatasetLayout) -> str:
 
 def test_files_sent_to_review_are_decided_from_quarantine(dataset, store):
     digest = _conflict(dataset)
-    flagged = queue.flagged_items(dataset, decisions.read_log(store))
+    flagged = queue.flagged_items(dataset)
     assert [(i.gender, i.content_hash, i.rule) for i in flagged] == [
         ("female", digest, "label-conflict"), ("male", digest, "label-conflict")]
     assert len({i.key for i in flagged}) == 2
@@ -283,27 +283,27 @@ def test_files_sent_to_review_are_decided_from_quarantine(dataset, store):
     assert not out.problems and (dataset.gender_dir("female") / f"{digest}.jpg").is_file()
     out = decisions.decide(dataset, store, flagged[1:], "relabel", "ann", new_label="female")  # its twin
     assert "already in images/female; this copy stays in quarantine" in out.notes[0]
-    assert queue.flagged_items(dataset, decisions.read_log(store)) == []
+    assert queue.flagged_items(dataset) == []
     assert store.get_image(digest)["gender"] == "female"
 
     decisions.undo(dataset, store, "ann")  # the twin: back in the review queue, nothing moved
-    assert len(queue.flagged_items(dataset, decisions.read_log(store))) == 1
+    assert len(queue.flagged_items(dataset)) == 1
     decisions.undo(dataset, store, "ann")  # the put-back copy returns to quarantine for review
-    assert len(queue.flagged_items(dataset, decisions.read_log(store))) == 2
+    assert len(queue.flagged_items(dataset)) == 2
     assert not (dataset.gender_dir("female") / f"{digest}.jpg").exists()
 
-    flagged = queue.flagged_items(dataset, decisions.read_log(store))
+    flagged = queue.flagged_items(dataset)
     out = decisions.decide(dataset, store, flagged, "reject", "ann", reason="wrong-person")
-    assert len(out.logged) == 2 and queue.flagged_items(dataset, decisions.read_log(store)) == []
+    assert len(out.logged) == 2 and queue.flagged_items(dataset) == []
     assert store.get_image(digest)["status"] == "quarantined"
     assert store.get_image(digest)["quarantine_reason"] == "wrong-person"
 
 
 def test_crash_while_putting_back_a_file_sent_to_review(dataset, store, monkeypatch):
     digest = _conflict(dataset)
-    male = [i for i in queue.flagged_items(dataset, decisions.read_log(store)) if i.gender == "male"]
+    male = [i for i in queue.flagged_items(dataset) if i.gender == "male"]
     with monkeypatch.context() as patch:
-        patch.setattr(decisions, "_apply_flagged", lambda *a, **k: (_ for _ in ()).throw(Crash()))
+        patch.setattr(decisions, "_apply", lambda *a, **k: (_ for _ in ()).throw(Crash()))
         with pytest.raises(Crash):
             decisions.decide(dataset, store, male, "relabel", "ann", new_label="female")
     assert not (dataset.gender_dir("female") / f"{digest}.jpg").exists()
