@@ -23,6 +23,7 @@ from anfe.imaging import open_image, to_rgb_array
 from anfe.layout import DatasetLayout, content_file_name, safe_label, write_atomically
 from anfe.store import Store, now_iso, open_store
 
+from .crops import same_face
 from .items import PhotoItem
 from .spiders.base import count_drop
 
@@ -201,6 +202,8 @@ class DatasetWriterPipeline(_PipelineBase):
         existing = self.store.get_image(digest)
         if existing is not None:
             self._seen_again(item, existing, gender)
+        if item.original_hash:
+            self._crop_seen_again(item, gender)
         path = self.layout.gender_dir(gender) / content_file_name(digest, FORMAT_SUFFIX[item.image_format or "JPEG"])
         if not self.layout.inside(path):  # cannot happen with hashed names; guards every write
             self.drop(item, "unsafe-path", f"{path} is outside {self.layout.root}")
@@ -230,7 +233,18 @@ class DatasetWriterPipeline(_PipelineBase):
         item.body = b""  # the bytes are on disk; keep items small for feeds and logs
         return item
 
-    def _seen_again(self, item: PhotoItem, existing: dict, gender: str) -> None:
+    def _crop_seen_again(self, item: PhotoItem, gender: str) -> None:
+        """A crop of a source photo stored already, whole or as a crop of the same face (see
+        :mod:`scraper.crops`), is that file seen again: note the URL, or the conflict, then drop."""
+        assert self.store is not None
+        whole = self.store.get_image(item.original_hash)
+        if whole is not None and not whole.get("original_hash"):
+            self._seen_again(item, whole, gender, "a crop of the photo stored whole as")
+        for crop in self.store.find_images(original_hash=item.original_hash):
+            if same_face(crop.get("bbox"), item.bbox):
+                self._seen_again(item, crop, gender, "the same face of the same photo as")
+
+    def _seen_again(self, item: PhotoItem, existing: dict, gender: str, same: str = "same bytes as") -> None:
         """The bytes are stored already: note the new URL, or the conflicting label, then drop."""
         urls = list(existing.get("other_urls") or [])
         if item.url != existing.get("url") and item.url not in urls:
@@ -238,12 +252,12 @@ class DatasetWriterPipeline(_PipelineBase):
         if existing.get("gender") != gender:
             genders = sorted(set(existing.get("conflicting_genders") or [existing.get("gender")]) | {gender})
             self.store.upsert_image({
-                "content_hash": item.content_hash, "other_urls": urls, "label_conflict": True,
+                "content_hash": existing["content_hash"], "other_urls": urls, "label_conflict": True,
                 "conflicting_genders": genders,
                 "conflicts": list(existing.get("conflicts") or []) + [
                     {"gender": gender, "url": item.url, "page_url": item.page_url,
                      "person_name": item.person_name, "site": item.site, "at": now_iso()}],
             })
             self.drop(item, "label-conflict", f"stored as {existing.get('gender')}, now found as {gender}")
-        self.store.upsert_image({"content_hash": item.content_hash, "other_urls": urls})
-        self.drop(item, "duplicate", f"same bytes as {existing.get('path')}")
+        self.store.upsert_image({"content_hash": existing["content_hash"], "other_urls": urls})
+        self.drop(item, "duplicate", f"{same} {existing.get('path')}")

@@ -122,20 +122,32 @@ def test_urllist_spider_matches_the_manifest(demo, tmp_path):
     assert not [p for p in server.requests if p.startswith(DISALLOWED)]
 
 
-def test_urllist_crop_stores_a_derived_file_with_the_original_hash(demo, tmp_path):
+def test_urllist_crop_stores_derived_files_and_agrees_with_the_manifest(demo, tmp_path):
+    """With crop=1 the counts and drops are the manifest's (one face of one photo is stored once,
+    whatever its box: the actors' list names a photo again under another URL and box); the files
+    are crops whose records keep the manifest's (original) hashes."""
     site, manifest, server = demo
     root = tmp_path / "data"
-    listed = url_list_for(site, "facescrub_actresses.txt", server.base_url, tmp_path / "facescrub_actresses.txt")
-    run_scrapy("urllist", root, "-a", f"file={listed}", "-a", "crop=1", report=tmp_path / "r.json")
+    expect = manifest["spiders"]["urllist"]
+    dropped: dict[str, int] = {}
+    for n, run in enumerate(expect["runs"]):
+        listed = url_list_for(site, run["file"], server.base_url, tmp_path / run["file"])
+        report = run_scrapy("urllist", root, "-a", f"file={listed}", "-a", "crop=1", report=tmp_path / f"r{n}.json")
+        for reason, count in report["summary"]["dropped"].items():
+            dropped[reason] = dropped.get(reason, 0) + count
+    assert dropped == expect["dropped"]
+    assert {g: len(files) for g, files in files_by_gender(root).items()} == expect["images"]
     with open_store(None, root) as store:
         records = store.find_images()
-    assert len(records) == manifest["spiders"]["urllist"]["images"]["female"]
-    originals = set(manifest["spiders"]["urllist"]["hashes"]["female"])
+    for gender, originals in expect["hashes"].items():
+        mine = [r for r in records if r["gender"] == gender]
+        assert sorted(r["original_hash"] for r in mine) == sorted(originals)
     for record in records:
-        assert record["derived"] == "crop" and record["original_hash"] in originals
+        assert record["derived"] == "crop" and record["content_hash"] not in record["original_hash"]
         x1, y1, x2, y2 = record["bbox"]
         assert (record["width"], record["height"]) == (x2 - x1, y2 - y1)
-        assert record["content_hash"] not in originals
+    copy = next(r for r in records if r.get("other_urls"))  # the trap row: the same face, another URL and box
+    assert copy["other_urls"][0].endswith("-copy.jpg")
 
 
 def test_jobdir_pause_and_resume_finishes_the_crawl_exactly(demo, tmp_path):

@@ -88,6 +88,33 @@ def test_crop_is_a_derived_file_that_keeps_the_original_hash(crawler, photos):
     assert dropped(ImageCheckPipeline(crawler), item(photos[0], bbox=(300, 300, 400, 400), crop=True)) == "bad-bbox"
 
 
+def test_one_face_of_one_photo_is_stored_once_as_a_crop(crawler, photos, tmp_path):
+    """A crop is identified by its source photo and box: the same face again (another URL, an
+    overlapping box) is a duplicate, another face of the photo is another crop, a crop of a photo
+    stored whole is a duplicate of it, and the same face under another gender is a conflict."""
+    check, writer = ImageCheckPipeline(crawler), DatasetWriterPipeline(crawler)
+    writer.open_spider()
+    try:
+        def crop(body, box, url, gender="male"):
+            return check.process_item(item(body, gender=gender, url=url, bbox=box, crop=True))
+
+        first = writer.process_item(crop(photos[0], (75, 62, 175, 187), "http://site/1.jpg"))
+        assert first.original_hash == content_hash(photos[0])
+        assert dropped(writer, crop(photos[0], (10, 10, 200, 200), "http://site/1-copy.jpg")) == "duplicate"
+        writer.process_item(crop(photos[0], (0, 0, 110, 110), "http://site/1.jpg#corner"))  # mostly elsewhere
+        assert dropped(writer, crop(photos[0], (70, 60, 180, 190), "http://site/1-f.jpg", "female")) == "label-conflict"
+        writer.process_item(check.process_item(item(photos[1], url="http://site/2.jpg")))  # stored whole
+        assert dropped(writer, crop(photos[1], (75, 62, 175, 187), "http://site/2-crop.jpg")) == "duplicate"
+        records = writer.store.find_images(original_hash=content_hash(photos[0]))
+        assert len(records) == 2 and all(r["derived"] == "crop" for r in records)
+        face = next(r for r in records if r["bbox"] == [75, 62, 175, 187])
+        assert face["other_urls"] == ["http://site/1-copy.jpg", "http://site/1-f.jpg"]
+        assert face["label_conflict"] and face["conflicting_genders"] == ["female", "male"]
+        assert writer.store.get_image(content_hash(photos[1]))["other_urls"] == ["http://site/2-crop.jpg"]
+    finally:
+        writer.close_spider()
+
+
 def test_writer_stores_original_bytes_once_and_records_them(crawler, photos, tmp_path):
     check, writer = ImageCheckPipeline(crawler), DatasetWriterPipeline(crawler)
     writer.open_spider()
