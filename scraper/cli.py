@@ -96,6 +96,21 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     return pairs
 
 
+def check_redis(url: str) -> None:
+    """Fail with one line, before Scrapy starts, when the Redis URL is wrong or the server is down."""
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise click.BadParameter(f"{url!r} is not a redis://HOST:PORT/DB URL", param_hint="--redis")
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        client.ping()
+        client.close()
+    except (redis.RedisError, ValueError) as exc:
+        raise click.ClickException(f"cannot reach Redis at {url}: {exc}; start redis-server there "
+                                   "or fix --redis") from exc
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("spider", type=click.Choice(_SPIDERS))
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("./data"),
@@ -110,13 +125,16 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--jobdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep the crawl's frontier here (DIR/frontier.sqlite): after Ctrl-C, a crash or kill -9, "
                    "run the same command to resume; nothing is lost.")
+@click.option("--redis", "redis_url", default=None, metavar="URL", envvar="ANFE_REDIS",
+              help="redis://HOST:6379/0: share one frontier and fetch ledger with every other "
+                   "`anfe crawl --redis` of this crawl, on this machine or others.")
 @click.option("--contact", default=None, help="Your e-mail or URL, sent in the User-Agent.")
 @click.option("--fast", is_flag=True,
               help="Politeness off (no delay, no AutoThrottle, 16 requests at once): only for your own "
                    "or local sites such as `anfe site serve`.")
 @friendly_errors
 def crawl(spider: str, root: Path, db: str | None, spider_args: tuple[str, ...], settings_: tuple[str, ...],
-          jobdir: Path | None, contact: str | None, fast: bool) -> None:
+          jobdir: Path | None, redis_url: str | None, contact: str | None, fast: bool) -> None:
     """Run SPIDER (listal, filmweb or urllist) into the dataset root ROOT, like `scrapy crawl`.
 
     The shipped listal and filmweb profiles were written from public scrapers and saved pages
@@ -139,6 +157,11 @@ def crawl(spider: str, root: Path, db: str | None, spider_args: tuple[str, ...],
         settings.set("STORE_URI", db, priority="cmdline")
     if jobdir:
         settings.set("JOBDIR", str(jobdir), priority="cmdline")
+    if redis_url:
+        if jobdir:
+            raise click.UsageError("--redis keeps the crawl's frontier in Redis: drop --jobdir")
+        check_redis(redis_url)
+        settings.set("REDIS_URL", redis_url, priority="cmdline")
     if contact:
         settings.set("CONTACT", contact, priority="cmdline")
     if fast:

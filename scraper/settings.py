@@ -18,6 +18,15 @@ STORE_URI = ""
 #: The crawl's JSON report; empty = <DATASET_ROOT>/crawl_reports/<spider>-<time>.json.
 CRAWL_REPORT = ""
 
+# -- several processes or machines on one crawl ---------------------------------------------
+#: redis://HOST:6379/0 puts the frontier (scrapy-redis's queue and dupefilter, plus in-flight
+#: tracking) and the fetch ledger in Redis, shared by every `anfe crawl --redis` of the crawl.
+REDIS_URL = ""
+#: Key prefix in Redis (one prefix, or one database, per crawl).
+REDIS_KEY_PREFIX = "anfe"
+#: A process silent this many seconds counts as stopped: another one takes back its requests.
+REDIS_WORKER_TTL = 15.0
+
 # -- what is kept ---------------------------------------------------------------------------
 #: Smaller photos are dropped as "too-small" (dlib needs faces of ~40 px and more).
 MIN_IMAGE_WIDTH = 100

@@ -30,6 +30,26 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
+def redis_server():
+    """A real redis-server on a free loopback port, or skip saying how to install it."""
+    from redis_server import RedisServer
+
+    try:
+        server = RedisServer()
+    except FileNotFoundError as exc:
+        pytest.skip(f"{exc}: the --redis crawl tests need it")
+    with server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """The server's URL, emptied for each test."""
+    redis_server.flush()
+    return redis_server.url
+
+
+@pytest.fixture(scope="module")
 def demo(lfw_labels: Path, tmp_path_factory):
     """A demo site of 20 people per gender, 3 photos each, served on a free loopback port."""
     site = tmp_path_factory.mktemp("resume-site")
@@ -90,43 +110,34 @@ def last_summary(root: Path) -> dict:
     return json.loads(reports[-1].read_text())["summary"]
 
 
-@pytest.mark.parametrize("mode", ["jobdir", "neither"])
-def test_kill_9_then_the_same_command_ends_with_every_photo(demo, tmp_path, mode):
+@pytest.mark.parametrize("mode", ["jobdir", "redis", "neither"])
+def test_kill_9_then_the_same_command_ends_with_every_photo(demo, tmp_path, mode, request):
     expect, server = demo
     root = tmp_path / "data"
-    extra = ["--jobdir", str(tmp_path / "job")] if mode == "jobdir" else []
+    extra = {"jobdir": ["--jobdir", str(tmp_path / "job")], "neither": [],
+             "redis": ["--redis", request.getfixturevalue("redis_url") if mode == "redis" else "",
+                       "-s", "REDIS_WORKER_TTL=2"]}[mode]
     command = crawl_command(root, server, *extra)
     total = sum(expect["images"].values())
+    before = len(server.requests)
     killed_at = kill_when(start(command, tmp_path / "first.log"), root, images=total * 3 // 4)
     assert killed_at < total
+    first, middle = set(server.requests[before:]), len(server.requests)
     log = finish(command, tmp_path)
+    second = [p for p in server.requests[middle:] if p != "/robots.txt"]
     assert "crawl summary (listal, finished)" in log
-    if mode == "jobdir":
+    if mode == "jobdir":  # resumed from its frontier, not from the start: only what was in flight again
         assert "resuming the crawl" in log
+        again = [p for p in second if p in first]
+        assert len(again) <= 4, again
+        assert "/listal/list/actresses" in first and "/listal/list/actresses" not in second
+    if mode == "redis":
+        assert "took back" in log  # what the killed process held in flight
     check_complete(root, expect)
     summary = last_summary(root)
     assert summary["finish_reason"] == "finished"
     # nothing the killed run stored was downloaded again
     assert summary["images_stored"] == total - killed_at
-
-
-def test_a_killed_jobdir_crawl_resumes_from_its_frontier_not_from_scratch(demo, tmp_path):
-    """Requests that were queued or in flight at the kill are fetched; pages already done are not."""
-    expect, server = demo
-    root = tmp_path / "data"
-    command = crawl_command(root, server, "--jobdir", str(tmp_path / "job"))
-    total = sum(expect["images"].values())
-    before = len(server.requests)
-    kill_when(start(command, tmp_path / "first.log"), root, images=total // 2)
-    first = set(server.requests[before:])
-    middle = len(server.requests)
-    finish(command, tmp_path)
-    second = [p for p in server.requests[middle:] if p != "/robots.txt"]
-    check_complete(root, expect)
-    # only what was in flight at the kill (2 requests at once) is fetched twice; the lists are not
-    again = [p for p in second if p in first]
-    assert len(again) <= 4, again
-    assert "/listal/list/actresses" in first and "/listal/list/actresses" not in second
 
 
 def test_a_summary_never_says_finished_while_requests_are_not_done(tmp_path):
@@ -162,3 +173,34 @@ def test_a_summary_never_says_finished_while_requests_are_not_done(tmp_path):
     left = again.next_request()
     assert left is not None and left.url != taken.url and again.next_request() is None
     again.close("finished")
+
+
+def test_two_redis_crawls_share_one_frontier_and_one_dataset_root(demo, tmp_path, redis_url):
+    """Two processes on one Redis write one dataset root: every photo of the manifest once, no page or
+    photo fetched twice, both summaries "finished"; a crawl into another root after the frontier is
+    reset downloads nothing again (the ledger is in Redis)."""
+    import redis
+
+    expect, server = demo
+    root = tmp_path / "data"
+    command = crawl_command(root, server, "--redis", redis_url)
+    before = len(server.requests)
+    workers = [start(command, tmp_path / f"w{i}.log") for i in range(2)]
+    for worker in workers:
+        assert worker.wait(timeout=180) == 0, (tmp_path / "w0.log").read_text()[-3000:]
+    logs = [(tmp_path / f"w{i}.log").read_text() for i in range(2)]
+    assert all("crawl summary (listal, finished)" in log for log in logs)
+    check_complete(root, expect)
+    fetched = [p for p in server.requests[before:] if p != "/robots.txt"]
+    assert len(fetched) == len(set(fetched)), sorted(p for p in fetched if fetched.count(p) > 1)
+    reports = [json.loads(p.read_text())["summary"] for p in (root / "crawl_reports").glob("listal-*.json")]
+    assert len(reports) == 2 and all(r["image_requests"] > 0 for r in reports)  # both did part of the work
+    assert sum(r["images_stored"] for r in reports) == sum(expect["images"].values())
+
+    client = redis.Redis.from_url(redis_url)
+    client.delete(*client.keys("anfe:listal:*"))  # a new crawl of the site, the ledger kept
+    other = tmp_path / "elsewhere"
+    finish(crawl_command(other, server, "--redis", redis_url), tmp_path)
+    again = last_summary(other)
+    assert again["image_requests"] == 0 and again["images_stored"] == 0
+    assert again["skipped"]["already-fetched"] >= sum(expect["images"].values())

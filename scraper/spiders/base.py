@@ -110,7 +110,7 @@ class HarvestSpider(scrapy.Spider):
         self._cap_arg = int(max_images_per_person) if max_images_per_person else None
         self._offsite_seen: set[str] = set()
         self._local_counts: dict[str, int] = {}
-        self.ledger: UrlLedger | None = None
+        self.ledger: Any = None  # UrlLedger, or RedisLedger with REDIS_URL
 
     @classmethod
     def update_settings(cls, settings: Any) -> None:
@@ -119,6 +119,8 @@ class HarvestSpider(scrapy.Spider):
         if settings.getpriority("HTTPCACHE_DIR") == 0:  # keep the HTTP cache in the dataset root, not the repo
             root = Path(settings.get("DATASET_ROOT") or "./data")
             settings.set("HTTPCACHE_DIR", str(root.resolve() / "httpcache"), priority="spider")
+        if settings.get("REDIS_URL"):  # one frontier in Redis for every process of the crawl
+            settings.set("SCHEDULER", "scraper.redisfrontier.RedisScheduler", priority="spider")
         contact = settings.get("CONTACT")
         if contact and settings.getpriority("USER_AGENT") < settings.getpriority("CONTACT"):
             settings.set("USER_AGENT", f"anfe-faces/0.1 (+{contact})",
@@ -128,7 +130,13 @@ class HarvestSpider(scrapy.Spider):
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> "HarvestSpider":
         spider = super().from_crawler(crawler, *args, **kwargs)
         root = Path(crawler.settings.get("DATASET_ROOT", "./data"))
-        spider.ledger = UrlLedger(root / LEDGER_NAME)
+        redis_url = crawler.settings.get("REDIS_URL")
+        if redis_url:
+            from ..redisfrontier import RedisLedger
+
+            spider.ledger = RedisLedger(redis_url, crawler.settings.get("REDIS_KEY_PREFIX") or "anfe")
+        else:
+            spider.ledger = UrlLedger(root / LEDGER_NAME)
         spider.max_per_person = spider._cap_arg or crawler.settings.getint("MAX_IMAGES_PER_PERSON", 0)
         crawler.signals.connect(spider._close_ledger, signal=signals.spider_closed)
         if "set CONTACT" in crawler.settings.get("USER_AGENT", ""):
