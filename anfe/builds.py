@@ -30,7 +30,9 @@ from .cache import DIMENSIONS, AnalysisCache, single_face_blobs
 from .config import AnalysisParams
 from .dataset import LabelledImage, by_gender, load_labelled
 from .errors import DatasetError, SizeTooLargeError
-from .store import now_iso, plain
+from .layout import DatasetLayout
+from .people import attach_people
+from .store import CATALOG_NAME, now_iso, open_store, plain
 
 log = logging.getLogger(__name__)
 
@@ -262,12 +264,16 @@ class BuildOptions:
     split_seed: int = 0
     clamp: bool = False
     prefix: str = "g"
+    #: ``person``: hold back whole people when the images name them; ``photo``: single photos.
+    split_by: str = "person"
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise DatasetError(f"unknown variant {self.variant!r}: use one of {', '.join(VARIANTS)}")
         if self.variant == "kmeans" and self.k < 1:
             raise DatasetError(f"k (centroids per gender) must be at least 1, not {self.k}")
+        if self.split_by not in ("person", "photo"):
+            raise DatasetError(f"unknown split {self.split_by!r}: use person or photo")
 
 
 def _resolve_size(size: int | str, available: dict[str, int], clamp: bool) -> dict[str, int]:
@@ -426,25 +432,33 @@ def builds_from_analyses(
     params: AnalysisParams,
     dataset: dict[str, Any] | None = None,
 ) -> list[dict]:
-    """Split off the test part (if asked), pool the single-face training images, make the builds."""
+    """Split off the test part (if asked: whole people when the items name them, see
+    :func:`anfe.splits.draw_split`), pool the single-face training images, make the builds."""
     split_doc = None
     train = list(items)
     if options.test_fraction > 0:
+        from .splits import count_people, draw_split
+
         hashes: dict[str, list[str]] = {}
+        person_of: dict[str, str | None] = {}
         for item in items:
             digest = analyses[str(item.path)].content_hash
             if digest:
                 hashes.setdefault(item.gender, []).append(digest)
-        test = split_test(hashes, options.test_fraction, options.split_seed)
+                person_of[digest] = person_of.get(digest) or item.person
+        test, by = draw_split(hashes, person_of, options.test_fraction, options.split_seed, options.split_by)
         held = {h for part in test.values() for h in part}
         train = [i for i in items if analyses[str(i.path)].content_hash not in held]
         split_doc = {
             "seed": options.split_seed,
             "test_fraction": options.test_fraction,
+            "by": by,
             "test": test,
             "test_counts": {g: len(t) for g, t in test.items()},
             "fingerprint": fingerprint(held),
         }
+        if by == "person":
+            split_doc["test_people"] = {g: count_people(t, person_of) for g, t in test.items()}
     pool = pool_from_analyses(train, analyses)
     dataset = {**(dataset or {}), "images": len(items), "usable": pool.counts(), "skipped": pool.skipped_counts()}
     return build_from_pool(pool, options, params.embedding_model, dataset, split_doc)
@@ -461,11 +475,22 @@ class BuildRun:
 
 
 def load_items(source: str | Path | None, labels: str | Path | None = None,
-               conditions: Sequence[Condition] = ()) -> list[LabelledImage]:
-    """The labelled images of a dataset (root, folder of label folders or labels CSV), filtered."""
+               conditions: Sequence[Condition] = (),
+               records: Iterable[dict[str, Any]] | None = None) -> list[LabelledImage]:
+    """The labelled images of a dataset (root, folder of label folders or labels CSV), filtered.
+
+    The images of a dataset root get their person (see :mod:`anfe.people`) from ``records``,
+    else from the root's own catalog when it has one: a crawl records who each photo shows.
+    """
     if source is None and labels is None:
         raise DatasetError("no dataset given: a folder of label folders, a dataset root, or a labels CSV")
     items = load_labelled(source if source is not None else labels, labels)
+    if labels is None and source is not None and DatasetLayout(Path(source)).is_dataset_root():
+        if records is None and (Path(source) / CATALOG_NAME).is_file():
+            with open_store(None, source) as store:
+                records = store.find_images()
+        if records is not None:
+            items = attach_people(items, records)
     return apply_filters(items, conditions) if conditions else items
 
 

@@ -22,6 +22,7 @@ from .errors import AnfeError, DatasetError, NoTestSplitError, SizeTooLargeError
 from .evaluation import DEFAULT_KNN_K, EvaluationResult, evaluate_build, test_set_for
 from .layout import IMAGE_SUFFIXES
 from .prediction import default_max_distance, predict_paths
+from .splits import SPLIT_MODES
 from .store import CATALOG_NAME, Store, open_store
 
 
@@ -99,6 +100,9 @@ def _dataset_root(source: Path, labels: Path | None) -> Path:
 @click.option("--test-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Hold back this part of each gender as the test split (recorded in the build; 0.3 = 70/30).")
 @click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the held-out split.")
+@click.option("--split-by", type=click.Choice(SPLIT_MODES), default="person", show_default=True,
+              help="person: hold back whole people when the images name them (an identity/person column, "
+                   "or the crawl's records), so no person is on both sides; photo: single photos at random.")
 @click.option("--clamp", is_flag=True,
               help="A size larger than the usable images takes all of them (with a warning) instead of failing.")
 @click.option("--prefix", default="g", show_default=True, help="Build id prefix: <prefix>_<size>[_k<k>].")
@@ -108,7 +112,8 @@ def _dataset_root(source: Path, labels: Path | None) -> Path:
 @friendly_errors(hints={SizeTooLargeError: "use a smaller --sizes, --sizes all, or --clamp to take every "
                                           "image of a smaller gender"})
 def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str, k: int, test_fraction: float,
-          split_seed: int, clamp: bool, prefix: str, conditions: list, db: str | None, params, cache_path, workers) -> None:
+          split_seed: int, split_by: str, clamp: bool, prefix: str, conditions: list, db: str | None, params,
+          cache_path, workers) -> None:
     """Make ANFE builds from SOURCE: draw N single-face images per gender, average their embeddings.
 
     SOURCE is a dataset root, a folder of label folders (<SOURCE>/male, <SOURCE>/female) or a
@@ -121,8 +126,13 @@ def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str
 
       anfe build utkface/labels.csv --min-age 17 --test-fraction 0.3 --sizes all --variant kmeans --k 16
     """
-    options = BuildOptions(tuple(parse_sizes(sizes)), seed, variant, k, test_fraction, split_seed, clamp, prefix)
-    items = load_items(source, labels, conditions)
+    options = BuildOptions(tuple(parse_sizes(sizes)), seed, variant, k, test_fraction, split_seed, clamp, prefix,
+                           split_by)
+    records = None
+    if db and labels is None and source.is_dir():  # a dataset root whose records live in --db
+        with open_store(db) as catalog:
+            records = catalog.find_images()
+    items = load_items(source, labels, conditions, records)
     dataset = {
         "source": str(source.resolve()),
         "labels": str(labels.resolve()) if labels else None,
@@ -139,8 +149,10 @@ def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str
     click.echo(f"{len(items)} images ({stats.cached} from cache, {stats.analysed} analysed now); "
                f"not usable: {', '.join(f'{r} {n}' for r, n in skipped.items()) or 'none'}")
     if made[0]["split"]:
-        counts = made[0]["split"]["test_counts"]
-        click.echo("held out for testing: " + ", ".join(f"{n} {g}" for g, n in counts.items()))
+        split = made[0]["split"]
+        people = split.get("test_people") or {}
+        click.echo(f"held out for testing (by {split.get('by', 'photo')}): " + ", ".join(
+            f"{n} {g}" + (f" ({people[g]} people)" if g in people else "") for g, n in split["test_counts"].items()))
     for doc in made:
         counts = " + ".join(f"{n} {g}" for g, n in doc["counts"].items())
         click.echo(f"{doc['id']}: {counts}, seed {doc['seed']}, fingerprint {doc['fingerprint'][:12]}, saved in {where}")
@@ -219,6 +231,13 @@ def _result_line(result: EvaluationResult, page: Path) -> str:
     for name in ("logistic_regression", "knn"):
         if name in result.baselines:
             line += f", {name.replace('_', ' ')} {100 * (result.baselines[name]['balanced_accuracy'] or 0):.1f}%"
+    people = result.per_person()
+    if people:
+        line += (f"; {people['test_people']} test people, per person balanced "
+                 f"{100 * (people['balanced_accuracy'] or 0):.1f}%")
+    if result.leak:
+        leak = result.leak
+        line += f"; leak {leak['count']}/{leak['faces']} test faces within {leak['radius']:g} of a training face"
     return f"{line} -> {page}"
 
 
@@ -248,7 +267,9 @@ def evaluate(build_ids: str, test_source: Path | None, labels: Path | None, out:
     BUILD_IDS is one id, several (g_1000,g_2000) or a pattern ('g_*'); several builds also give
     an accuracy-against-training-size plot. Without TEST_SOURCE/--labels the test set is the
     build's recorded held-out split (from the dataset it was built from). The build's own members
-    are never scored; images with no face or several faces count as "unknown".
+    are never scored; images with no face or several faces count as "unknown". When the test set
+    names people (an identity/person column, or a crawl's records), it also counts the test people
+    and reports accuracy per person; the leak check counts test faces within 0.4 of a training face.
     """
     from .report import write_report, write_sweep_report
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .errors import DatasetError
 from .layout import IMAGE_SUFFIXES, DatasetLayout
+from .people import person_from_labels
 
 _GENDER_WORDS = {
     "m": "male", "man": "male", "men": "male", "male": "male", "0": "male",
@@ -29,6 +30,11 @@ class LabelledImage:
     path: Path
     gender: str
     labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def person(self) -> str | None:
+        """Who the photo shows: an ``identity``/``person`` label (see :mod:`anfe.people`), or None."""
+        return person_from_labels(self.labels)
 
 
 def from_labels_csv(csv_path: str | Path, gender_column: str = "gender") -> list[LabelledImage]:

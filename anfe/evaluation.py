@@ -22,7 +22,9 @@ from .cache import AnalysisCache
 from .config import AnalysisParams
 from .dataset import LabelledImage
 from .errors import NoTestSplitError
+from .people import person_from_labels
 from .prediction import UNKNOWN, CentroidModel
+from .splits import DEFAULT_LEAK_DISTANCE, leak_count
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,11 @@ class Outcome:
         rest = [d for g, d in self.distances.items() if g != self.gender]
         return min(rest) if rest else None
 
+    @property
+    def person(self) -> str | None:
+        """Who the photo shows, when the test set names people (identity/person labels)."""
+        return person_from_labels(self.labels)
+
 
 def _rate(right: int, total: int) -> float | None:
     return right / total if total else None
@@ -88,6 +95,8 @@ class EvaluationResult:
     baselines: dict[str, dict] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     test_source: str = ""
+    #: The leak check: test faces within ``radius`` of a training face (None when not run).
+    leak: dict[str, Any] | None = None
 
     @property
     def build_id(self) -> str:
@@ -130,6 +139,36 @@ class EvaluationResult:
         """Share of decided faces predicted right, all genders together."""
         decided = [o for o in self.outcomes if o.decided]
         return _rate(sum(o.right for o in decided), len(decided))
+
+    def per_person(self) -> dict[str, Any] | None:
+        """Accuracy per person as well as per photo, when the test set names people: per gender
+        (the person's most common true label) the test people, the mean of each person's
+        accuracy over their decided faces, and the share of people with every face right.
+        None when no test image names its person."""
+        people: dict[str, list[Outcome]] = {}
+        for o in self.outcomes:
+            if o.person is not None:
+                people.setdefault(o.person, []).append(o)
+        if not people:
+            return None
+        table: dict[str, dict[str, Any]] = {}
+        for g in [*self.genders, "all"]:
+            rates, all_right, count = [], 0, 0
+            for mine in people.values():
+                label = max(self.genders, key=lambda x: sum(o.gender == x for o in mine))
+                if g != "all" and label != g:
+                    continue
+                count += 1
+                decided = [o for o in mine if o.decided]
+                if decided:
+                    rates.append(sum(o.right for o in decided) / len(decided))
+                    all_right += all(o.right for o in decided)
+            table[g] = {"people": count, "judged": len(rates),
+                        "accuracy": float(np.mean(rates)) if rates else None,
+                        "all_right": _rate(all_right, len(rates))}
+        rates = [table[g]["accuracy"] for g in self.genders]
+        return {"test_people": len(people), "per_gender": table,
+                "balanced_accuracy": float(np.mean(rates)) if rates and None not in rates else None}
 
     def distance_stats(self) -> dict[str, dict[str, Any]]:
         """Distances to the own and to the other gender's centroid, for right and wrong predictions
@@ -190,6 +229,8 @@ class EvaluationResult:
             "confusion": self.confusion(),
             "distances": self.distance_stats(),
             "breakdowns": self.breakdowns(),
+            "people": self.per_person(),
+            "leak": self.leak,
             "baselines": self.baselines,
             "notes": self.notes,
         }
@@ -255,12 +296,14 @@ def evaluate_build(
     max_distance: float | None = None,
     test_source: str = "",
     progress: bool = True,
+    leak_distance: float = DEFAULT_LEAK_DISTANCE,
 ) -> EvaluationResult:
     """Analyse the test images (cached, with the build's parameters) and score the build on them.
 
     The build's own members are always excluded (counted in ``excluded['in-training']``); with
     ``use_split`` only the build's recorded held-out images are kept. ``max_distance`` turns
-    faces farther than it from every centroid into "unknown" (off by default).
+    faces farther than it from every centroid into "unknown" (off by default). The leak check
+    counts the test faces within ``leak_distance`` of a training face (see :mod:`anfe.splits`).
     """
     params = params or params_from_build(build)
     model = CentroidModel(build)
@@ -303,9 +346,25 @@ def evaluate_build(
     result = EvaluationResult(summary(build), model.genders, outcomes, excluded, test_source=test_source)
     if not outcomes:
         result.notes.append("the test set is empty after excluding the build's members")
+    faces_x = [a.single_embedding for _, a in kept if skip_reason(a) is None]
+    if faces_x:
+        _add_leak(result, build, cache, np.stack(faces_x), leak_distance)
     if baselines and test_x:
         _add_baselines(result, build, cache, np.stack(test_x), test_y, knn_k)
     return result
+
+
+def _add_leak(result: EvaluationResult, build: dict, cache: AnalysisCache | None, test_x: np.ndarray,
+              radius: float) -> None:
+    """Count the test faces within ``radius`` of one of the build's training faces: a person
+    (or a photo) seen in training makes accuracy look better than it is on new people."""
+    train = training_set(build, cache) if cache is not None else None
+    if train is None:
+        result.notes.append("leak check skipped: the build's members are not all in this analysis cache")
+        return
+    count = leak_count(test_x, train[0], radius)
+    result.leak = {"radius": radius, "count": count, "faces": int(len(test_x)),
+                   "share": count / len(test_x), "split_by": (build.get("split") or {}).get("by")}
 
 
 def _add_baselines(result: EvaluationResult, build: dict, cache: AnalysisCache | None, test_x, test_y, knn_k: int) -> None:

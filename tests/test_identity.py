@@ -1,0 +1,192 @@
+"""People: identities in the data model, wrong-person photos, mislabelled people, person splits.
+
+The checks run on real LFW embeddings (a small sample of people with known identities, analysed
+once through the session's shared cache); a few properties of the maths on plain arrays.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anfe.dataset import LabelledImage, from_labels_csv
+from anfe.people import Person, attach_people, person_from_labels, person_from_record
+from anfe.splits import leak_count, people_on_both_sides, split_by_person
+from curation.identity import (
+    _loo_median, check_people_labels, person_outlier_distances, same_face_pairs, suspicious_first,
+)
+from curation.identity_trials import flipped_people_trial, wrong_person_trial
+
+
+# -- identity in the data model ------------------------------------------------------------------
+def test_person_from_labels_and_records() -> None:
+    assert person_from_labels({"identity": "Ann_Lee", "gender": "female"}) == "Ann_Lee"
+    assert person_from_labels({"person": " 17 "}) == "17"
+    assert person_from_labels({"age": "30"}) is None
+    assert person_from_record({"person_id": "42", "person_name": "Ann Lee", "site": "listal"}) == \
+        Person("listal:42", "Ann Lee", "listal")
+    assert person_from_record({"person_name": "Ann Lee"}) == Person("Ann Lee", "Ann Lee", None)
+    assert person_from_record({"content_hash": "ab"}) is None
+
+
+def test_labels_csv_identity_column(lfw_labels: Path) -> None:
+    items = from_labels_csv(lfw_labels)
+    assert items[0].person == "AJ_Lamas"
+    assert LabelledImage(Path("x.jpg"), "male").person is None  # no identity: as before
+
+
+def test_attach_people_from_store_records(tmp_path: Path) -> None:
+    items = [LabelledImage(tmp_path / "images" / "male" / f"{h}.jpg", "male") for h in ("aa11", "bb22")]
+    records = [{"content_hash": "aa11", "person_id": "7", "person_name": "Bo Ek", "site": "filmweb"}]
+    out = attach_people(items, records)
+    assert out[0].person == "filmweb:7" and out[0].labels["person_name"] == "Bo Ek"
+    assert out[0].labels["site"] == "filmweb"
+    assert out[1].person is None and out[1] == items[1]
+
+
+# -- the maths on plain arrays -------------------------------------------------------------------
+@pytest.mark.parametrize("n", [2, 3, 4, 7])
+def test_leave_one_out_median_matches_brute_force(n: int) -> None:
+    x = np.random.default_rng(n).normal(size=(n, 5))
+    expected = np.stack([np.median(np.delete(x, i, axis=0), axis=0) for i in range(n)])
+    assert np.allclose(_loo_median(x), expected)
+
+
+def test_outlier_distance_ignores_small_galleries_and_unnamed() -> None:
+    x = np.zeros((7, 3))
+    x[3] = [1.0, 0, 0]  # the odd one out does not pull the median of the others
+    d = person_outlier_distances(x, ["a", "a", "a", "a", "b", "b", None])
+    assert d[3] == pytest.approx(1.0) and d[0] == pytest.approx(0.0)
+    assert np.isnan(d[4:]).all()
+    assert suspicious_first(d) == [3, 0, 1, 2]
+
+
+# -- on real faces (LFW) -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lfw_sample(lfw_labels: Path, session_cache_path: Path):
+    """About 200 LFW photos: 10 men and 10 women with 4-6 photos each (the galleries), and
+    single photos of 40 men and 40 women (donors for planting); embeddings of one-face photos."""
+    from anfe.batch import analyse_paths
+    from anfe.cache import AnalysisCache
+    from anfe.config import AnalysisParams
+
+    items = from_labels_csv(lfw_labels)
+    people: dict[str, list[LabelledImage]] = {}
+    for item in items:
+        people.setdefault(item.person, []).append(item)
+    chosen: list[LabelledImage] = []
+    for gender in ("male", "female"):
+        mine = [p for p, photos in sorted(people.items()) if photos[0].gender == gender]
+        galleries = [p for p in mine if 4 <= len(people[p]) <= 8][::3][:10]
+        singles = [p for p in mine if len(people[p]) == 1][::7][:40]
+        chosen += [i for p in galleries for i in people[p][:6]] + [people[p][0] for p in singles]
+    params = AnalysisParams()
+    with AnalysisCache(session_cache_path, params.cache_key) as cache:
+        found, _ = analyse_paths([i.path for i in chosen], params, cache, 2, progress=False)
+    rows = [(found[str(i.path)].single_embedding, i) for i in chosen]
+    rows = [(v, i) for v, i in rows if v is not None]
+    return (np.stack([v for v, _ in rows]), [i.person for _, i in rows], [i.gender for _, i in rows],
+            [found[str(i.path)].content_hash for _, i in rows], [i for _, i in rows])
+
+
+def test_planted_wrong_person_photos_lead_the_queue(lfw_sample) -> None:
+    x, persons, genders, _, _ = lfw_sample
+    runs = [wrong_person_trial(x, persons, genders, 0.1, 0.2, seed=s) for s in range(5)]
+    recall = sum(r.found for r in runs) / sum(r.planted for r in runs)
+    assert sum(r.planted for r in runs) >= 20
+    assert recall >= 0.7, [r for r in runs]
+    # the default threshold: most planted photos are beyond it, few of a person's own photos are
+    assert np.mean([r.planted_beyond_share for r in runs]) >= 0.6
+    assert np.mean([r.genuine_beyond_share for r in runs]) <= 0.1
+
+
+def test_flipped_people_are_flagged(lfw_sample) -> None:
+    x, persons, genders, _, _ = lfw_sample
+    runs = [flipped_people_trial(x, persons, genders, 0.1, seed=s) for s in range(5)]
+    flipped, found = sum(r.flipped for r in runs), sum(r.found for r in runs)
+    assert flipped >= 10 and found >= 0.8 * flipped
+    assert sum(r.false_flags for r in runs) <= 0.1 * sum(r.correct for r in runs)
+
+
+def test_correct_people_pass_the_label_check(lfw_sample) -> None:
+    x, persons, genders, _, _ = lfw_sample
+    checks = check_people_labels(x, genders, persons)
+    assert len(checks) >= 15  # people with 3 or more one-face photos
+    assert sum(c.flagged for c in checks) <= 1
+
+
+def test_same_face_under_two_people(lfw_sample) -> None:
+    x, persons, _, _, _ = lfw_sample
+    assert same_face_pairs(x, persons) == []  # different people: never one face
+    copied = np.vstack([x, x[:1] + 1e-3])
+    pairs = same_face_pairs(copied, [*persons, "someone else"])
+    assert [(p.first, p.second) for p in pairs] == [(0, len(x))]
+
+
+def test_person_split_keeps_people_on_one_side_and_removes_the_leak(lfw_sample) -> None:
+    x, persons, genders, hashes, rows = lfw_sample
+    person_of = dict(zip(hashes, persons))
+    by_gender: dict[str, list[str]] = {}
+    for h, g in zip(hashes, genders):
+        by_gender.setdefault(g, []).append(h)
+    test = split_by_person(by_gender, person_of, 0.3, seed=1)
+    held = {h for part in test.values() for h in part}
+    train = [h for h in hashes if h not in held]
+    assert people_on_both_sides(held, train, person_of) == set()
+    for gender, part in test.items():
+        assert abs(len(part) - 0.3 * len(set(by_gender[gender]))) <= 6  # whole people, about 30%
+    assert split_by_person(by_gender, person_of, 0.3, seed=1) == test  # reproducible
+    index = {h: i for i, h in enumerate(hashes)}
+    te, tr = [index[h] for h in held], [index[h] for h in train]
+    from anfe.builds import split_test
+
+    photo = {h for part in split_test(by_gender, 0.3, 1).values() for h in part}
+    pte, ptr = [index[h] for h in photo], [index[h] for h in hashes if h not in photo]
+    assert leak_count(x[te], x[tr]) < leak_count(x[pte], x[ptr])
+
+
+# -- person-disjoint builds and honest evaluation through the CLI ---------------------------------
+def test_build_splits_by_person_and_evaluate_reports_people_and_leak(lfw_sample, session_cache_path,
+                                                                     tmp_path: Path) -> None:
+    import csv
+    import json
+
+    from click.testing import CliRunner
+
+    from anfe.commands import build, evaluate
+    from anfe.store import open_store
+
+    x, persons, genders, hashes, rows = lfw_sample
+    labels = tmp_path / "labels.csv"
+    with labels.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(["path", "gender", "identity"])
+        out.writerows([str(i.path), i.gender, i.person] for i in rows)
+    db = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    common = ["--cache", str(session_cache_path), "--workers", "1", "--db", db]
+    for by, prefix in (("person", "p"), ("photo", "f")):
+        result = CliRunner().invoke(build, [str(labels), "--sizes", "all", "--test-fraction", "0.3", "--split-by", by,
+                                            "--prefix", prefix, *common])
+        assert result.exit_code == 0, result.output
+        assert f"held out for testing (by {by})" in result.output
+    with open_store(db) as store:
+        by_person, by_photo = store.get_build("p_all"), store.get_build("f_all")
+    person_of = dict(zip(hashes, persons))
+    for doc, mixed in ((by_person, False), (by_photo, True)):
+        test = [h for part in doc["split"]["test"].values() for h in part]
+        members = [h for part in doc["members"].values() for h in part]
+        assert bool(people_on_both_sides(test, members, person_of)) is mixed
+    assert by_person["split"]["by"] == "person" and sum(by_person["split"]["test_people"].values()) >= 10
+    reports = {}
+    for build_id in ("p_all", "f_all"):
+        result = CliRunner().invoke(evaluate, [build_id, "--json", "--no-baselines", "--out", str(tmp_path / build_id),
+                                               "--db", db, "--cache", str(session_cache_path), "--workers", "1"])
+        assert result.exit_code == 0, result.output
+        assert "test people, per person balanced" in result.stderr and "leak " in result.stderr
+        reports[build_id] = json.loads(result.stdout)[0]
+    person, photo = reports["p_all"], reports["f_all"]
+    assert person["people"]["test_people"] == sum(by_person["split"]["test_people"].values())
+    assert person["leak"]["count"] < photo["leak"]["count"]
+    assert "Per person" in (tmp_path / "p_all" / "index.html").read_text(encoding="utf-8")
