@@ -14,9 +14,11 @@ from anfe.batch import BatchStats, analyse_paths
 from anfe.cache import AnalysisCache
 from anfe.config import AnalysisParams
 from anfe.layout import DatasetLayout, open_dataset
+from anfe.people import Person, person_from_record
 from anfe.store import Store
 
 from . import quarantine as q
+from .people_rules import check_people
 from .rules import REASONS, CleanRules, Item, Verdict, check_collection, check_image
 
 log = logging.getLogger(__name__)
@@ -98,8 +100,10 @@ def plan(
     rules: CleanRules,
     ages: Mapping[str, float] | None = None,
     ages_by_name: Mapping[str, float] | None = None,
+    people: Mapping[str, Person] | None = None,
 ) -> tuple[list[Item], dict[int, Verdict]]:
-    """Items (one per file) and the verdict of every rejected one, by index."""
+    """Items (one per file) and the verdict of every rejected one, by index. The people rules
+    run last, on what every other rule kept, when ``people`` (content hash -> person) is given."""
     ages, ages_by_name = ages or {}, ages_by_name or {}
     items = []
     for path, gender in files:
@@ -120,7 +124,23 @@ def plan(
     survivors = [i for i in range(len(items)) if i not in verdicts and items[i].analysis.ok]
     for local, verdict in check_collection([items[i] for i in survivors], rules, layout.root).items():
         verdicts[survivors[local]] = verdict
+    if people:
+        survivors = [i for i in survivors if i not in verdicts]
+        for local, verdict in check_people([items[i] for i in survivors], people, rules, layout.root).items():
+            verdicts[survivors[local]] = verdict
     return items, verdicts
+
+
+def people_of(store: Store | None) -> dict[str, Person]:
+    """Content hash -> person, from the store records that name one (empty without a store)."""
+    if store is None:
+        return {}
+    found = {}
+    for record in store.find_images():
+        person = person_from_record(record)
+        if person is not None and record.get("content_hash"):
+            found[str(record["content_hash"])] = person
+    return found
 
 
 def clean(
@@ -149,21 +169,25 @@ def clean(
     files = scan(layout)
     report.scanned = len(files)
     analyses, report.stats = analyse_paths([p for p, _ in files], params, cache, workers, progress)
-    items, verdicts = plan(layout, files, analyses, rules, ages, ages_by_name)
+    people = people_of(store) if rules.wrong_person or rules.mislabelled_person else {}
+    items, verdicts = plan(layout, files, analyses, rules, ages, ages_by_name, people)
     for index, item in enumerate(items):
         if index not in verdicts:
             report.kept[item.gender] = report.kept.get(item.gender, 0) + 1
     for index in sorted(verdicts, key=lambda i: (REASONS.index(verdicts[i].reason), str(items[i].path))):
-        report.rejections.append(_apply(layout, items[index], verdicts[index], store, dry_run))
+        report.rejections.append(_apply(layout, items[index], verdicts[index], store, dry_run, rules))
     return report
 
 
-def _apply(layout: DatasetLayout, item: Item, verdict: Verdict, store: Store | None, dry_run: bool) -> Rejection:
+def _apply(layout: DatasetLayout, item: Item, verdict: Verdict, store: Store | None, dry_run: bool,
+           rules: CleanRules) -> Rejection:
     a = item.analysis
     rejection = Rejection(item.path, item.gender, verdict.reason, verdict.detail, a.content_hash, a.width, a.height)
     if dry_run:
         return rejection
-    status = q.STATUS_REVIEW if verdict.reason == "label-conflict" else q.STATUS_QUARANTINED
+    to_review = verdict.reason in ("label-conflict", "mislabelled-person") or (
+        verdict.reason == "wrong-person" and not rules.quarantine_wrong_person)
+    status = q.STATUS_REVIEW if to_review else q.STATUS_QUARANTINED
     try:
         moved = q.quarantine_file(
             layout, item.path, verdict.reason, verdict.detail, store, actor="clean",

@@ -42,6 +42,12 @@ def _rule_switches(command: Callable) -> Callable:
                      show_default=True, help="near-duplicate: most differing bits of the 64-bit perceptual hash."),
         click.option("--min-age", type=click.FloatRange(0, None), default=defaults.min_age, show_default=True,
                      help="under-age: youngest age kept (the paper removed ages 0-16)."),
+        click.option("--wrong-person-distance", type=click.FloatRange(0, None, min_open=True),
+                     default=defaults.wrong_person_distance, show_default=True,
+                     help="wrong-person: farthest a photo may lie from the median of its person's other photos "
+                          "(dlib's same-person tolerance)."),
+        click.option("--quarantine-wrong-person", is_flag=True,
+                     help="wrong-person: quarantine the suspects directly instead of sending them to review."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -51,7 +57,8 @@ def _rule_switches(command: Callable) -> Callable:
 def _rules_from(kwargs: dict[str, Any]) -> CleanRules:
     switches = {rule.field: not kwargs.pop("off_" + rule.field) for rule in RULES}
     thresholds = {k: kwargs.pop(k) for k in
-                  ("min_width", "min_height", "min_eye_distance", "min_face_side", "near_distance", "min_age")}
+                  ("min_width", "min_height", "min_eye_distance", "min_face_side", "near_distance", "min_age",
+                   "wrong_person_distance", "quarantine_wrong_person")}
     return CleanRules(**switches, **thresholds)
 
 
@@ -74,10 +81,11 @@ def clean(root: Path, dry_run: bool, labels: Path | None, report_path: Path | No
 
     Runs the analysis pass once (cached) and applies every rule, in this order: unreadable,
     too-small, no-face, many-faces, small-face, under-age, exact-duplicate, label-conflict,
-    near-duplicate. Each rule has a --no-<rule> switch. Rejected files move to
-    quarantine/<rule>/<gender>/, listed in quarantine/manifest.jsonl and marked in the store;
-    nothing is deleted, and `anfe restore` puts files back. Label conflicts go to
-    quarantine/label-conflict/ with status "review" for the review app to settle.
+    near-duplicate, then the people rules (when the store names each photo's person, as a crawl
+    does): wrong-person, mislabelled-person. Each rule has a --no-<rule> switch. Rejected files
+    move to quarantine/<rule>/<gender>/, listed in quarantine/manifest.jsonl and marked in the
+    store; nothing is deleted, and `anfe restore` puts files back. Label conflicts, wrong-person
+    suspects and mislabelled people go there with status "review" for the review app to settle.
     """
     from .clean import clean as run_clean
     from .cleaning_report import summary_table, write_html

@@ -18,6 +18,7 @@ from anfe.errors import DatasetError
 from anfe.hashing import content_hash
 
 from .dedup import DEFAULT_NEAR_DISTANCE, exact_groups, near_duplicate_groups
+from .identity import DEFAULT_WRONG_PERSON_DISTANCE
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ RULES: tuple[Rule, ...] = (
          "genders: every copy goes to review, no label is guessed"),
     Rule("near-duplicate", "near_duplicate", "perceptual hashes within --near-distance bits: the "
          "largest is kept"),
+    Rule("wrong-person", "wrong_person", "photos far (--wrong-person-distance) from the median of their "
+         "person's other photos, or one face filed under two people: sent to review "
+         "(--quarantine-wrong-person: quarantined)"),
+    Rule("mislabelled-person", "mislabelled_person", "people most of whose photos look like the other "
+         "gender (centroids built without them): the whole person goes to review"),
 )
 REASONS = tuple(rule.reason for rule in RULES)
 
@@ -62,12 +68,16 @@ class CleanRules:
     exact_duplicate: bool = True
     label_conflict: bool = True
     near_duplicate: bool = True
+    wrong_person: bool = True
+    mislabelled_person: bool = True
     min_width: int = 64
     min_height: int = 64
     min_eye_distance: float = 20.0
     min_face_side: int = 0
     near_distance: int = DEFAULT_NEAR_DISTANCE
     min_age: float = 17.0
+    wrong_person_distance: float = DEFAULT_WRONG_PERSON_DISTANCE
+    quarantine_wrong_person: bool = False
 
     def enabled(self, reason: str) -> bool:
         rule = next(r for r in RULES if r.reason == reason)

@@ -190,3 +190,58 @@ def test_build_splits_by_person_and_evaluate_reports_people_and_leak(lfw_sample,
     assert person["people"]["test_people"] == sum(by_person["split"]["test_people"].values())
     assert person["leak"]["count"] < photo["leak"]["count"]
     assert "Per person" in (tmp_path / "p_all" / "index.html").read_text(encoding="utf-8")
+
+
+# -- anfe clean: the people rules on a crawled-style dataset root -------------------------------
+def test_clean_sends_wrong_person_photos_and_flipped_people_to_review(lfw_sample, session_cache_path,
+                                                                      tmp_path: Path) -> None:
+    """A root as a crawl leaves it (files named by hash, records with person_id/person_name/site):
+    two galleries get photos of other women/men, one man is filed under female."""
+    import shutil
+
+    from anfe.layout import DatasetLayout, content_file_name
+    from anfe.store import open_store
+    from curation import quarantine as q
+    from curation.clean import clean
+    from curation.rules import CleanRules
+
+    x, persons, genders, hashes, rows = lfw_sample
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(persons):
+        groups.setdefault(p, []).append(i)
+    galleries = {g: [p for p, idx in groups.items() if len(idx) >= 4 and genders[idx[0]] == g] for g in ("male", "female")}
+    singles = {g: [idx[0] for p, idx in groups.items() if len(idx) == 1 and genders[idx[0]] == g] for g in ("male", "female")}
+    flipped = galleries["male"][0]
+    planted = {singles["female"][0]: galleries["female"][0], singles["male"][0]: galleries["male"][1],
+               singles["male"][1]: galleries["male"][2]}
+    root = tmp_path / "data"
+    records = []
+    for i, item in enumerate(rows):
+        person = planted.get(i, persons[i])
+        gender = "female" if person == flipped else genders[i]
+        target = root / "images" / gender / content_file_name(hashes[i], ".jpg")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(item.path, target)
+        records.append({"content_hash": hashes[i], "path": target.relative_to(root).as_posix(), "gender": gender,
+                        "site": "demo", "person_id": person.lower(), "person_name": person.replace("_", " ")})
+    with open_store(None, root) as store:
+        for record in records:
+            store.upsert_image(record)
+        from anfe.cache import AnalysisCache
+        from anfe.config import AnalysisParams
+
+        params = AnalysisParams()
+        with AnalysisCache(session_cache_path, params.cache_key) as cache:
+            report = clean(root, CleanRules(), params, cache, workers=1, store=store, progress=False)
+        found = {r.content_hash: r for r in report.rejections}
+        wrong = {h for h, r in found.items() if r.reason == "wrong-person"}
+        mislabelled = {h for h, r in found.items() if r.reason == "mislabelled-person"}
+        assert mislabelled == {hashes[i] for i in groups[flipped]}
+        assert len(wrong & {hashes[i] for i in planted}) >= 2
+        assert len(wrong - {hashes[i] for i in planted}) <= 3  # a few odd photos of the right person
+        reviewing = {e.content_hash: e for e in q.list_quarantined(DatasetLayout(root)) if e.status == q.STATUS_REVIEW}
+        assert wrong | mislabelled <= set(reviewing)  # sent to review, not quarantined outright
+        sample = next(r for r in report.rejections if r.reason == "mislabelled-person")
+        assert sample.moved_to is not None and sample.moved_to.parent.parent.name == "mislabelled-person"
+        assert "look male, not female" in sample.detail
+        assert store.get_image(sample.content_hash)["status"] == q.STATUS_REVIEW

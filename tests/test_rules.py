@@ -40,7 +40,7 @@ def _item(name: str, gender: str = "male", faces: int = 1, size=(200, 200), phas
 def test_rule_table_matches_the_switches():
     rules = CleanRules()
     assert REASONS == ("unreadable", "too-small", "no-face", "many-faces", "small-face", "under-age",
-                       "exact-duplicate", "label-conflict", "near-duplicate")
+                       "exact-duplicate", "label-conflict", "near-duplicate", "wrong-person", "mislabelled-person")
     assert all(rules.enabled(r.reason) for r in RULES)
     assert not CleanRules(no_face=False).enabled("no-face")
 
