@@ -42,7 +42,7 @@ def _run(command, args):
 
 def test_build_prints_each_build_and_the_split(store):
     out = store["output"]
-    assert "held out for testing: 6 female, 6 male" in out
+    assert "held out for testing (by photo): 6 female, 6 male" in out  # no identities: by photo
     assert "g_8: 8 female + 8 male, seed 5, fingerprint" in out and "g_all: " in out
 
 

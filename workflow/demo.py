@@ -151,8 +151,11 @@ def run_demo(config: DemoConfig, params: AnalysisParams, cache: AnalysisCache, w
     lap("crawl")
 
     with open_store(config.db, result.dataset_root) as store:
-        cleaned = clean(result.dataset_root, CleanRules(min_age=config.min_age or 0), params, cache,
-                        workers, store, progress=progress)
+        # Without identities the site's people are synthetic (photos of different people under one
+        # name): the people rules would rightly send them all to review, so they are off.
+        real_people = any(item.person for item in site_items)
+        rules = CleanRules(min_age=config.min_age or 0, wrong_person=real_people, mislabelled_person=real_people)
+        cleaned = clean(result.dataset_root, rules, params, cache, workers, store, progress=progress)
         result.cleaning_html = write_html(cleaned, out / "cleaning.html")
         echo("3/5 cleaned:\n" + summary_table(cleaned))
         lap("clean")
