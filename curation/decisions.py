@@ -199,7 +199,9 @@ def _apply(layout: DatasetLayout, store: Store, doc: dict) -> None:
         id=doc["move"], action=doc["action"], src=doc["from"], dst=dst,
         original=doc.get("original") or (doc["from"] if not in_images and doc["from"].startswith("images/") else dst),
         reason=doc.get("reason") or "", detail=doc.get("detail") or "",
-        gender=doc["new_label"] if in_images else doc["old_label"], content_hash=doc["content_hash"],
+        # an undo's new label is where the file was before the decision, in quarantine too
+        gender=doc["new_label"] if in_images or (doc["action"] == "undo" and doc["new_label"]) else doc["old_label"],
+        content_hash=doc["content_hash"],
         status=doc["status"], actor=f"review:{doc['who']}", time=doc["when"],
         update_store=doc.get("update_store", True), extra=review,
     ), store, unique=not in_images and doc["from"] != dst)

@@ -16,6 +16,7 @@ from anfe.batch import analyse_paths
 from anfe.cache import AnalysisCache
 from anfe.config import AnalysisParams
 from anfe.layout import DatasetLayout
+from anfe.people import person_from_record
 
 from . import quarantine
 from .decisions import ReviewLog
@@ -40,6 +41,8 @@ class QueueItem:
     #: Set for a file the cleaner sent to review (in ``quarantine/``): its manifest line id.
     entry_id: str | None = None
     detail: str | None = None
+    #: Who the photo is supposed to show (the store record's person name), when known.
+    person: str | None = None
 
     @property
     def file_name(self) -> str:
@@ -97,6 +100,12 @@ def record_source(record: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+def record_person(record: Mapping[str, Any] | None) -> str | None:
+    """The name of the person an image record says the photo shows, if any."""
+    person = person_from_record(record)
+    return person.name if person else None
+
+
 def build_queue(
     layout: DatasetLayout,
     analyses: Mapping[str, ImageAnalysis],
@@ -132,7 +141,7 @@ def build_queue(
         item = QueueItem(
             path, label, digest, scores.get(path.name), record_rule(record), record_source(record),
             review_log.reviewed(digest), analysis.face_count if analysis else None,
-            analysis.error if analysis else None,
+            analysis.error if analysis else None, person=record_person(record),
         )
         if include_reviewed or not item.reviewed:
             items.append(item)
@@ -165,7 +174,8 @@ def flagged_items(layout: DatasetLayout, records: Mapping[str, Mapping[str, Any]
     records = records or {}
     items = [
         QueueItem(e.quarantined_path(layout), e.gender or "unknown", e.content_hash, rule=e.reason,
-                  source=record_source(records.get(e.content_hash)), entry_id=e.id, detail=e.detail)
+                  source=record_source(records.get(e.content_hash)), entry_id=e.id, detail=e.detail,
+                  person=record_person(records.get(e.content_hash)))
         for e in quarantine.list_quarantined(layout)
         if e.status == quarantine.STATUS_REVIEW and e.quarantined_path(layout).is_file()
     ]
@@ -195,5 +205,5 @@ def other_labels(layout: DatasetLayout, gender: str) -> list[str]:
 
 __all__ = [
     "ORDERS", "QueueItem", "build_queue", "counts", "flagged_items", "load_analyses", "other_labels",
-    "page_of", "record_rule", "record_source", "sort_queue",
+    "page_of", "record_person", "record_rule", "record_source", "sort_queue",
 ]

@@ -193,15 +193,16 @@ def test_build_splits_by_person_and_evaluate_reports_people_and_leak(lfw_sample,
 
 
 # -- anfe clean: the people rules on a crawled-style dataset root -------------------------------
-def test_clean_sends_wrong_person_photos_and_flipped_people_to_review(lfw_sample, session_cache_path,
-                                                                      tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def cleaned_root(lfw_sample, session_cache_path, tmp_path_factory):
     """A root as a crawl leaves it (files named by hash, records with person_id/person_name/site):
-    two galleries get photos of other women/men, one man is filed under female."""
+    two galleries get photos of other women/men, one man is filed under female; then cleaned."""
     import shutil
 
-    from anfe.layout import DatasetLayout, content_file_name
+    from anfe.cache import AnalysisCache
+    from anfe.config import AnalysisParams
+    from anfe.layout import content_file_name
     from anfe.store import open_store
-    from curation import quarantine as q
     from curation.clean import clean
     from curation.rules import CleanRules
 
@@ -214,7 +215,7 @@ def test_clean_sends_wrong_person_photos_and_flipped_people_to_review(lfw_sample
     flipped = galleries["male"][0]
     planted = {singles["female"][0]: galleries["female"][0], singles["male"][0]: galleries["male"][1],
                singles["male"][1]: galleries["male"][2]}
-    root = tmp_path / "data"
+    root = tmp_path_factory.mktemp("people") / "data"
     records = []
     for i, item in enumerate(rows):
         person = planted.get(i, persons[i])
@@ -224,24 +225,85 @@ def test_clean_sends_wrong_person_photos_and_flipped_people_to_review(lfw_sample
         shutil.copyfile(item.path, target)
         records.append({"content_hash": hashes[i], "path": target.relative_to(root).as_posix(), "gender": gender,
                         "site": "demo", "person_id": person.lower(), "person_name": person.replace("_", " ")})
+    params = AnalysisParams()
     with open_store(None, root) as store:
         for record in records:
             store.upsert_image(record)
-        from anfe.cache import AnalysisCache
-        from anfe.config import AnalysisParams
-
-        params = AnalysisParams()
         with AnalysisCache(session_cache_path, params.cache_key) as cache:
             report = clean(root, CleanRules(), params, cache, workers=1, store=store, progress=False)
-        found = {r.content_hash: r for r in report.rejections}
-        wrong = {h for h, r in found.items() if r.reason == "wrong-person"}
-        mislabelled = {h for h, r in found.items() if r.reason == "mislabelled-person"}
-        assert mislabelled == {hashes[i] for i in groups[flipped]}
-        assert len(wrong & {hashes[i] for i in planted}) >= 2
-        assert len(wrong - {hashes[i] for i in planted}) <= 3  # a few odd photos of the right person
-        reviewing = {e.content_hash: e for e in q.list_quarantined(DatasetLayout(root)) if e.status == q.STATUS_REVIEW}
-        assert wrong | mislabelled <= set(reviewing)  # sent to review, not quarantined outright
-        sample = next(r for r in report.rejections if r.reason == "mislabelled-person")
-        assert sample.moved_to is not None and sample.moved_to.parent.parent.name == "mislabelled-person"
-        assert "look male, not female" in sample.detail
+    return {"root": root, "report": report, "flipped": flipped, "flipped_hashes": {hashes[i] for i in groups[flipped]},
+            "planted": {hashes[i] for i in planted}, "planted_into": {hashes[i]: p for i, p in planted.items()}}
+
+
+def test_clean_sends_wrong_person_photos_and_flipped_people_to_review(cleaned_root) -> None:
+    from anfe.layout import DatasetLayout
+    from anfe.store import open_store
+    from curation import quarantine as q
+
+    report, root = cleaned_root["report"], cleaned_root["root"]
+    found = {r.content_hash: r for r in report.rejections}
+    wrong = {h for h, r in found.items() if r.reason == "wrong-person"}
+    mislabelled = {h for h, r in found.items() if r.reason == "mislabelled-person"}
+    assert mislabelled == cleaned_root["flipped_hashes"]
+    assert len(wrong & cleaned_root["planted"]) >= 2
+    assert len(wrong - cleaned_root["planted"]) <= 3  # a few odd photos of the right person
+    reviewing = {e.content_hash for e in q.list_quarantined(DatasetLayout(root)) if e.status == q.STATUS_REVIEW}
+    assert wrong | mislabelled <= reviewing  # sent to review, not quarantined outright
+    sample = next(r for r in report.rejections if r.reason == "mislabelled-person")
+    assert sample.moved_to is not None and sample.moved_to.parent.parent.name == "mislabelled-person"
+    assert "look male, not female" in sample.detail
+    with open_store(None, root) as store:
         assert store.get_image(sample.content_hash)["status"] == q.STATUS_REVIEW
+
+
+# -- review by person ----------------------------------------------------------------------------
+def _review_state(root: Path, cache_path: Path):
+    from anfe.cache import AnalysisCache
+    from anfe.config import AnalysisParams
+    from anfe.layout import DatasetLayout
+    from anfe.store import open_store
+    from curation import decisions, queue
+    from curation.people_queue import people_views
+
+    layout = DatasetLayout(root)
+    params = AnalysisParams()
+    with open_store(None, root) as store, AnalysisCache(cache_path, params.cache_key) as cache:
+        review_log = decisions.read_log(store)
+        records = {r["content_hash"]: r for r in store.find_images()}
+        paths = layout.image_files() + [i.path for i in queue.flagged_items(layout, records)]
+        analyses = queue.load_analyses(paths, params, cache)
+        return layout, people_views(layout, analyses, review_log, records)
+
+
+def test_review_by_person_marks_outliers_and_moves_a_whole_person_undoably(cleaned_root, session_cache_path,
+                                                                             tmp_path: Path) -> None:
+    import shutil
+
+    from anfe.store import open_store
+    from curation import decisions
+    from curation.people_queue import move_person, reject_marked
+
+    root = tmp_path / "data"
+    shutil.copytree(cleaned_root["root"], root)
+    layout, views = _review_state(root, session_cache_path)
+    flipped_name = cleaned_root["flipped"].replace("_", " ")
+    first = views[0]
+    assert first.name == flipped_name and first.suspect and first.gender == "female"
+    assert {i.content_hash for i in first.items} == cleaned_root["flipped_hashes"]
+    assert all(i.person == flipped_name and i.source == "demo" for i in first.items)  # tiles: name and site
+    marked_hashes = {i.content_hash for v in views for i in v.items if i.key in v.marked}
+    assert len(marked_hashes & cleaned_root["planted"]) >= 2
+    with open_store(None, root) as store:
+        moved = move_person(layout, store, first, "male", "tester")
+        assert len(moved.logged) == len(first.items) and not moved.problems
+        assert {p.stem for p in layout.image_files("male")} >= cleaned_root["flipped_hashes"]
+        target = next(v for v in views if v.marked and not v.suspect)
+        rejected = reject_marked(layout, store, target, "tester")
+        assert len(rejected.logged) == len(target.marked)
+        assert all(d["reason"] == "wrong-person" for d in rejected.logged)
+        # both are logged decisions, undone a batch at a time
+        decisions.undo(layout, store, "tester", whole_batch=True)
+        decisions.undo(layout, store, "tester", whole_batch=True)
+    _, again = _review_state(root, session_cache_path)
+    assert again[0].name == flipped_name and {i.gender for i in again[0].items} == {"female"}
+    assert {i.content_hash for i in again[0].items} == cleaned_root["flipped_hashes"]
