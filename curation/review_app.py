@@ -19,7 +19,7 @@ from anfe.errors import AnfeError, ImageError
 from anfe.imaging import thumbnail_jpeg
 from anfe.layout import DatasetLayout, open_dataset
 from anfe.store import Store, open_store
-from curation import decisions, queue, quarantine
+from curation import decisions, people_queue, queue, quarantine
 from curation.review_cli import ReviewConfig, parse_args
 
 #: Keyboard shortcuts (Streamlit reserves C and R).
@@ -28,6 +28,8 @@ KEYS = {"keep": "K", "keep_rest": "Shift+K", "relabel": "M", "reject": "X", "und
 PAGE_SIZES = (6, 12, 24, 48, 96)
 #: The "gender" choice that shows the files the automatic cleaning sent to review.
 FLAGGED = "sent-to-review"
+#: The two views: a queue per gender, or one person's photos at a time.
+VIEWS = ("by gender", "by person")
 
 
 def _fail(exc: Exception) -> None:
@@ -99,6 +101,28 @@ def _undo(config: ReviewConfig, whole_batch: bool) -> None:
     _report(outcome, "Undid the last batch" if whole_batch else "Undid the last decision")
 
 
+def _person_act(config: ReviewConfig, view: people_queue.PersonView, action: str) -> None:
+    """Button callback of the by-person view: one decision batch on the whole person or their marked photos."""
+    who = st.session_state.get("reviewer") or decisions.default_reviewer()
+    try:
+        layout = open_dataset(config.root)
+        with open_store(config.db, config.root) as store:
+            if action == "move":
+                target = st.session_state["person_target"]
+                outcome = people_queue.move_person(layout, store, view, target, who)
+                verb = f"Moved {view.name} to {target}"
+            elif action == "keep":
+                outcome = people_queue.keep_person(layout, store, view, who)
+                verb = f"Kept {view.name} as {view.gender}"
+            else:
+                outcome = people_queue.reject_marked(layout, store, view, who)
+                verb = f"Rejected the marked photos of {view.name} (wrong-person)"
+    except AnfeError as exc:
+        _flash("error", f"Error: {exc}")
+        return
+    _report(outcome, verb)
+
+
 def _turn(step: int) -> None:
     st.session_state["page"] = max(0, st.session_state.get("page", 0) + step)
 
@@ -134,12 +158,12 @@ def _render(config: ReviewConfig, layout: DatasetLayout, store: Store) -> None:
     review_log = decisions.read_log(store)
     with st.spinner("Reading face embeddings (analysing new images once; cached afterwards)..."):
         with AnalysisCache(config.cache_path or default_cache_path(), config.params.cache_key) as cache:
-            analyses = queue.load_analyses(layout.image_files(), config.params, cache,
+            records = {r["content_hash"]: r for r in store.find_images()}
+            flagged = queue.flagged_items(layout, records)
+            analyses = queue.load_analyses(layout.image_files() + [i.path for i in flagged], config.params, cache,
                                             st.session_state.get("analyses"), config.workers)
     st.session_state["analyses"] = analyses
     counts = queue.counts(layout, review_log, analyses)
-    records = {r["content_hash"]: r for r in store.find_images()}
-    flagged = queue.flagged_items(layout, records)
     genders = layout.genders()
     if flagged or st.session_state.get("gender") == FLAGGED:
         genders.append(FLAGGED)
@@ -150,6 +174,14 @@ def _render(config: ReviewConfig, layout: DatasetLayout, store: Store) -> None:
         st.caption(f"Dataset `{layout.root}`")
         st.text_input("Reviewer", value=decisions.default_reviewer(), key="reviewer",
                       help="Recorded with every decision.")
+        has_people = any(queue.record_person(r) for r in records.values())
+        view_mode = st.radio("View", VIEWS, key="view", horizontal=True, disabled=not has_people,
+                             help="By person: one person's photos in a row, outliers marked "
+                                  "(needs records naming each photo's person, as a crawl writes).")
+    if has_people and view_mode == "by person":
+        _render_people(config, layout, review_log, records, analyses)
+        return
+    with st.sidebar:
         gender = st.radio("Gender", genders, key="gender", on_change=_first_page, format_func=lambda g: (
             f"sent to review by the cleaning ({counts[g][0]})" if g == FLAGGED
             else f"{g} ({counts[g][0]} left of {counts[g][1]})"))
@@ -177,8 +209,10 @@ def _render(config: ReviewConfig, layout: DatasetLayout, store: Store) -> None:
     left, total = counts[gender]
     if is_flagged:
         st.subheader(f"Sent to review by the automatic cleaning: {left} left")
-        st.caption("The same photo under two genders (label conflicts), held in quarantine: put each back "
-                   "under the right gender, or reject it.")
+        st.caption("Held in quarantine until you decide: the same photo under two genders (label-conflict), "
+                   "photos unlike the rest of their person (wrong-person), people whose photos look like the "
+                   "other gender (mislabelled-person; the by-person view acts on the whole person). Put each "
+                   "back under the right gender, or reject it.")
     else:
         st.subheader(f"{gender}: {left} left to review of {total}")
     st.progress((total - left) / total if total else 1.0)
@@ -234,8 +268,61 @@ def _tile(item: queue.QueueItem) -> None:
         facts = ["no face" if item.faces == 0 else f"{item.faces} faces" if item.faces else item.error or "not scored",
                  item.rule]
     facts += [item.source, "reviewed" if item.reviewed else None]
-    st.checkbox(item.content_hash[:10], key=f"sel-{item.key}", help=str(item.path))
+    st.checkbox(item.person or item.content_hash[:10], key=f"sel-{item.key}", help=str(item.path))
     st.caption(" · ".join(f for f in facts if f))
+
+
+def _render_people(config: ReviewConfig, layout: DatasetLayout, review_log: decisions.ReviewLog,
+                   records: dict, analyses: dict) -> None:
+    """The by-person view: pick a person (suspect ones first), see their photos in a row with the
+    outliers marked, and act on the whole person or on the marked photos."""
+    views = people_queue.people_views(layout, analyses, review_log, records)
+    by_key = {v.key: v for v in views}
+    with st.sidebar:
+        chosen = st.selectbox("Person", list(by_key), key="person", format_func=lambda k: by_key[k].title,
+                              help="Suspect people first, then those with the most marked photos.")
+        st.caption("Keys: " + " · ".join(f"{k.replace('_', ' ')} **{v}**" for k, v in KEYS.items()
+                                         if k in ("undo", "undo_batch")))
+    for kind, text in st.session_state.pop("flash", []):
+        getattr(st, kind)(text)
+    if chosen is None:
+        st.success("No people: no record names the person a photo shows.")
+        return
+    view = by_key[chosen]
+    site = f" ({view.site})" if view.site else ""
+    st.subheader(f"{view.name}{site}: {view.gender}, {len(view.items)} photos, {len(view.marked)} marked")
+    if view.suspect:
+        st.warning(f"Label suspect: {view.suspect}")
+    targets = queue.other_labels(layout, view.gender)
+    bar = st.container(horizontal=True)
+    bar.selectbox("Move the whole person to", targets, key="person_target", label_visibility="collapsed")
+    bar.button(f"Move {view.name} to {st.session_state.get('person_target') or targets[0]}", key="person-move",
+               on_click=_person_act, args=(config, view, "move"), type="primary" if view.suspect else "secondary")
+    bar.button(f"Keep {view.name} as {view.gender}", key="person-keep", on_click=_person_act,
+               args=(config, view, "keep"))
+    bar.button(f"Reject the {len(view.marked)} marked as wrong-person", key="person-reject",
+               on_click=_person_act, args=(config, view, "reject"), disabled=not view.marked)
+    bar.button("Undo batch", key="undo-batch", on_click=_undo, args=(config, True), shortcut=KEYS["undo_batch"])
+    columns = 6
+    for start in range(0, len(view.items), columns):
+        for column, item in zip(st.columns(columns), view.items[start : start + columns]):
+            with column:
+                _person_tile(item, view.marked.get(item.key))
+
+
+def _person_tile(item: queue.QueueItem, marked: str | None) -> None:
+    try:
+        data = _thumbnail(str(item.path), item.path.stat().st_mtime_ns)
+    except OSError:
+        data = None
+    if data is None:
+        st.warning(f"{item.file_name[:12]}… is gone or unreadable")
+    else:
+        st.image(data, width="stretch")
+    where = f"sent to review ({item.rule})" if item.entry_id else item.gender
+    facts = [f"**marked**: {marked}" if marked else None, where, item.source,
+             "reviewed" if item.reviewed else None]
+    st.caption(" · ".join(f for f in facts if f), help=str(item.path))
 
 
 @st.cache_data(max_entries=4000, show_spinner=False)

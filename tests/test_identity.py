@@ -231,7 +231,7 @@ def cleaned_root(lfw_sample, session_cache_path, tmp_path_factory):
             store.upsert_image(record)
         with AnalysisCache(session_cache_path, params.cache_key) as cache:
             report = clean(root, CleanRules(), params, cache, workers=1, store=store, progress=False)
-    return {"root": root, "report": report, "flipped": flipped, "flipped_hashes": {hashes[i] for i in groups[flipped]},
+    return {"root": root, "report": report, "flipped": flipped, "people": set(persons), "flipped_hashes": {hashes[i] for i in groups[flipped]},
             "planted": {hashes[i] for i in planted}, "planted_into": {hashes[i]: p for i, p in planted.items()}}
 
 
@@ -307,3 +307,50 @@ def test_review_by_person_marks_outliers_and_moves_a_whole_person_undoably(clean
     _, again = _review_state(root, session_cache_path)
     assert again[0].name == flipped_name and {i.gender for i in again[0].items} == {"female"}
     assert {i.content_hash for i in again[0].items} == cleaned_root["flipped_hashes"]
+
+
+def _page(argv):
+    from curation.review_app import render
+
+    render(argv)
+
+
+def test_review_page_by_person(cleaned_root, session_cache_path, tmp_path: Path) -> None:
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    root = tmp_path / "data"
+    shutil.copytree(cleaned_root["root"], root)
+    at = AppTest.from_function(_page, args=([str(root), "--cache", str(session_cache_path)],), default_timeout=120)
+    at.run()
+    assert not at.exception and not at.error
+    names = {c.label for c in at.checkbox if str(c.key or "").startswith("sel-")}
+    people = {p.replace("_", " ") for p in cleaned_root["people"]}
+    assert names and names <= people  # tiles are labelled with the person's name, not the hash
+    at.radio(key="view").set_value("by person").run()
+    assert not at.exception
+    flipped = cleaned_root["flipped"].replace("_", " ")
+    assert at.subheader[0].value.startswith(f"{flipped} (demo): female")
+    assert "look male, not female" in at.warning[0].value
+    at.button(key="person-move").click().run()
+    assert not at.exception
+    assert at.success[0].value.startswith(f"Moved {flipped} to male")
+    male = {p.stem for p in (root / "images" / "male").iterdir()}
+    assert cleaned_root["flipped_hashes"] <= male
+    at.button(key="undo-batch").click().run()
+    assert at.success[0].value.startswith("Undid the last batch")
+    assert not cleaned_root["flipped_hashes"] & {p.stem for p in (root / "images" / "male").iterdir()}
+    _, views = _review_state(root, session_cache_path)
+    target = next(v for v in views if v.marked and not v.suspect)
+    at.selectbox(key="person").set_value(target.key).run()
+    assert at.subheader[0].value.startswith(f"{target.name} (demo)")
+    assert sum("**marked**" in c.value for c in at.caption) == len(target.marked)
+    at.button(key="person-reject").click().run()
+    assert at.success[0].value.startswith(f"Rejected the marked photos of {target.name} (wrong-person)")
+    from anfe.layout import DatasetLayout
+    from curation import quarantine as q
+
+    rejected = {e.content_hash for e in q.list_quarantined(DatasetLayout(root), "wrong-person")
+                if e.status == q.STATUS_QUARANTINED}
+    assert {i.content_hash for i in target.items if i.key in target.marked} <= rejected
