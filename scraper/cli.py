@@ -10,8 +10,8 @@ import click
 
 from anfe.cliutil import friendly_errors, store_option
 
-from .demosite import DemoServer, generate_site, url_list_for
-from .demosite.generate import MANIFEST, MAX_PEOPLE
+from .demosite import DemoServer, SiteSpec, generate_site, url_list_for
+from .demosite.generate import MANIFEST, MAX_LIST_PEOPLE, MAX_PEOPLE
 from .demosite.urllist import LIST_FILES
 from .errors import CrawlFailedError
 from .extensions import crawl_failure
@@ -44,11 +44,23 @@ def site() -> None:
 @click.option("--per-page", default=2, show_default=True, type=click.IntRange(1, 100),
               help="Entries per list/gallery page (small values exercise pagination).")
 @click.option("--seed", default=0, show_default=True, help="Which people are picked.")
+@click.option("--list-people", default=SiteSpec.list_people, show_default=True, type=click.IntRange(2, MAX_LIST_PEOPLE),
+              help="People with a stated gender on the load-more list /listal/list/popular-people (plus one without).")
+@click.option("--list-photos", default=SiteSpec.list_photos, show_default=True, type=click.IntRange(1, 100),
+              help="Photos per person of the load-more list.")
+@click.option("--list-first", default=SiteSpec.list_first, show_default=True, type=click.IntRange(1, None),
+              help="People the load-more list's HTML shows; the rest come through POST /listal/item-list/.")
+@click.option("--list-chunk", default=SiteSpec.list_chunk, show_default=True, type=click.IntRange(1, None),
+              help="People per /listal/item-list/ answer.")
 @friendly_errors
-def generate(labels: Path, out: Path, people: int, photos: int, per_page: int, seed: int) -> None:
+def generate(labels: Path, out: Path, people: int, photos: int, per_page: int, seed: int, list_people: int,
+             list_photos: int, list_first: int, list_chunk: int) -> None:
     """Build the demo site in OUT from labelled photos (copied byte for byte) and write its
-    manifest.json: what a correct crawl of each spider must produce."""
-    manifest = generate_site(labels, out, people=people, photos=photos, per_page=per_page, seed=seed)
+    manifest.json: what a correct crawl of each part must produce (listal, listal-more, filmweb,
+    filmweb-api, render, urllist; the profile each is crawled with is in the manifest)."""
+    spec = SiteSpec(people=people, photos=photos, per_page=per_page, seed=seed, list_people=list_people,
+                    list_photos=list_photos, list_first=list_first, list_chunk=list_chunk)
+    manifest = generate_site(labels, out, spec=spec)
     for name, expect in manifest["spiders"].items():
         images = ", ".join(f"{g} {n}" for g, n in expect["images"].items())
         drops = ", ".join(f"{r} {n}" for r, n in expect["dropped"].items())
@@ -81,7 +93,10 @@ def serve_commands(site_dir: Path, base_url: str, root: str = "./data") -> list[
     """The crawl commands ``site serve`` suggests (the README's, with the real address)."""
     return [
         f"anfe crawl listal --root {root} --fast -a profile=demo-listal -a base_url={base_url}",
+        f"anfe crawl listal --root {root} --fast -a profile=demo-listal-more -a base_url={base_url}",
         f"anfe crawl filmweb --root {root} --fast -a profile=demo-filmweb -a base_url={base_url}",
+        f"anfe crawl filmweb --root {root} --fast -a profile=demo-filmweb-api -a base_url={base_url}",
+        f"anfe crawl filmweb --root {root} --fast -a profile=demo-render -a base_url={base_url}",
         f"anfe crawl urllist --root {root} --fast -a file={site_dir / LIST_FILES[0]}",
     ]
 
@@ -117,8 +132,8 @@ def check_redis(url: str) -> None:
               show_default=True, help="Dataset root: photos go to ROOT/images/<gender>/<sha256>.<ext>.")
 @store_option
 @click.option("-a", "spider_args", multiple=True, metavar="NAME=VALUE",
-              help="Spider argument, as `scrapy crawl -a`: profile=listal|filmweb|demo-listal|demo-filmweb|"
-                   "PATH.json, start_url=URL[,URL], base_url=URL, gender=female|male, file=LIST.txt, crop=1, "
+              help="Spider argument, as `scrapy crawl -a`: profile=listal|filmweb|filmweb-api|demo-listal|"
+                   "demo-listal-more|demo-filmweb|demo-filmweb-api|demo-render|PATH.json, start_url=URL[,URL], base_url=URL, gender=female|male, file=LIST.txt, crop=1, "
                    "max_images_per_person=N.")
 @click.option("-s", "settings_", multiple=True, metavar="NAME=VALUE",
               help="Scrapy setting, as `scrapy crawl -s` (e.g. CURATION_GATE=1, MIN_IMAGE_WIDTH=200).")
@@ -139,7 +154,9 @@ def crawl(spider: str, root: Path, db: str | None, spider_args: tuple[str, ...],
 
     The shipped listal and filmweb profiles were written from public scrapers and saved pages
     and were NOT run against the live sites: check them first. Shipped profiles: listal, filmweb,
-    demo-listal, demo-filmweb; or -a profile=PATH.json for another site of either style.
+    filmweb-api, and the demo site's demo-listal, demo-listal-more, demo-filmweb, demo-filmweb-api,
+    demo-render; or -a profile=PATH.json for another site. A profile step may POST "load more"
+    requests, read JSON, or be rendered in Debian's Chromium (see the README).
     Re-running a finished crawl downloads no image again; a summary (pages, images per gender,
     drops by reason) is logged and written to ROOT/crawl_reports/.
     """

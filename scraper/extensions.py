@@ -1,7 +1,9 @@
 """A periodic progress line and an end-of-crawl summary (log + JSON report in the dataset root).
 
 The summary says what a crawl produced: pages, images stored per gender, drops by reason, page
-errors, and how many image downloads were made (0 on a re-run of a finished crawl).
+errors, how many image downloads were made (0 on a re-run of a finished crawl), and per list how
+many people it announced (where the site says so) against how many were followed. A list that
+ends before its announced count is a warning naming its URL (``short_lists`` in the report).
 """
 
 from __future__ import annotations
@@ -27,9 +29,18 @@ def _prefixed(stats: dict[str, Any], prefix: str) -> dict[str, int]:
     return {k[len(prefix):]: int(v) for k, v in sorted(stats.items()) if k.startswith(prefix)}
 
 
+def list_counts(stats: dict[str, Any]) -> dict[str, dict[str, int | None]]:
+    """Per list URL: the people it announced (None when the site does not say) and those followed."""
+    announced = _prefixed(stats, "anfe/lists/announced/")
+    followed = _prefixed(stats, "anfe/lists/followed/")
+    return {url: {"announced": announced.get(url), "followed": followed.get(url, 0)}
+            for url in sorted(set(announced) | set(followed))}
+
+
 def crawl_summary(stats: dict[str, Any]) -> dict[str, Any]:
     """The figures a person wants after a crawl, from the crawler's stats."""
     images = _prefixed(stats, "anfe/images/")
+    lists = list_counts(stats)
     return {
         "pages": int(stats.get("anfe/page_requests", 0)),
         "responses": int(stats.get("response_received_count", 0)),
@@ -43,6 +54,9 @@ def crawl_summary(stats: dict[str, Any]) -> dict[str, Any]:
         "robots_forbidden": int(stats.get("robotstxt/forbidden", 0)),
         "responses_ok": int(stats.get("anfe/responses_ok", 0)),
         "failed_requests": _prefixed(stats, "anfe/failed_requests/"),
+        "rendered_pages": int(stats.get("anfe/rendered_pages", 0)),
+        "lists": lists,
+        "short_lists": [url for url, n in lists.items() if n["announced"] is not None and n["followed"] < n["announced"]],
         "finish_reason": stats.get("finish_reason"),
     }
 
@@ -143,7 +157,14 @@ class HarvestProgress:
             "  dropped: " + (", ".join(f"{r}: {n}" for r, n in summary["dropped"].items()) or "none"),
             "  page errors: " + (", ".join(f"{r}: {n}" for r, n in summary["page_errors"].items()) or "none"),
         ]
+        for url, counts in summary["lists"].items():
+            announced = "not announced" if counts["announced"] is None else f"{counts['announced']} announced"
+            lines.append(f"  list {url}: {announced}, {counts['followed']} followed")
         logger.info("\n".join(lines))
+        for url in summary["short_lists"]:
+            counts = summary["lists"][url]
+            logger.warning("list %s ended early: it announced %d people, %d were followed",
+                           url, counts["announced"], counts["followed"])
         path = Path(self.report) if self.report else (
             self.root / "crawl_reports"
             / f"{spider.name}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}.json"

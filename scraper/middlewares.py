@@ -28,6 +28,8 @@ class ImageRequestStatsMiddleware:
             self.stats.inc_value("anfe/image_requests")
         elif not request.url.endswith("/robots.txt"):
             self.stats.inc_value("anfe/page_requests")
+            if request.meta.get("playwright"):
+                self.stats.inc_value("anfe/rendered_pages")
         return None
 
     def process_response(self, request: Request, response: Response) -> Response:

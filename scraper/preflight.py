@@ -3,7 +3,8 @@ mistake is one line before Scrapy starts rather than a traceback (or a silent fa
 
 - Every ``-a`` argument must be one the spider takes: a misspelled ``profle=demo-listal`` would
   otherwise be ignored and the spider would fall back to its live-site profile.
-- The profile (and its start URLs) or the URL list must load.
+- The profile (and its start URLs) or the URL list must load; a profile that renders a step
+  needs Chromium at ``CHROMIUM_PATH``.
 - A store named by ``STORE_URI`` (``--db``) must answer, within its timeout.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from anfe.store import open_store
 
+from .browser import check_chromium
 from .errors import SpiderArgumentError, UrlListError
 from .profiles import load_profile
 from .spiders.urllist import refuse_placeholders
@@ -60,12 +62,15 @@ def check_spider_arguments(spidercls: type, args: Mapping[str, Any]) -> None:
     )
 
 
-def _check_values(spider: str, args: Mapping[str, Any]) -> None:
-    """The profile, its start URLs and the URL list load (else a one-line error, not a traceback)."""
+def _check_values(spider: str, args: Mapping[str, Any], settings: Any = None) -> None:
+    """The profile, its start URLs and the URL list load, and a rendering profile finds Chromium
+    (else a one-line error, not a traceback)."""
     if spider in ("listal", "filmweb"):
         profile = load_profile(args.get("profile") or spider)
         if not args.get("start_url"):
             profile.resolve_start_urls(args.get("base_url"))
+        if profile.needs_browser:
+            check_chromium((settings.get("CHROMIUM_PATH") if settings is not None else None) or "/usr/bin/chromium")
     if spider == "urllist":
         if not args.get("file"):
             raise UrlListError("the urllist spider needs -a file=PATH (a FaceScrub-style list)")
@@ -85,5 +90,5 @@ def check_store(uri: str | None) -> None:
 def check_before_crawl(spidercls: type, args: Mapping[str, Any], settings: Any) -> None:
     """Everything above, in order: arguments, their values, the store."""
     check_spider_arguments(spidercls, args)
-    _check_values(getattr(spidercls, "name", ""), args)
+    _check_values(getattr(spidercls, "name", ""), args, settings)
     check_store(settings.get("STORE_URI") or None)

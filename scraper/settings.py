@@ -70,6 +70,13 @@ HTTPCACHE_ENABLED = False
 HTTPCACHE_EXPIRATION_SECS = 7 * 24 * 3600
 HTTPCACHE_IGNORE_HTTP_CODES = [403, 429, 500, 502, 503, 504]
 
+# -- pages that need a browser ----------------------------------------------------------------
+#: Steps of a profile with "render": true go through scrapy-playwright driving this Chromium
+#: (Debian's package; nothing is downloaded). The handler is switched on only for such profiles.
+CHROMIUM_PATH = "/usr/bin/chromium"
+#: Seconds a rendered page may take to show a step's "wait_for" selector.
+RENDER_WAIT_TIMEOUT = 15.0
+
 # -- pipelines, middlewares, extensions ---------------------------------------------------
 ITEM_PIPELINES = {
     "scraper.pipelines.ImageCheckPipeline": 100,

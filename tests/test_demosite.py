@@ -22,7 +22,8 @@ from scraper.errors import DemoSiteError
 def small_site(lfw_labels: Path, tmp_path_factory):
     labels = lfw_labels
     out = tmp_path_factory.mktemp("site")
-    return out, generate_site(labels, out, people=2, photos=2, per_page=2, seed=1)
+    return out, generate_site(labels, out, people=2, photos=2, per_page=2, seed=1, list_people=6, list_first=3,
+                              list_chunk=2)
 
 
 def get(server: DemoServer, path: str) -> tuple[int, dict, bytes]:
@@ -56,9 +57,9 @@ def test_synthetic_people_from_labels_without_identities(shared_faces, tmp_path)
     labels = shared_faces / "utkface" / "labels.csv"
     if not labels.is_file():
         pytest.skip("UTKFace labels not found")
-    manifest = generate_site(labels, tmp_path / "s", people=2, photos=2)
+    manifest = generate_site(labels, tmp_path / "s", people=2, photos=2, list_people=4)
     assert all(n.startswith("Synthetic ") for ns in manifest["spiders"]["filmweb"]["people"].values() for n in ns)
-    generate_site(labels, tmp_path / "s", people=2, photos=1)  # an earlier site is replaced
+    generate_site(labels, tmp_path / "s", people=2, photos=1, list_people=4)  # an earlier site is replaced
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     with pytest.raises(DemoSiteError, match="not empty"):
@@ -170,8 +171,11 @@ def test_site_serve_prints_the_readme_commands_and_working_lists(small_site, tmp
     out, manifest = small_site
     process = subprocess.Popen([sys.executable, "-m", "anfe", "site", "serve", str(out)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
     try:
-        lines = [process.stdout.readline() for _ in range(6)]
+        while not lines or "anfe crawl urllist" not in lines[-1]:
+            lines.append(process.stdout.readline())
+            assert lines[-1], "".join(lines)
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -1,7 +1,8 @@
 """``anfe demo``: the whole flow on the local demo site, with no server to install.
 
 Generates the demo site from labelled photos (held-back test photos are kept off the site),
-serves it on 127.0.0.1, crawls it with the listal-style spider into a fresh dataset root,
+serves it on 127.0.0.1, crawls its load-more list (the first third of the people in the HTML,
+the rest through ``POST /listal/item-list/``) with the listal-style spider into a fresh dataset root,
 runs the automatic filters, builds centroids for several sizes (plus the several-centroid
 variant), evaluates every build on the held-back photos and writes the HTML report.
 """
@@ -31,7 +32,7 @@ from anfe.builds import ALL, BuildOptions, make_builds, parse_sizes
 from curation.clean import clean
 from curation.cleaning_report import summary_table, write_html
 from curation.rules import CleanRules
-from scraper.demosite import DemoServer, generate_site
+from scraper.demosite import DemoServer, SiteSpec, generate_site
 
 DEFAULT_SOURCE = Path("../shared/data/faces/utkface")
 
@@ -112,7 +113,7 @@ def write_labels(items: list[LabelledImage], path: Path) -> Path:
 def crawl(base_url: str, dataset_root: Path, db: str | None, log_path: Path) -> None:
     """Run the listal-style spider over the demo site in a child process (one reactor per process)."""
     command = [sys.executable, "-m", "anfe", "crawl", "listal", "--root", str(dataset_root), "--fast",
-               "-a", "profile=demo-listal", "-a", f"base_url={base_url}", "-s", "LOG_LEVEL=INFO"]
+               "-a", "profile=demo-listal-more", "-a", f"base_url={base_url}", "-s", "LOG_LEVEL=INFO"]
     if db:
         command += ["--db", db]
     with log_path.open("w", encoding="utf-8") as log:
@@ -139,10 +140,12 @@ def run_demo(config: DemoConfig, params: AnalysisParams, cache: AnalysisCache, w
     site_items, test_items = split_source(load_labelled(config.source), config)
     site_csv = write_labels(site_items, out / "labels" / "site.csv")
     test_csv = write_labels(test_items, out / "labels" / "test.csv")
-    manifest = generate_site(site_csv, result.site_dir, people=config.people, photos=config.photos,
-                             per_page=4, seed=config.seed)
-    expected = manifest["spiders"]["listal"]["images"]
-    echo(f"1/5 demo site: {result.site_dir} (listal-style part promises {expected})")
+    spec = SiteSpec(people=2, photos=1, per_page=4, seed=config.seed, list_people=config.people,
+                    list_photos=config.photos, list_first=max(1, config.people // 3),
+                    list_chunk=max(1, config.people // 4))
+    manifest = generate_site(site_csv, result.site_dir, spec=spec)
+    expected = manifest["spiders"]["listal-more"]["images"]
+    echo(f"1/5 demo site: {result.site_dir} (its load-more list promises {expected})")
     lap("site")
 
     with DemoServer(result.site_dir) as server:
@@ -199,7 +202,8 @@ def run_demo(config: DemoConfig, params: AnalysisParams, cache: AnalysisCache, w
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("./demo-out"),
               show_default=True, help="Folder for the site, the dataset root, the store and the reports.")
 @click.option("--people", default=24, show_default=True, type=click.IntRange(2, 500),
-              help="People with a stated gender on the listal-style site (half women, half men).")
+              help="People with a stated gender on the demo site's load-more list (half women, half men); "
+                   "its HTML shows the first third, the rest come through POST /listal/item-list/.")
 @click.option("--photos", default=8, show_default=True, type=click.IntRange(1, 100), help="Photos per person.")
 @click.option("--test-per-gender", default=100, show_default=True, type=click.IntRange(5, None),
               help="Photos per gender held back from the site to evaluate the builds on.")

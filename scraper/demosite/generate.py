@@ -1,4 +1,5 @@
-"""Generate the local demo site (listal style, filmweb style, FaceScrub-style URL lists) from labelled photos.
+"""Generate the local demo site from labelled photos: a listal-style part, a load-more list, a
+filmweb-style part, a filmweb-style JSON API, a gallery built by JavaScript, FaceScrub-style URL lists.
 
 The site holds the traps a real crawl meets (robots.txt, 404s, redirects, a login page where an
 image was promised, empty/truncated/tiny/bomb images, duplicates, off-domain links, malformed
@@ -27,9 +28,12 @@ from anfe.dataset import from_labels_csv
 from anfe.errors import AnfeError
 
 from ..errors import DemoSiteError
+from .api import build_api
 from .filmweb import build_filmweb
 from .listal import build_listal
+from .more import build_more
 from .pages import HOST, SiteWriter
+from .render import build_render
 from .people import Person, Picker
 from .traps import DISALLOWED, bomb_png
 from .urllist import LIST_FILES, LISTS_DIR, build_urllist
@@ -38,6 +42,8 @@ MANIFEST = "manifest.json"
 ROUTES = "routes.json"
 #: The most people per site style ``anfe site generate --people`` accepts.
 MAX_PEOPLE = 200
+#: The most people of the load-more list (``--list-people``).
+MAX_LIST_PEOPLE = 1000
 
 __all__ = ["DISALLOWED", "HOST", "MANIFEST", "MAX_PEOPLE", "ROUTES", "SiteSpec", "bomb_png", "generate_site"]
 
@@ -50,6 +56,9 @@ class SiteSpec:
     with no gender stated per style; the URL lists get 2 actors and 2 actresses.
     photos: photos per person (people with fewer usable photos are passed over).
     per_page: entries per list/gallery page.
+    list_people, list_photos: people (half women) and photos per person of the load-more list,
+    plus one person who states no gender; list_first: people its HTML shows; list_chunk: people
+    per load-more answer.
     """
 
     people: int = 6
@@ -57,11 +66,18 @@ class SiteSpec:
     per_page: int = 2
     seed: int = 0
     min_side: int = 100
+    list_people: int = 210
+    list_photos: int = 1
+    list_first: int = 50
+    list_chunk: int = 40
 
     def check(self) -> None:
         """Refuse sizes the generator cannot build."""
         if not 2 <= self.people <= MAX_PEOPLE or self.photos < 1 or self.per_page < 1:
             raise DemoSiteError(f"need 2 <= people <= {MAX_PEOPLE}, photos >= 1 and per_page >= 1")
+        if not 2 <= self.list_people <= MAX_LIST_PEOPLE or min(self.list_photos, self.list_first, self.list_chunk) < 1:
+            raise DemoSiteError(f"need 2 <= list_people <= {MAX_LIST_PEOPLE}, and list_photos, list_first, "
+                                f"list_chunk >= 1")
 
 
 def _cast(picker: Picker, n: int, photos: int) -> list[Person]:
@@ -79,15 +95,24 @@ def build_site(site: SiteWriter, picker: Picker, spec: SiteSpec) -> dict[str, An
     filmweb = build_filmweb(site, _cast(picker, spec.people, spec.photos), picker, spec.per_page)
     urllist = build_urllist(site, [picker.person("male", spec.photos) for _ in range(2)],
                             [picker.person("female", spec.photos) for _ in range(2)], picker)
+    more = build_more(site, _cast(picker, spec.list_people, spec.list_photos), picker, spec.per_page,
+                      spec.list_first, spec.list_chunk)
+    api = build_api(site, _cast(picker, spec.people, spec.photos), picker, spec.per_page)
+    rendered = build_render(site, [picker.person("female", spec.photos), picker.person("male", spec.photos)], picker)
     site.write("/robots.txt", f"User-agent: *\nDisallow: {DISALLOWED}\n")
     site.page("/login", "login.html", title="Log in")
     links = ["/listal/list/actresses", "/listal/list/actors", "/listal/list/favourites",
+             "/listal/list/popular-people", "/listal/list/short-list",
              "/filmweb/ranking/person/actors/female", "/filmweb/ranking/person/actors/male",
-             "/filmweb/ranking/person/popular", *(f"/{LISTS_DIR}/{name}" for name in LIST_FILES)]
+             "/filmweb/ranking/person/popular", "/filmweb/api/v1/ranking/person/actors/female",
+             "/render/list/actresses", "/render/list/actors", *(f"/{LISTS_DIR}/{name}" for name in LIST_FILES)]
     site.page("/", "index.html", title="anfe demo site", links=links)
     return {
         "listal": {"args": {"profile": "demo-listal"}, **listal.as_dict()},
+        "listal-more": {"spider": "listal", "args": {"profile": "demo-listal-more"}, **more.as_dict()},
         "filmweb": {"args": {"profile": "demo-filmweb"}, **filmweb.as_dict()},
+        "filmweb-api": {"spider": "filmweb", "args": {"profile": "demo-filmweb-api"}, **api.as_dict()},
+        "render": {"spider": "filmweb", "args": {"profile": "demo-render"}, **rendered.as_dict()},
         "urllist": urllist.as_dict(),
     }
 
@@ -145,7 +170,7 @@ def generate_site(labels_csv: str | Path, out: str | Path, *, spec: SiteSpec | N
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}-", dir=out.parent))
     try:
         site = SiteWriter(work)
-        picker = Picker(items, spec.photos, spec.min_side, spec.seed)
+        picker = Picker(items, max(spec.photos, spec.list_photos), spec.min_side, spec.seed)
         spiders = build_site(site, picker, spec)
         (work / ROUTES).write_text(json.dumps(site.routes(), indent=2))
         manifest = {
