@@ -26,7 +26,7 @@ import numpy as np
 from . import __version__
 from .analysis import ImageAnalysis
 from .batch import BatchStats, analyse_paths
-from .cache import DIMENSIONS, AnalysisCache, single_face_blobs
+from .cache import DIMENSIONS, AnalysisCache
 from .config import AnalysisParams
 from .dataset import LabelledImage, by_gender, load_labelled
 from .errors import DatasetError, SizeTooLargeError
@@ -218,7 +218,7 @@ def _pool(found: dict[str, dict[str, np.ndarray]], skipped: list[Skipped]) -> Em
     return EmbeddingPool(hashes, vectors, skipped)
 
 
-def single_embeddings(cache_path: str | Path, params_key: str, digests: Iterable[str]) -> dict[str, np.ndarray | None]:
+def single_embeddings(cache: AnalysisCache, digests: Iterable[str]) -> dict[str, np.ndarray | None]:
     """Embedding per cached hash (None when that image holds no face or several), read fast.
 
     Reads only the embeddings column of the analysis cache, memory-mapped (about 50x faster than
@@ -227,14 +227,14 @@ def single_embeddings(cache_path: str | Path, params_key: str, digests: Iterable
     """
     return {
         d: None if blob is None else np.frombuffer(blob, dtype=np.float64)
-        for d, blob in single_face_blobs(cache_path, params_key, digests).items()
+        for d, blob in cache.single_face_blobs(digests).items()
     }
 
 
 def pool_from_cache(labels: dict[str, str], cache: AnalysisCache) -> EmbeddingPool:
     """The pool for images known only by content hash -> gender (no files needed), from the cache:
     how a sweep over 100,000 cached images loads in well under a second."""
-    blobs = single_face_blobs(cache.path, cache.params_key, labels)
+    blobs = cache.single_face_blobs(labels)
     keys: dict[str, list[str]] = {g: [] for g in sorted(set(labels.values()))}
     skipped = []
     for digest, gender in labels.items():

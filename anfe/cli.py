@@ -4,7 +4,6 @@ curation and scraper layers contribute through the ``anfe.commands`` entry-point
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -13,7 +12,7 @@ import click
 
 from . import __version__
 from .batch import analyse_paths
-from .cache import AnalysisCache, default_cache_path
+from .cache import AnalysisCache, cache_location, is_cache_uri, redacted_uri
 from .cliutil import analysis_options, friendly_errors, open_cache, setup_logging
 from .dataset import load_labelled
 
@@ -123,33 +122,32 @@ def cache() -> None:
 
 
 @cache.command("merge")
-@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("target", metavar="TARGET")
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
 @friendly_errors
-def cache_merge(target: Path, sources: tuple[Path, ...]) -> None:
-    """Copy into TARGET every analysis of the SOURCES cache files that it lacks (e.g. shards
-    analysed on other machines with `anfe analyze --shard I/N`)."""
-    with AnalysisCache(target, "") as joined:
+def cache_merge(target: str, sources: tuple[str, ...]) -> None:
+    """Copy into TARGET every analysis of the SOURCE caches that it lacks. Each is a cache file or
+    a mongodb:// URI: e.g. move a laptop's cache into the shared MongoDB cache, or back."""
+    with AnalysisCache(cache_location(target), "") as joined:
         for source in sources:
-            try:
-                added = joined.merge_from(source)
-            except sqlite3.DatabaseError as exc:
-                raise click.ClickException(f"{source} is not an analysis cache ({exc})") from None
+            added = joined.merge_from(cache_location(source))
             click.echo(f"{source}: {added} analyses added")
 
 
 @cache.command("info")
-@click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def cache_info(path: Path | None) -> None:
-    """How many analyses the cache at PATH (default: the user's cache) holds, per parameter set."""
-    path = path or default_cache_path()
-    if not path.is_file():
-        click.echo(f"{path}: no cache yet (any analysing command creates it)")
+@click.argument("location", required=False, metavar="[FILE|URI]")
+@friendly_errors
+def cache_info(location: str | None) -> None:
+    """How many analyses the cache (a file or a mongodb:// URI; default: the user's cache) holds,
+    per parameter set."""
+    where = cache_location(location)
+    if not is_cache_uri(where) and not Path(where).is_file():
+        click.echo(f"{where}: no cache yet (any analysing command creates it)")
         return
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        rows = db.execute("SELECT params, COUNT(*) FROM analyses GROUP BY params ORDER BY params").fetchall()
-    click.echo(f"{path}:")
-    for params, count in rows:
+    with AnalysisCache(where, "") as opened:
+        counts = opened.counts()
+    click.echo(f"{redacted_uri(str(where))}:")
+    for params, count in counts.items():
         click.echo(f"  {params}: {count} images")
 
 

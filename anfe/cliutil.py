@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from .batch import default_workers
-from .cache import AnalysisCache, default_cache_path
+from .cache import AnalysisCache, cache_location
 from .config import DEFAULT_MAX_PIXELS, DEVICES, ENCODERS, AnalysisParams
 from .errors import AnfeError
 
@@ -36,15 +36,16 @@ def analysis_options(command: Callable) -> Callable:
                           "CUDA device are present, else the CPU."),
         click.option("--max-pixels", type=click.IntRange(1, None), default=DEFAULT_MAX_PIXELS, show_default=True,
                      help="Refuse images with more pixels than this (decompression bombs)."),
-        click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
-                     default=None, help="Analysis cache file [default: $ANFE_CACHE or ~/.cache/anfe/analysis.sqlite]."),
+        click.option("--cache", "cache_path", default=None, metavar="FILE|URI",
+                     help="Analysis cache: a file, or mongodb://HOST:27017/DB to share one between machines "
+                          "[default: $ANFE_CACHE or ~/.cache/anfe/analysis.sqlite]."),
         click.option("--workers", type=click.IntRange(1, None), default=None,
                      help="Processes for face analysis [default: all cores]."),
     ]
 
     @functools.wraps(command)
     def wrapper(*args: Any, detector: str, upsample: int, max_side: int | None, jitters: int,
-                encoder: str, device: str, max_pixels: int, cache_path: Path | None,
+                encoder: str, device: str, max_pixels: int, cache_path: str | None,
                 workers: int | None, **kwargs: Any) -> Any:
         if device == "cuda":  # asked for explicitly: a missing GPU is an error, not a fallback
             from .onnxnet import EncoderUnavailableError, providers_for
@@ -55,7 +56,7 @@ def analysis_options(command: Callable) -> Callable:
                 raise click.ClickException(str(exc)) from exc
         kwargs["params"] = AnalysisParams(detector, upsample, max_side, jitters, max_pixels,
                                           encoder, device)
-        kwargs["cache_path"] = cache_path or default_cache_path()
+        kwargs["cache_path"] = cache_location(cache_path)
         kwargs["workers"] = workers or default_workers()
         return command(*args, **kwargs)
 
@@ -64,7 +65,8 @@ def analysis_options(command: Callable) -> Callable:
     return wrapper
 
 
-def open_cache(cache_path: Path, params: AnalysisParams) -> AnalysisCache:
+def open_cache(cache_path: str | Path, params: AnalysisParams) -> AnalysisCache:
+    """The analysis cache at ``cache_path`` (a file or a mongodb:// URI) for these parameters."""
     return AnalysisCache(cache_path, params.cache_key)
 
 

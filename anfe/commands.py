@@ -15,7 +15,7 @@ import click
 
 from .batch import default_workers
 from .builds import VARIANTS, BuildOptions, load_items, make_builds, parse_sizes, parse_where, params_from_build, summary
-from .cache import AnalysisCache, default_cache_path
+from .cache import AnalysisCache, cache_location
 from .cliutil import analysis_options, friendly_errors, open_cache, store_option
 from .dataset import LabelledImage
 from .errors import AnfeError, DatasetError, NoTestSplitError, SizeTooLargeError, StoreError, UnknownBuildError
@@ -50,14 +50,15 @@ def _cache_options(command: Callable) -> Callable:
     """--cache and --workers for commands that analyse with a build's own parameters."""
 
     @functools.wraps(command)
-    def wrapper(*args: Any, cache_path: Path | None, workers: int | None, **kwargs: Any) -> Any:
-        return command(*args, cache_path=cache_path or default_cache_path(),
+    def wrapper(*args: Any, cache_path: str | None, workers: int | None, **kwargs: Any) -> Any:
+        return command(*args, cache_path=cache_location(cache_path),
                        workers=workers or default_workers(), **kwargs)
 
     wrapper = click.option("--workers", type=click.IntRange(1, None), default=None,
                            help="Processes for face analysis [default: all cores].")(wrapper)
-    return click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                        help="Analysis cache file [default: $ANFE_CACHE or ~/.cache/anfe/analysis.sqlite].")(wrapper)
+    return click.option("--cache", "cache_path", default=None, metavar="FILE|URI",
+                        help="Analysis cache: a file, or mongodb://HOST:27017/DB to share one between machines "
+                             "[default: $ANFE_CACHE or ~/.cache/anfe/analysis.sqlite].")(wrapper)
 
 
 def _root_option(command: Callable) -> Callable:
@@ -261,7 +262,7 @@ def _result_line(result: EvaluationResult, page: Path) -> str:
 @friendly_errors(hints={NoTestSplitError: "rebuild with --test-fraction 0.3, or give a test set (TEST_SOURCE or --labels)"})
 def evaluate(build_ids: str, test_source: Path | None, labels: Path | None, out: Path | None, baselines: bool,
              knn_k: int, max_distance: float | None, as_json: bool, conditions: list, db: str | None,
-             root: Path | None, cache_path: Path, workers: int) -> None:
+             root: Path | None, cache_path: str | Path, workers: int) -> None:
     """Score builds on a test set and write a JSON + HTML report with plots.
 
     BUILD_IDS is one id, several (g_1000,g_2000) or a pattern ('g_*'); several builds also give
@@ -328,7 +329,7 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
 @_cache_options
 @friendly_errors
 def predict(images: tuple[Path, ...], build_id: str, max_distance: float | None, as_json: bool,
-            db: str | None, root: Path | None, cache_path: Path, workers: int) -> None:
+            db: str | None, root: Path | None, cache_path: str | Path, workers: int) -> None:
     """Predict the gender of the face in each image (files or folders) with a build.
 
     Per face: the nearest gender, the distance to each gender's centroid and the margin between

@@ -70,3 +70,7 @@ class NoTestSplitError(DatasetError):
 
 class NotADatasetError(DatasetError):
     """The folder given is not a dataset root (no ``images/<gender>/`` folders)."""
+
+
+class CacheError(AnfeError):
+    """The analysis cache cannot be opened or read: not a cache file, or its MongoDB is unreachable."""

@@ -271,7 +271,7 @@ def baseline_scores(
 def training_set(build: dict, cache: AnalysisCache) -> tuple[np.ndarray, list[str]] | None:
     """The build's members' embeddings from the cache (None if any is missing there)."""
     members = build.get("members") or {}
-    table = single_embeddings(cache.path, cache.params_key, [h for hs in members.values() for h in hs])
+    table = single_embeddings(cache, [h for hs in members.values() for h in hs])
     xs, ys = [], []
     for gender, hashes in members.items():
         for h in hashes:

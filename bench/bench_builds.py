@@ -41,7 +41,8 @@ def real_embeddings(cache_path: Path, params: AnalysisParams, labels_csv: Path) 
         for row in csv.DictReader(handle):
             data = (labels_csv.parent / row["path"]).read_bytes()
             genders[hashlib.sha256(data).hexdigest()] = row["gender"]
-    table = single_embeddings(cache_path, params.cache_key, genders)
+    with AnalysisCache(cache_path, params.cache_key) as cache:
+        table = single_embeddings(cache, genders)
     keys = [h for h, v in table.items() if v is not None]
     if len(keys) < 100:
         raise SystemExit(f"only {len(keys)} UTKFace embeddings in {cache_path}: run "

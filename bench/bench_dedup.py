@@ -14,13 +14,12 @@ made from the real ones (each real hash repeated with 8 random bits flipped).
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import time
 from pathlib import Path
 
 import numpy as np
 
-from anfe.cache import default_cache_path
+from anfe.cache import AnalysisCache, default_cache_path
 from curation.dedup import MultiIndexHash, brute_force_pairs, hashes_to_array
 
 
@@ -45,8 +44,8 @@ def real_like(cache: Path, n: int, seed: int = 3) -> np.ndarray | None:
     """``n`` hashes made from the cache's real phashes (repeated, 8 random bits flipped each)."""
     if not cache.is_file():
         return None
-    with sqlite3.connect(f"file:{cache}?mode=ro", uri=True) as db:
-        real = hashes_to_array(p for (p,) in db.execute("SELECT DISTINCT phash FROM analyses WHERE phash IS NOT NULL"))
+    with AnalysisCache(cache, "") as opened:
+        real = hashes_to_array(opened.phashes())
     if len(real) < 1000:
         return None
     rng = np.random.default_rng(seed)

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from anfe.batch import analyse_paths
+from anfe.cache import cache_location
 from anfe.cliutil import analysis_options, friendly_errors, open_cache, store_option
 from anfe.config import AnalysisParams
 from anfe.errors import DatasetError
@@ -31,7 +32,7 @@ class ReviewConfig:
 
     root: Path
     db: str | None = None
-    cache_path: Path | None = None
+    cache_path: str | Path | None = None
     params: AnalysisParams = AnalysisParams()
     workers: int = 1
 
@@ -71,7 +72,7 @@ def parse_args(argv: Sequence[str]) -> ReviewConfig:
         ) from None
     if unknown:
         raise DatasetError(f"unknown arguments {unknown}: usage: streamlit run curation/review_app.py -- DATASET_ROOT")
-    return ReviewConfig(Path(ns.root), ns.db, Path(ns.cache) if ns.cache else None, params, max(1, ns.workers))
+    return ReviewConfig(Path(ns.root), ns.db, cache_location(ns.cache) if ns.cache else None, params, max(1, ns.workers))
 
 
 

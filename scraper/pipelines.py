@@ -125,12 +125,11 @@ class CurationGatePipeline(_PipelineBase):
         self.store: Store | None = None
         if not self.enabled:  # a pass-through (NotConfigured would log a warning on every crawl)
             return
-        from anfe.cache import AnalysisCache, default_cache_path  # dlib is loaded only when the gate is on
+        from anfe.cache import AnalysisCache, cache_location  # dlib is loaded only when the gate is on
 
         self.params = AnalysisParams(max_pixels=self.settings.getint("MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS))
         self.min_face = self.settings.getint("GATE_MIN_FACE_SIDE", 40)
-        cache = self.settings.get("ANALYSIS_CACHE") or default_cache_path()
-        self.cache = AnalysisCache(Path(cache), self.params.cache_key)
+        self.cache = AnalysisCache(cache_location(self.settings.get("ANALYSIS_CACHE")), self.params.cache_key)
 
     def open_spider(self) -> None:
         if self.enabled:
