@@ -168,6 +168,18 @@ def test_decisions_are_numbered_oldest_first(store) -> None:
     assert no_mongo_ids(logged)
 
 
+def test_a_decision_sent_again_by_its_id_is_logged_once(store) -> None:
+    # What makes a retried review decision safe: the decision's own id is its key in the log.
+    first = store.append_decision({"id": "d-1", "action": "keep"})
+    other = store.append_decision({"id": "d-2", "action": "drop"})
+    assert store.append_decision({"id": "d-1", "action": "keep"}) == first
+    assert store.append_decision({"action": "note"}) == 3  # no id: always appended
+    assert store.append_decision({"action": "note"}) == 4
+    assert store.append_decision({"id": None, "action": "note"}) == 5
+    assert [(d["seq"], d.get("id")) for d in store.decisions()] == [
+        (first, "d-1"), (other, "d-2"), (3, None), (4, None), (5, None)]
+
+
 def _check_complete_log(store, writers: dict[str, int], returned: list[int]) -> None:
     """Every append got its own number, the log is 1..N without gaps, and each entry is there once."""
     total = sum(writers.values())

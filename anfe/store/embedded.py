@@ -15,6 +15,8 @@ CREATE TABLE IF NOT EXISTS images (content_hash TEXT PRIMARY KEY, doc TEXT NOT N
 CREATE TABLE IF NOT EXISTS decisions (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS builds (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS decisions_by_id ON decisions (json_extract(doc, '$.id'))
+    WHERE json_type(doc, '$.id') = 'text';
 """
 _FIELD = __import__("re").compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -80,7 +82,22 @@ class EmbeddedStore(Store):
     # decisions
     def append_decision(self, decision: dict) -> int:
         doc = plain({k: v for k, v in decision.items() if k != "seq"})
-        cursor = self._write("INSERT INTO decisions (doc) VALUES (?)", (json.dumps(doc),))
+        decision_id = doc.get("id") if isinstance(doc.get("id"), str) else None
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if decision_id is not None:  # a decision sent again is logged once (as on MongoDB)
+                row = self._db.execute(
+                    "SELECT seq FROM decisions WHERE json_type(doc, '$.id') = 'text' AND json_extract(doc, '$.id') = ?",
+                    (decision_id,),
+                ).fetchone()
+                if row:
+                    self._db.execute("COMMIT")
+                    return int(row[0])
+            cursor = self._write("INSERT INTO decisions (doc) VALUES (?)", (json.dumps(doc),))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
         return int(cursor.lastrowid)
 
     def decisions(self, after: int = 0) -> list[dict]:
