@@ -27,6 +27,7 @@ from . import __version__
 from .analysis import ImageAnalysis
 from .batch import BatchStats, analyse_paths
 from .cache import DIMENSIONS, AnalysisCache
+from .checks import LABEL_CONFLICT, one_face_reason
 from .config import AnalysisParams
 from .dataset import LabelledImage, by_gender, load_labelled
 from .errors import DatasetError, SizeTooLargeError
@@ -150,7 +151,8 @@ def split_test(hashes_by_gender: dict[str, Iterable[str]], test_fraction: float,
 # -- the usable faces ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Skipped:
-    """An image that cannot be a member, with the reason (no-face, several-faces, or an error code)."""
+    """An image that cannot be a member, with the reason (a code of :mod:`anfe.checks`: no-face,
+    many-faces, label-conflict, or the error code)."""
 
     path: str
     gender: str
@@ -176,17 +178,6 @@ class EmbeddingPool:
         return dict(sorted(counts.items()))
 
 
-def skip_reason(analysis: ImageAnalysis) -> str | None:
-    """Why an analysed image cannot serve as one labelled face (None when it can)."""
-    if analysis.error:
-        return analysis.error
-    if analysis.face_count == 0:
-        return "no-face"
-    if analysis.face_count > 1:
-        return "several-faces"
-    return None
-
-
 def pool_from_analyses(items: Sequence[LabelledImage], analyses: dict[str, ImageAnalysis]) -> EmbeddingPool:
     """Keep the images with exactly one face (once per content); record every other one as skipped."""
     found: dict[str, dict[str, np.ndarray]] = {}
@@ -194,9 +185,9 @@ def pool_from_analyses(items: Sequence[LabelledImage], analyses: dict[str, Image
     skipped: list[Skipped] = []
     for item in items:
         analysis = analyses[str(item.path)]
-        reason = skip_reason(analysis)
+        reason = one_face_reason(analysis)
         if reason is None and owner.get(analysis.content_hash, item.gender) != item.gender:
-            reason = "conflicting-labels"
+            reason = LABEL_CONFLICT.name
         if reason:
             skipped.append(Skipped(str(item.path), item.gender, reason, analysis.error_detail or ""))
             continue
@@ -526,5 +517,5 @@ __all__ = [
     "ALL", "BuildOptions", "BuildRun", "Condition", "EmbeddingPool", "Skipped", "VARIANTS", "apply_filters",
     "build_from_pool", "build_id", "builds_from_analyses", "distances", "fingerprint", "load_items", "make_builds",
     "params_from_build", "parse_sizes", "parse_where", "pool_from_analyses", "pool_from_cache",
-    "single_embeddings", "skip_reason", "split_test", "summary",
+    "single_embeddings", "split_test", "summary",
 ]

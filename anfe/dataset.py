@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DatasetError
-from .layout import IMAGE_SUFFIXES, DatasetLayout
+from .layout import IMAGE_SUFFIXES, DatasetLayout, is_image_file, walk
 from .people import person_from_labels
 
 _GENDER_WORDS = {
@@ -74,7 +74,7 @@ def from_folders(root: str | Path) -> list[LabelledImage]:
         raise DatasetError(f"{base} has no label folders (expected e.g. {base}/male and {base}/female)")
     items = []
     for folder in folders:
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = [p for p in walk(folder) if is_image_file(p)]
         if not files:
             raise DatasetError(f"the label folder {folder} holds no images")
         items.extend(LabelledImage(p, normalise_gender(folder.name)) for p in files)

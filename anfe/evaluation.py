@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from .batch import analyse_paths
-from .builds import load_items, params_from_build, parse_where, single_embeddings, skip_reason, summary
+from .builds import load_items, params_from_build, parse_where, single_embeddings, summary
+from .checks import OUT_OF_RANGE, one_face_reason
 from .cache import AnalysisCache
 from .config import AnalysisParams
 from .dataset import LabelledImage
@@ -325,11 +326,11 @@ def evaluate_build(
             excluded["gender-not-in-build"] = excluded.get("gender-not-in-build", 0) + 1
         else:
             kept.append((item, analysis))
-    faces = [a.single_embedding for _, a in kept if skip_reason(a) is None]
+    faces = [a.single_embedding for _, a in kept if one_face_reason(a) is None]
     table = iter(model.distances(np.stack(faces)) if faces else [])
     outcomes, test_x, test_y = [], [], []
     for item, analysis in kept:
-        reason = skip_reason(analysis)
+        reason = one_face_reason(analysis)
         if reason:
             outcomes.append(Outcome(str(item.path), analysis.content_hash, item.gender, UNKNOWN, reason, {}, dict(item.labels)))
             continue
@@ -337,7 +338,7 @@ def evaluate_build(
         nearest = int(np.argmin(row))
         predicted, why = model.genders[nearest], None
         if max_distance is not None and row[nearest] > max_distance:
-            predicted, why = UNKNOWN, "out-of-range"
+            predicted, why = UNKNOWN, OUT_OF_RANGE.name
         dist = {g: float(d) for g, d in zip(model.genders, row)}
         outcomes.append(Outcome(str(item.path), analysis.content_hash, item.gender, predicted, why, dist, dict(item.labels)))
         if predicted != UNKNOWN:

@@ -45,6 +45,24 @@ def relative_to_root(root: Path, path: str | Path) -> Path:
     return (absolute.parent.resolve() / absolute.name).relative_to(normalise_root(root))
 
 
+def walk(folder: Path) -> list[Path]:
+    """Every entry below ``folder`` (any depth, any kind; a linked folder is one entry, not
+    followed), skipping hidden names such as partial downloads (``.part-*``). The one lister of
+    dataset files: :class:`DatasetLayout` and :func:`anfe.dataset.from_folders` use it."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [here / n for n in filenames if not n.startswith(".")]
+        found += [here / d for d in dirnames if (here / d).is_symlink()]
+    return sorted(found)
+
+
+def is_image_file(path: Path) -> bool:
+    """A file (or a link to one; not a pipe or a device) with an image suffix."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
 @dataclass(frozen=True)
 class DatasetLayout:
     """Paths inside one dataset root.
@@ -80,13 +98,17 @@ class DatasetLayout:
             return []
         return sorted(p.name for p in self.images.iterdir() if p.is_dir() and not p.name.startswith("."))
 
+    def label_folders(self, gender: str | None = None) -> list[Path]:
+        return [self.gender_dir(gender)] if gender else [self.images / g for g in self.genders()]
+
+    def entries(self, gender: str | None = None) -> list[Path]:
+        """Everything under one label folder (or all of them): any depth, any kind (symbolic links,
+        pipes and non-image files too), hidden names and partial downloads left out; sorted."""
+        return sorted(p for folder in self.label_folders(gender) for p in walk(folder))
+
     def image_files(self, gender: str | None = None) -> list[Path]:
-        """Image files under one label folder (or all of them), sorted by path."""
-        folders = [self.gender_dir(gender)] if gender else [self.images / g for g in self.genders()]
-        return sorted(
-            p for folder in folders if folder.is_dir() for p in folder.iterdir()
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-        )
+        """The images under one label folder (or all of them): files with an image suffix."""
+        return [p for p in self.entries(gender) if is_image_file(p)]
 
     def is_dataset_root(self) -> bool:
         return self.images.is_dir()

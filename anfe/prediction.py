@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .analysis import ImageAnalysis
+from .checks import MANY_FACES, NO_FACE, OUT_OF_RANGE
 from .batch import analyse_paths
 from .builds import distances, params_from_build
 from .cache import AnalysisCache
@@ -87,12 +88,12 @@ class ImagePrediction:
         """One line for people: ``path: male (male 0.512, female 0.611; margin 0.099)``."""
         if self.verdict != UNKNOWN:
             return f"{self.path}: {self.verdict} ({_face_text(self.faces[0])})"
-        if self.reason == "several-faces":
+        if self.reason == MANY_FACES.name:
             faces = "; ".join(f"box {list(f.box)} nearest {f.gender} ({_face_text(f)})" for f in self.faces)
             return f"{self.path}: unknown (several faces: {len(self.faces)}: {faces})"
-        if self.reason == "out-of-range":
+        if self.reason == OUT_OF_RANGE.name:
             return f"{self.path}: unknown (face beyond the working range: {_face_text(self.faces[0])})"
-        if self.reason == "no-face":
+        if self.reason == NO_FACE.name:
             return f"{self.path}: unknown (no face found)"
         return f"{self.path}: unknown ({self.reason}: {self.detail})"
 
@@ -107,7 +108,7 @@ def predict_analysis(model: CentroidModel, path: str, analysis: ImageAnalysis, m
     if analysis.error:
         return ImagePrediction(path, analysis.content_hash, UNKNOWN, analysis.error, detail=analysis.error_detail or "")
     if not analysis.faces:
-        return ImagePrediction(path, analysis.content_hash, UNKNOWN, "no-face")
+        return ImagePrediction(path, analysis.content_hash, UNKNOWN, NO_FACE.name)
     table = model.distances(np.stack([f.embedding for f in analysis.faces]))
     faces = []
     for face, row in zip(analysis.faces, table):
@@ -119,9 +120,9 @@ def predict_analysis(model: CentroidModel, path: str, analysis: ImageAnalysis, m
             {g: float(d) for g, d in zip(model.genders, row)}, nearest, margin, nearest <= max_distance,
         ))
     if len(faces) > 1:
-        return ImagePrediction(path, analysis.content_hash, UNKNOWN, "several-faces", tuple(faces))
+        return ImagePrediction(path, analysis.content_hash, UNKNOWN, MANY_FACES.name, tuple(faces))
     if not faces[0].in_range:
-        return ImagePrediction(path, analysis.content_hash, UNKNOWN, "out-of-range", tuple(faces))
+        return ImagePrediction(path, analysis.content_hash, UNKNOWN, OUT_OF_RANGE.name, tuple(faces))
     return ImagePrediction(path, analysis.content_hash, faces[0].gender, None, tuple(faces))
 
 

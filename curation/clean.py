@@ -6,20 +6,25 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import stat
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from anfe import checks
+from anfe.analysis import ImageAnalysis
 from anfe.batch import BatchStats, analyse_paths
 from anfe.cache import AnalysisCache
 from anfe.config import AnalysisParams
+from anfe.hashing import content_hash
 from anfe.layout import DatasetLayout, open_dataset
 from anfe.people import Person, person_from_record
 from anfe.store import Store
 
 from . import quarantine as q
 from .people_rules import check_people
-from .rules import REASONS, CleanRules, Item, Verdict, check_collection, check_image
+from .rules import ALL_REASONS, CleanRules, Item, Verdict, check_collection, check_image
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +65,7 @@ class CleanReport:
     def counts(self) -> dict[str, dict[str, int]]:
         """Rejections by reason then gender (reasons in rule order, only those that occurred)."""
         table: dict[str, dict[str, int]] = {}
-        for reason in REASONS:
+        for reason in ALL_REASONS:
             row = {}
             for r in self.rejections:
                 if r.reason == reason:
@@ -79,18 +84,31 @@ class CleanReport:
 
 
 def scan(layout: DatasetLayout) -> list[tuple[Path, str]]:
-    """Every regular file under ``images/<gender>/`` (any depth, any suffix: a non-image file is
-    something to clean too), skipping hidden names and partial downloads; sorted by path."""
-    found = []
-    for gender in layout.genders():
-        folder = layout.images / gender
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in filenames:
-                path = Path(dirpath) / name
-                if not name.startswith(".") and path.is_file():
-                    found.append((path, gender))
-    return sorted(found)
+    """Every entry under ``images/<gender>/`` (any depth, any kind: a non-image file, a link or
+    a pipe is something to clean too), as :meth:`DatasetLayout.entries` lists them, with its gender."""
+    return [(path, gender) for gender in layout.genders() for path in layout.entries(gender)]
+
+
+def not_a_file(path: Path) -> str | None:
+    """What ``path`` is when it is not a plain file (a link, a pipe...), else None."""
+    if path.is_symlink():
+        return f"a symbolic link to {os.readlink(path)}"
+    mode = path.lstat().st_mode
+    if stat.S_ISREG(mode):
+        return None
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a named pipe", stat.S_ISSOCK: "a socket",
+             stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+    return next((kind for test, kind in kinds.items() if test(mode)), "not a plain file")
+
+
+def crawl_conflicts(records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Label conflicts the crawler recorded (the same bytes found under two genders), by content
+    hash, unless a reviewer settled them since: the detail of each."""
+    return {
+        str(r["content_hash"]): "found under " + " and ".join(r.get("conflicting_genders") or ["two genders"])
+        + " when crawled"
+        for r in records if r.get("label_conflict") and r.get("label_source") != "review"
+    }
 
 
 def plan(
@@ -101,10 +119,12 @@ def plan(
     ages: Mapping[str, float] | None = None,
     ages_by_name: Mapping[str, float] | None = None,
     people: Mapping[str, Person] | None = None,
+    conflicts: Mapping[str, str] | None = None,
 ) -> tuple[list[Item], dict[int, Verdict]]:
     """Items (one per file) and the verdict of every rejected one, by index. The people rules
-    run last, on what every other rule kept, when ``people`` (content hash -> person) is given."""
-    ages, ages_by_name = ages or {}, ages_by_name or {}
+    run last, on what every other rule kept, when ``people`` (content hash -> person) is given.
+    ``conflicts`` are the crawl-time label conflicts (content hash -> detail): those go to review too."""
+    ages, ages_by_name, conflicts = ages or {}, ages_by_name or {}, conflicts or {}
     items = []
     for path, gender in files:
         analysis = analyses[str(path)]
@@ -119,6 +139,8 @@ def plan(
     verdicts: dict[int, Verdict] = {}
     for index, item in enumerate(items):
         verdict = check_image(item, rules)
+        if verdict is None and rules.label_conflict and item.analysis.content_hash in conflicts:
+            verdict = Verdict(checks.LABEL_CONFLICT.name, conflicts[item.analysis.content_hash])
         if verdict is not None:
             verdicts[index] = verdict
     survivors = [i for i in range(len(items)) if i not in verdicts and items[i].analysis.ok]
@@ -166,15 +188,22 @@ def clean(
     if not dry_run:
         q.check_writable(layout, [layout.images / g for g in layout.genders()])
         report.repaired = q.repair(layout, store)
-    files = scan(layout)
-    report.scanned = len(files)
+    entries = scan(layout)
+    report.scanned = len(entries)
+    odd = {path: kind for path, _ in entries if (kind := not_a_file(path))}
+    files = [(path, gender) for path, gender in entries if path not in odd]
     analyses, report.stats = analyse_paths([p for p, _ in files], params, cache, workers, progress)
     people = people_of(store) if rules.wrong_person or rules.mislabelled_person else {}
-    items, verdicts = plan(layout, files, analyses, rules, ages, ages_by_name, people)
+    conflicts = crawl_conflicts(store.find_images()) if store is not None else {}
+    items, verdicts = plan(layout, files, analyses, rules, ages, ages_by_name, people, conflicts)
+    for path, gender in entries:  # links and pipes are never read: quarantined as what they are
+        if path in odd:
+            verdicts[len(items)] = Verdict(checks.NOT_A_FILE.name, odd[path])
+            items.append(Item(path, gender, ImageAnalysis("path-" + content_hash(str(path).encode()))))
     for index, item in enumerate(items):
         if index not in verdicts:
             report.kept[item.gender] = report.kept.get(item.gender, 0) + 1
-    for index in sorted(verdicts, key=lambda i: (REASONS.index(verdicts[i].reason), str(items[i].path))):
+    for index in sorted(verdicts, key=lambda i: (ALL_REASONS.index(verdicts[i].reason), str(items[i].path))):
         report.rejections.append(_apply(layout, items[index], verdicts[index], store, dry_run, rules))
     return report
 
@@ -185,18 +214,20 @@ def _apply(layout: DatasetLayout, item: Item, verdict: Verdict, store: Store | N
     rejection = Rejection(item.path, item.gender, verdict.reason, verdict.detail, a.content_hash, a.width, a.height)
     if dry_run:
         return rejection
-    to_review = verdict.reason in ("label-conflict", "mislabelled-person") or (
-        verdict.reason == "wrong-person" and not rules.quarantine_wrong_person)
+    to_review = verdict.reason in (checks.LABEL_CONFLICT.name, checks.MISLABELLED_PERSON.name) or (
+        verdict.reason == checks.WRONG_PERSON.name and not rules.quarantine_wrong_person)
     status = q.STATUS_REVIEW if to_review else q.STATUS_QUARANTINED
     try:
         moved = q.quarantine_file(
             layout, item.path, verdict.reason, verdict.detail, store, actor="clean",
             gender=item.gender, content_hash=a.content_hash or None, status=status,
             # the twin of an exact duplicate is kept: its record (same hash) stays as it is
-            update_store=verdict.reason != "exact-duplicate",
+            update_store=verdict.reason not in (checks.EXACT_DUPLICATE.name, checks.NOT_A_FILE.name),
             extra={"width": a.width, "height": a.height, "faces": a.face_count, "phash": a.phash},
         )
-    except q.VanishedFileError as exc:
+    except q.ReadOnlyDatasetError:
+        raise
+    except q.QuarantineError as exc:  # vanished since the scan, or a name taken: one file never stops a run
         log.warning("skipped: %s", exc)
         return Rejection(**{**rejection.__dict__, "problem": str(exc)})
     return Rejection(**{**rejection.__dict__, "moved_to": moved})

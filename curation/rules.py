@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from anfe import checks
 from anfe.analysis import ImageAnalysis
 from anfe.dataset import age_of
 from anfe.errors import DatasetError
@@ -23,41 +24,46 @@ from .identity import DEFAULT_WRONG_PERSON_DISTANCE
 
 @dataclass(frozen=True)
 class Rule:
-    """One rule: the reason (quarantine folder) it gives, and what it checks."""
+    """One switchable rule of ``anfe clean``: its check (name = reason = quarantine folder), the
+    :class:`CleanRules` field that switches it, and the thresholds' flags for the help text."""
 
-    reason: str
+    check: checks.Check
     field: str
-    help: str
+    flags: str = ""
+
+    @property
+    def reason(self) -> str:
+        return self.check.name
+
+    @property
+    def help(self) -> str:
+        return self.check.help + (f" ({self.flags})" if self.flags else "")
 
 
 #: Every rule in the order it is applied; ``reason`` is also the quarantine folder and the
 #: ``--no-<reason>`` switch of ``anfe clean``.
 RULES: tuple[Rule, ...] = (
-    Rule("unreadable", "unreadable", "empty, truncated, non-image or unreadable files"),
-    Rule("too-small", "too_small", "images narrower than --min-width or lower than --min-height"),
-    Rule("no-face", "no_face", "images in which the detector finds no face"),
-    Rule("many-faces", "many_faces", "images with more than one face (group photos)"),
-    Rule("small-face", "small_face", "a face with fewer than --min-eye-distance pixels between the "
-         "eyes or a box side under --min-face-side"),
-    Rule("under-age", "under_age", "people younger than --min-age, where an age is known "
-         "(labels CSV or birth/photo year in the store)"),
-    Rule("exact-duplicate", "exact_duplicate", "the same bytes twice under one gender: one copy is kept"),
-    Rule("label-conflict", "label_conflict", "the same photo (same bytes or a near duplicate) under two "
-         "genders: every copy goes to review, no label is guessed"),
-    Rule("near-duplicate", "near_duplicate", "perceptual hashes within --near-distance bits: the "
-         "largest is kept"),
-    Rule("wrong-person", "wrong_person", "photos far (--wrong-person-distance) from the median of their "
-         "person's other photos, or one face filed under two people: sent to review "
-         "(--quarantine-wrong-person: quarantined)"),
-    Rule("mislabelled-person", "mislabelled_person", "people most of whose photos look like the other "
-         "gender (centroids built without them): the whole person goes to review"),
+    Rule(checks.UNREADABLE, "unreadable"),
+    Rule(checks.TOO_SMALL, "too_small", "--min-width, --min-height"),
+    Rule(checks.NO_FACE, "no_face"),
+    Rule(checks.MANY_FACES, "many_faces"),
+    Rule(checks.SMALL_FACE, "small_face", "--min-eye-distance, --min-face-side"),
+    Rule(checks.UNDER_AGE, "under_age", "--min-age; ages from a labels CSV or birth/photo year in the store"),
+    Rule(checks.EXACT_DUPLICATE, "exact_duplicate"),
+    Rule(checks.LABEL_CONFLICT, "label_conflict"),
+    Rule(checks.NEAR_DUPLICATE, "near_duplicate", "--near-distance"),
+    Rule(checks.WRONG_PERSON, "wrong_person", "--wrong-person-distance; --quarantine-wrong-person: quarantined"),
+    Rule(checks.MISLABELLED_PERSON, "mislabelled_person"),
 )
 REASONS = tuple(rule.reason for rule in RULES)
+#: Every reason a cleaning run can give, in report order (``not-a-file`` cannot be switched off:
+#: a link or a pipe is never analysed, it is quarantined with its kind as the detail).
+ALL_REASONS = (checks.NOT_A_FILE.name, *REASONS)
 
 
 @dataclass(frozen=True)
 class CleanRules:
-    """Which rules run and their thresholds (the defaults are the CLI's)."""
+    """Which rules run and their thresholds (the defaults are the checks' own)."""
 
     unreadable: bool = True
     too_small: bool = True
@@ -70,12 +76,12 @@ class CleanRules:
     near_duplicate: bool = True
     wrong_person: bool = True
     mislabelled_person: bool = True
-    min_width: int = 64
-    min_height: int = 64
-    min_eye_distance: float = 20.0
-    min_face_side: int = 0
+    min_width: int = checks.TOO_SMALL.threshold[0]
+    min_height: int = checks.TOO_SMALL.threshold[1]
+    min_eye_distance: float = checks.SMALL_FACE.threshold[0]
+    min_face_side: int = checks.SMALL_FACE.threshold[1]
     near_distance: int = DEFAULT_NEAR_DISTANCE
-    min_age: float = 17.0
+    min_age: float = checks.UNDER_AGE.threshold
     wrong_person_distance: float = DEFAULT_WRONG_PERSON_DISTANCE
     quarantine_wrong_person: bool = False
 
@@ -112,19 +118,13 @@ def check_image(item: Item, rules: CleanRules) -> Verdict | None:
     """The first per-image rule that rejects ``item``, or None if it passes them all."""
     a = item.analysis
     if a.error:
-        return Verdict("unreadable", f"{a.error}: {a.error_detail or ''}".strip()) if rules.unreadable else None
-    if rules.too_small and (a.width < rules.min_width or a.height < rules.min_height):
-        return Verdict("too-small", f"{a.width}x{a.height} is under {rules.min_width}x{rules.min_height}")
-    if rules.no_face and a.face_count == 0:
-        return Verdict("no-face", f"no face found in {a.width}x{a.height}")
-    if rules.many_faces and a.face_count > 1:
-        return Verdict("many-faces", f"{a.face_count} faces found")
-    if rules.small_face and a.face_count >= 1:
-        face = a.faces[0]
-        if face.eye_distance < rules.min_eye_distance:
-            return Verdict("small-face", f"{face.eye_distance:.0f} px between the eyes (< {rules.min_eye_distance:g})")
-        if face.box_side < rules.min_face_side:
-            return Verdict("small-face", f"face box side {face.box_side} px (< {rules.min_face_side})")
+        return Verdict("unreadable", checks.UNREADABLE.failed(a)) if rules.unreadable else None
+    thresholds = {"too_small": (rules.min_width, rules.min_height),
+                  "small_face": (rules.min_eye_distance, rules.min_face_side)}
+    for rule in RULES[1:5]:  # too-small, no-face, many-faces, small-face
+        detail = rule.check.failed(a, thresholds.get(rule.field)) if rules.enabled(rule.reason) else None
+        if detail is not None:
+            return Verdict(rule.reason, detail)
     if rules.under_age and item.age is not None and item.age < rules.min_age:
         return Verdict("under-age", f"age {item.age:g} (< {rules.min_age:g})")
     return None

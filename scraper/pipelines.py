@@ -16,6 +16,8 @@ from typing import Any
 from PIL import Image
 from scrapy.exceptions import DropItem
 
+from anfe.analysis import ImageAnalysis
+from anfe.checks import LABEL_CONFLICT, MANY_FACES, NO_FACE, SMALL_FACE, TOO_SMALL, UNREADABLE
 from anfe.config import DEFAULT_MAX_PIXELS, AnalysisParams
 from anfe.errors import DatasetError, ImageError
 from anfe.hashing import content_hash
@@ -61,8 +63,8 @@ class ImageCheckPipeline(_PipelineBase):
 
     def __init__(self, crawler: Any) -> None:
         super().__init__(crawler)
-        self.min_width = self.settings.getint("MIN_IMAGE_WIDTH", 0)
-        self.min_height = self.settings.getint("MIN_IMAGE_HEIGHT", 0)
+        self.min_width = self.settings.getint("MIN_IMAGE_WIDTH", TOO_SMALL.threshold[0])
+        self.min_height = self.settings.getint("MIN_IMAGE_HEIGHT", TOO_SMALL.threshold[1])
         self.max_pixels = self.settings.getint("MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS)
 
     def process_item(self, item: PhotoItem) -> PhotoItem:
@@ -85,9 +87,9 @@ class ImageCheckPipeline(_PipelineBase):
         item.width, item.height = image.size
         if item.crop and item.bbox:
             self._crop(item, image)
-        if item.width < self.min_width or item.height < self.min_height:
-            self.drop(item, "too-small", f"{item.width}x{item.height} is under "
-                                         f"{self.min_width}x{self.min_height}")
+        small = TOO_SMALL.failed(ImageAnalysis("", item.width, item.height), (self.min_width, self.min_height))
+        if small:
+            self.drop(item, TOO_SMALL.name, small)
         return item
 
     def _crop(self, item: PhotoItem, image: Image.Image) -> None:
@@ -113,7 +115,8 @@ class ImageCheckPipeline(_PipelineBase):
 
 
 class CurationGatePipeline(_PipelineBase):
-    """With CURATION_GATE on: drop photos with no face, several faces, a face too small, or already stored.
+    """With CURATION_GATE on: drop photos that fail no-face, many-faces or small-face (the checks
+    of :mod:`anfe.checks`, as ``anfe clean`` applies them), or are already stored.
 
     Self-contained over ``anfe`` (analysis cached by content hash in the analysis cache), so a
     crawl can keep only usable photos without the curation package.
@@ -128,7 +131,8 @@ class CurationGatePipeline(_PipelineBase):
         from anfe.cache import AnalysisCache, cache_location  # dlib is loaded only when the gate is on
 
         self.params = AnalysisParams(max_pixels=self.settings.getint("MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS))
-        self.min_face = self.settings.getint("GATE_MIN_FACE_SIDE", 40)
+        self.small_face = (self.settings.getfloat("MIN_EYE_DISTANCE", SMALL_FACE.threshold[0]),
+                           self.settings.getint("MIN_FACE_SIDE", SMALL_FACE.threshold[1]))
         self.cache = AnalysisCache(cache_location(self.settings.get("ANALYSIS_CACHE")), self.params.cache_key)
 
     def open_spider(self) -> None:
@@ -156,14 +160,12 @@ class CurationGatePipeline(_PipelineBase):
             self.cache.put_many([analysis])
             self.stats.inc_value("anfe/gate/analysed")
         if not analysis.ok:
-            self.drop(item, analysis.error or "unreadable", analysis.error_detail or "")
-        if analysis.face_count == 0:
-            self.drop(item, "no-face", "no face found")
-        if analysis.face_count > 1:
-            self.drop(item, "many-faces", f"{analysis.face_count} faces found")
+            self.drop(item, analysis.error or UNREADABLE.name, analysis.error_detail or "")
+        for check, threshold in ((NO_FACE, None), (MANY_FACES, None), (SMALL_FACE, self.small_face)):
+            detail = check.failed(analysis, threshold)
+            if detail:
+                self.drop(item, check.name, detail)
         side = analysis.faces[0].box_side
-        if side < self.min_face:
-            self.drop(item, "face-too-small", f"face of {side:.0f} px is under {self.min_face} px")
         item.analysis = {"faces": 1, "face_side": float(side), "phash": analysis.phash,
                          "params": self.params.cache_key}
         return item
@@ -257,6 +259,6 @@ class DatasetWriterPipeline(_PipelineBase):
                     {"gender": gender, "url": item.url, "page_url": item.page_url,
                      "person_name": item.person_name, "site": item.site, "at": now_iso()}],
             })
-            self.drop(item, "label-conflict", f"stored as {existing.get('gender')}, now found as {gender}")
+            self.drop(item, LABEL_CONFLICT.name, f"stored as {existing.get('gender')}, now found as {gender}")
         self.store.upsert_image({"content_hash": existing["content_hash"], "other_urls": urls})
         self.drop(item, "duplicate", f"{same} {existing.get('path')}")

@@ -28,16 +28,18 @@ REDIS_KEY_PREFIX = "anfe"
 REDIS_WORKER_TTL = 15.0
 
 # -- what is kept ---------------------------------------------------------------------------
-#: Smaller photos are dropped as "too-small" (dlib needs faces of ~40 px and more).
-MIN_IMAGE_WIDTH = 100
-MIN_IMAGE_HEIGHT = 100
+#: Smaller photos are dropped as "too-small" (the threshold of anfe.checks.TOO_SMALL, as in `anfe clean`).
+MIN_IMAGE_WIDTH = 64
+MIN_IMAGE_HEIGHT = 64
 #: More pixels than this are refused from the header, never decoded ("too-many-pixels").
 MAX_IMAGE_PIXELS = 80_000_000
 #: At most this many photos per person (0 = no cap).
 MAX_IMAGES_PER_PERSON = 200
-#: Also drop photos without exactly one face of GATE_MIN_FACE_SIDE px (runs dlib on each photo).
+#: Also drop photos that fail no-face, many-faces or small-face (runs dlib on each photo); small-face
+#: has the thresholds of anfe.checks.SMALL_FACE, as in `anfe clean`: eye distance and box side (0 = off).
 CURATION_GATE = False
-GATE_MIN_FACE_SIDE = 40
+MIN_EYE_DISTANCE = 20.0
+MIN_FACE_SIDE = 0
 #: The analysis cache the gate reads and fills; empty = $ANFE_CACHE or ~/.cache/anfe/analysis.sqlite.
 ANALYSIS_CACHE = ""
 

@@ -244,3 +244,51 @@ def test_facecount_groups_and_non_faces_rejected_single_faces_kept(tmp_path, fac
     kept_singles = [n for n in singles if n not in rejected]
     # 25 single-face photos: 3 are byte copies and 4 resized/re-encoded copies of the other 18
     assert (len(singles), len(kept_singles)) == (25, 18)
+
+
+def test_links_and_pipes_are_quarantined_unread_and_the_run_finishes(messy_root, session_cache_path, utkface_rows,
+                                                                      tmp_path):
+    """A symbolic link (in or out of the dataset, or dangling) or a named pipe in images/ does not
+    stop the run: each goes to quarantine/not-a-file/ as what it is, never read or followed."""
+    root, _ = messy_root
+    male, female = root / "images" / "male", root / "images" / "female"
+    outside = tmp_path / "outside.jpg"
+    shutil.copyfile(utkface_rows[500]["path"], outside)
+    inside = male / "bigger-copy.jpg"
+    (male / "link-out.jpg").symlink_to(outside)
+    (male / "link-in.jpg").symlink_to(inside)
+    (male / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    os.mkfifo(female / "pipe.jpg")  # reading it would block forever
+    with open_store(None, root) as store:
+        report = _run(root, session_cache_path, store=store)
+    odd = {r.path.name: r for r in report.rejections if r.reason == "not-a-file"}
+    assert set(odd) == {"link-out.jpg", "link-in.jpg", "dangling.jpg", "pipe.jpg"}
+    assert all(r.moved_to is not None and r.problem is None for r in odd.values())
+    assert odd["link-out.jpg"].detail == f"a symbolic link to {outside}" and odd["pipe.jpg"].detail == "a named pipe"
+    held = root / "quarantine" / "not-a-file"
+    assert (held / "male" / "link-out.jpg").is_symlink() and (held / "female" / "pipe.jpg").exists()
+    assert outside.is_file() and inside.is_file()  # the targets are untouched
+    found = _found(report, root)
+    for name, reason in EXPECTED.items():  # every other rule still ran
+        assert found[name] == reason, name
+    assert summary_table(report).splitlines()[2].split()[0] == "not-a-file"
+
+
+def test_label_conflicts_found_when_crawling_go_to_review(utkface_rows, tmp_path, session_cache_path):
+    """The crawler records the same bytes found under two genders on the store record only; clean
+    sends that file to review, and a reviewer's decision settles it for the next clean."""
+    from curation import decisions, queue
+    from test_review_logic import make_review_dataset
+
+    layout = make_review_dataset(utkface_rows, tmp_path / "data", per_gender=2)
+    photo = layout.image_files("male")[0]
+    with open_store(None, layout.root) as store:
+        store.upsert_image({"content_hash": photo.stem, "gender": "male", "label_conflict": True,
+                            "conflicting_genders": ["female", "male"]})
+        report = _run(layout.root, session_cache_path, store=store)
+        assert [(r.path, r.reason, r.detail) for r in report.rejections] == [
+            (photo, "label-conflict", "found under female and male when crawled")]
+        (item,) = queue.flagged_items(layout)
+        assert item.content_hash == photo.stem and store.get_image(photo.stem)["status"] == "review"
+        decisions.decide(layout, store, [item], "keep", "ann")
+        assert photo.is_file() and _run(layout.root, session_cache_path, store=store).rejections == []

@@ -91,7 +91,7 @@ def test_max_distance_makes_far_faces_unknown(setup, session_cache_path):
     made, test_items, _ = setup
     result = _evaluate(made[1], test_items, session_cache_path, max_distance=0.01, baselines=False)
     assert all(not o.decided for o in result.outcomes)
-    assert {o.reason for o in result.outcomes} <= {"out-of-range", "no-face", "several-faces"}
+    assert {o.reason for o in result.outcomes} <= {"out-of-range", "no-face", "many-faces"}
 
 
 def test_use_split_needs_a_recorded_split(setup, session_cache_path):

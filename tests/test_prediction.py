@@ -64,7 +64,7 @@ def test_no_face_group_photo_unreadable_and_far_faces_are_unknown(build_and_held
     empty.write_bytes(b"")
     no_face, several, broken = _predict([giraffe["path"], group["path"], empty], build, session_cache_path)
     assert (no_face.verdict, no_face.reason, no_face.faces) == (UNKNOWN, "no-face", ())
-    assert several.verdict == UNKNOWN and several.reason == "several-faces" and len(several.faces) == 2
+    assert several.verdict == UNKNOWN and several.reason == "many-faces" and len(several.faces) == 2
     assert "several faces: 2" in several.describe() and "box" in several.describe()
     assert broken.verdict == UNKNOWN and broken.reason == "empty-file" and empty.exists()
     (far,) = _predict([heldout[0].path], build, session_cache_path, max_distance=0.05)

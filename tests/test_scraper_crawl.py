@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from anfe.cache import AnalysisCache
+from anfe.checks import MANY_FACES, NO_FACE, SMALL_FACE
 from anfe.config import AnalysisParams
 from anfe.layout import DatasetLayout
 from anfe.store import open_store
@@ -254,7 +255,7 @@ def test_curation_gate_drops_photos_without_exactly_one_face(demo, shared_faces,
             [hashlib.sha256(p.read_bytes()).hexdigest() for p in gate_dir.iterdir()]
             + manifest["spiders"]["urllist"]["hashes"]["male"][:2]
         ).items():
-            single = analysis.face_count == 1 and analysis.faces[0].box_side >= 40
+            single = all(check.failed(analysis) is None for check in (NO_FACE, MANY_FACES, SMALL_FACE))
             assert (digest in kept) == single, (digest, analysis.face_count)
     assert len(kept) == 5 - sum(summary["dropped"].values())
 
