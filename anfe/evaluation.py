@@ -347,7 +347,7 @@ def evaluate_build(
     result = EvaluationResult(summary(build), model.genders, outcomes, excluded, test_source=test_source)
     if not outcomes:
         result.notes.append("the test set is empty after excluding the build's members")
-    faces_x = [a.single_embedding for _, a in kept if skip_reason(a) is None]
+    faces_x = [a.single_embedding for _, a in kept if one_face_reason(a) is None]
     if faces_x:
         _add_leak(result, build, cache, np.stack(faces_x), leak_distance)
     if baselines and test_x:
