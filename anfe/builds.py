@@ -267,18 +267,31 @@ class BuildOptions:
             raise DatasetError(f"unknown split {self.split_by!r}: use person or photo")
 
 
-def _resolve_size(size: int | str, available: dict[str, int], clamp: bool) -> dict[str, int]:
+def _resolve_size(size: int | str, available: dict[str, int], clamp: bool,
+                  held_out: dict[str, int] | None = None) -> dict[str, int]:
+    """Images per gender for one size. ``available`` counts the usable training faces (after the
+    held-out split, when there is one: ``held_out`` then says how many were set aside, for the
+    message). With ``clamp`` a size larger than the smaller gender takes that gender's count for
+    every gender, so ``g_<N>`` always holds N per gender."""
     if size == ALL:
         return dict(available)
-    short = {g: n for g, n in available.items() if n < int(size)}
-    if short and not clamp:
+    smallest = min(available.values())
+    if smallest < int(size) and not clamp:
         have = ", ".join(f"{g} {n}" for g, n in available.items())
+        where = (f"left for training after holding out {', '.join(f'{g} {n}' for g, n in held_out.items())} "
+                 f"for testing" if held_out else "")
         raise SizeTooLargeError(
-            f"size {size} is more than the usable single-face images ({have})"
+            f"size {size} is more than the usable single-face images{' ' + where if where else ''} ({have})"
         )
-    if short:
-        log.warning("size %s clamped to the usable images: %s", size, short)
-    return {g: min(int(size), n) for g, n in available.items()}
+    if smallest < int(size):
+        log.warning("size %s clamped to %d per gender (the usable images: %s)", size, smallest,
+                    ", ".join(f"{g} {n}" for g, n in available.items()))
+    return {g: min(int(size), smallest) for g in available}
+
+
+def build_sort_key(build_id: str) -> list:
+    """Ids in natural order: g_5, g_10, g_10_k4, g_15, g_all (not g_10, g_15, g_5 as text)."""
+    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", build_id))]
 
 
 def _centroids(vectors: np.ndarray, variant: str, k: int, seed: int) -> np.ndarray:
@@ -380,7 +393,16 @@ def build_from_pool(
         "created": now_iso(), "anfe_version": __version__,
     }
     k = options.k if options.variant == "kmeans" else 1
-    plans = [(size, _resolve_size(size, available, options.clamp)) for size in options.sizes]
+    held_out = (split or {}).get("test_counts")
+    plans: list[tuple[int | str, dict[str, int]]] = []
+    for size in options.sizes:
+        counts = _resolve_size(size, available, options.clamp, held_out)
+        if size != ALL and any(n < int(size) for n in counts.values()):
+            size = min(counts.values())  # clamped: the id says what the build holds
+        if any(size == done for done, _ in plans):
+            log.warning("size %s appears twice after clamping: one build %s", size, build_id(size, options.variant, k, options.prefix))
+            continue
+        plans.append((size, counts))
     means = {g: draws.means(g, [c[g] for _, c in plans]) for g in available} if options.variant == "mean" else {}
     builds = []
     for size, counts in plans:
@@ -515,7 +537,7 @@ def summary(build: dict) -> dict:
 
 __all__ = [
     "ALL", "BuildOptions", "BuildRun", "Condition", "EmbeddingPool", "Skipped", "VARIANTS", "apply_filters",
-    "build_from_pool", "build_id", "builds_from_analyses", "distances", "fingerprint", "load_items", "make_builds",
+    "build_from_pool", "build_id", "build_sort_key", "builds_from_analyses", "distances", "fingerprint", "load_items", "make_builds",
     "params_from_build", "parse_sizes", "parse_where", "pool_from_analyses", "pool_from_cache",
     "single_embeddings", "split_test", "summary",
 ]

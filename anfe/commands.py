@@ -14,7 +14,9 @@ from typing import Any
 import click
 
 from .batch import default_workers
-from .builds import VARIANTS, BuildOptions, load_items, make_builds, parse_sizes, parse_where, params_from_build, summary
+from .builds import (
+    VARIANTS, BuildOptions, build_sort_key, load_items, make_builds, parse_sizes, parse_where, params_from_build, summary,
+)
 from .cache import AnalysisCache, cache_location
 from .cliutil import analysis_options, friendly_errors, open_cache, store_option
 from .dataset import LabelledImage
@@ -153,7 +155,8 @@ def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str
         split = made[0]["split"]
         people = split.get("test_people") or {}
         click.echo(f"held out for testing (by {split.get('by', 'photo')}): " + ", ".join(
-            f"{n} {g}" + (f" ({people[g]} people)" if g in people else "") for g, n in split["test_counts"].items()))
+            f"{n} {g}" + (f" ({people[g]} people)" if g in people else "") for g, n in split["test_counts"].items())
+            + " distinct photos, those without exactly one face included (evaluate scores them as unknown)")
     for doc in made:
         counts = " + ".join(f"{n} {g}" for g, n in doc["counts"].items())
         click.echo(f"{doc['id']}: {counts}, seed {doc['seed']}, fingerprint {doc['fingerprint'][:12]}, saved in {where}")
@@ -172,7 +175,7 @@ def builds() -> None:
 def list_builds(db: str | None, root: Path | None) -> None:
     """One line per build: id, variant, images per gender, seed, fingerprint, when made."""
     with _open_existing_store(db, root) as store:
-        docs = store.list_builds()
+        docs = sorted(store.list_builds(), key=lambda d: build_sort_key(d["id"]))
     if not docs:
         click.echo("no builds yet: make one with `anfe build SOURCE --sizes 1000`")
     for doc in docs:
@@ -302,6 +305,8 @@ def evaluate(build_ids: str, test_source: Path | None, labels: Path | None, out:
         click.echo(json.dumps([r.to_dict(with_outcomes=False) for r in results], indent=1))
     for r in results:
         click.echo(_result_line(r, pages[r.build_id]), err=as_json)
+        for note in r.notes:
+            click.echo(f"  note: {note}", err=as_json)
     if len(results) > 1:
         click.echo(f"sweep: {page}", err=as_json)
 

@@ -254,14 +254,14 @@ def baseline_scores(
     genders: Sequence[str], knn_k: int = DEFAULT_KNN_K, seed: int = 0,
 ) -> dict[str, dict]:
     """Logistic regression and k-nearest neighbours trained on the build's own member embeddings,
-    scored on the same decided test faces as the centroids."""
+    scored on the same decided test faces as the centroids. kNN is left out when ``knn_k`` is not
+    below the number of members (every neighbour would vote, giving every face the same answer)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
 
-    models = {
-        "logistic_regression": (LogisticRegression(max_iter=2000, random_state=seed), {"C": 1.0}),
-        "knn": (KNeighborsClassifier(n_neighbors=min(knn_k, len(train_y))), {"k": min(knn_k, len(train_y))}),
-    }
+    models = {"logistic_regression": (LogisticRegression(max_iter=2000, random_state=seed), {"C": 1.0})}
+    if knn_k < len(train_y):  # with k >= the members every face gets the same majority vote: no baseline
+        models["knn"] = (KNeighborsClassifier(n_neighbors=knn_k), {"k": knn_k})
     out = {}
     for name, (model, settings) in models.items():
         model.fit(train_x, list(train_y))
@@ -315,6 +315,7 @@ def evaluate_build(
         raise_no_split(build)
     excluded: dict[str, int] = {}
     kept: list[tuple[LabelledImage, Any]] = []
+    scored: set[tuple[str, str]] = set()
     for item in test_items:
         analysis = analyses[str(item.path)]
         digest = analysis.content_hash
@@ -322,10 +323,15 @@ def evaluate_build(
             excluded["in-training"] = excluded.get("in-training", 0) + 1
         elif use_split and digest not in test_part:
             excluded["not-in-test-split"] = excluded.get("not-in-test-split", 0) + 1
+        elif use_split and (digest, item.gender) in scored:
+            # the split holds distinct photos: a second copy of the same bytes is not scored again,
+            # so the held-out counts `build` prints are the images scored here
+            excluded["same-photo-again"] = excluded.get("same-photo-again", 0) + 1
         elif item.gender not in model.genders:
             excluded["gender-not-in-build"] = excluded.get("gender-not-in-build", 0) + 1
         else:
             kept.append((item, analysis))
+            scored.add((digest, item.gender))
     faces = [a.single_embedding for _, a in kept if one_face_reason(a) is None]
     table = iter(model.distances(np.stack(faces)) if faces else [])
     outcomes, test_x, test_y = [], [], []
@@ -376,6 +382,9 @@ def _add_baselines(result: EvaluationResult, build: dict, cache: AnalysisCache |
     centroid = _scores(test_y, [o.predicted for o in result.outcomes if o.decided], result.genders)
     result.baselines = {"centroids": {**centroid, "params": {"variant": build.get("variant"), "k": build.get("k")}},
                         **baseline_scores(train[0], train[1], test_x, test_y, result.genders, knn_k, build.get("seed", 0))}
+    if "knn" not in result.baselines:
+        result.notes.append(f"kNN baseline skipped: k={knn_k} is not below the build's {len(train[1])} members "
+                            f"(every member would vote); use --knn-k below {len(train[1])}")
 
 
 def raise_no_split(build: dict) -> None:

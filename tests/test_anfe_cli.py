@@ -149,3 +149,48 @@ def test_every_command_has_help(command):
     assert result.exit_code == 0 and len(result.output) > 200
     for sub in getattr(command, "commands", {}).values():
         assert sub.help and CliRunner().invoke(sub, ["--help"]).exit_code == 0
+
+
+# -- small builds: statistics that say what they are (issue 13, item 8) -----------------------------
+def test_small_builds_list_in_numeric_order_and_knn_is_skipped_when_k_covers_every_member(dataset, session_cache_path,
+                                                                                           tmp_path):
+    db = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    common = ["--db", db, "--cache", str(session_cache_path), "--workers", "1"]
+    made = _run(build, [dataset, "--sizes", "10,2", "--test-fraction", "0.3", *common])
+    assert made.exit_code == 0, made.output
+    listed = _run(builds, ["list", "--db", db])
+    assert [line.split("\t")[0] for line in listed.output.splitlines()] == ["g_2", "g_10"]  # not g_10, g_2
+    result = _run(evaluate, ["g_2", "--out", tmp_path / "r", *common])
+    assert result.exit_code == 0, result.output
+    assert "knn" not in result.output.splitlines()[0] and "logistic regression" in result.output
+    assert result.output.splitlines()[1] == ("  note: kNN baseline skipped: k=15 is not below the build's 4 members "
+                                             "(every member would vote); use --knn-k below 4")
+    assert "knn" not in json.loads((tmp_path / "r" / "result.json").read_text())["baselines"]
+
+
+def test_held_out_counts_of_build_are_the_images_evaluate_scores(utkface_rows, facecount_rows, session_cache_path,
+                                                                 tmp_path):
+    """Each held-out photo is scored once, even when the dataset holds its bytes twice; photos
+    without exactly one face are held out too, and scored as unknown."""
+    folders = tmp_path / "folders"
+    adults = [r for r in utkface_rows if 25 <= int(r["age"]) <= 40]
+    for gender in ("female", "male"):
+        (folders / gender).mkdir(parents=True)
+        for r in [r for r in adults if r["gender"] == gender][:6]:
+            (folders / gender / Path(r["path"]).name).symlink_to(r["path"])
+            if gender == "female":  # the same bytes twice
+                (folders / gender / f"copy-{Path(r['path']).name}").symlink_to(r["path"])
+    no_face = next(r["path"] for r in facecount_rows if r["expected_faces"] == "0")
+    (folders / "male" / "no-face.jpg").symlink_to(no_face)
+    db = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    common = ["--db", db, "--cache", str(session_cache_path), "--workers", "1"]
+    made = _run(build, [folders, "--sizes", "2", "--test-fraction", "0.5", *common])
+    assert made.exit_code == 0, made.output
+    line = next(x for x in made.output.splitlines() if x.startswith("held out for testing"))
+    assert line == ("held out for testing (by photo): 3 female, 4 male distinct photos, those without exactly one "
+                    "face included (evaluate scores them as unknown)")
+    result = _run(evaluate, ["g_2", "--out", tmp_path / "r", "--no-baselines", *common])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert {g: v["images"] for g, v in data["per_gender"].items()} == {"female": 3, "male": 4}
+    assert data["excluded"]["same-photo-again"] == 3

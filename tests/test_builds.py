@@ -12,7 +12,7 @@ import pytest
 
 from anfe.batch import analyse_paths
 from anfe.builds import (
-    BuildOptions, apply_filters, build_id, builds_from_analyses, fingerprint, make_builds,
+    BuildOptions, apply_filters, build_id, build_sort_key, builds_from_analyses, fingerprint, make_builds,
     parse_sizes, parse_where, pool_from_analyses, pool_from_cache, split_test, summary,
 )
 from anfe.cache import AnalysisCache
@@ -103,10 +103,21 @@ def test_kmeans_variant_has_k_centroids_per_gender(items, analysed):
 def test_size_larger_than_available_fails_or_clamps(items, analysed, caplog):
     with pytest.raises(DatasetError, match=r"size 500 is more than the usable single-face images \(female \d+, male \d+\)$"):
         _builds(items, analysed, sizes=(500,))
+    with pytest.raises(DatasetError, match=r"^size 500 is more than the usable single-face images left for training "
+                                           r"after holding out female \d+, male \d+ for testing \(female \d+, male \d+\)$"):
+        _builds(items, analysed, sizes=(500,), test_fraction=0.3)
     with caplog.at_level(logging.WARNING):
-        (made,) = _builds(items, analysed, sizes=(500,), clamp=True)
-    assert made["id"] == "g_500" and made["counts"] == made["dataset"]["usable"]
-    assert "clamped" in caplog.text
+        made = _builds(items, analysed, sizes=(500, 400, 5), clamp=True)
+    smallest = min(made[0]["dataset"]["usable"].values())
+    # the id says what the build holds: the smaller gender's count, for every gender; 400 clamps to the same build
+    assert [b["id"] for b in made] == [f"g_{smallest}", "g_5"]
+    assert made[0]["counts"] == {"female": smallest, "male": smallest} and made[0]["size"] == smallest
+    assert f"size 500 clamped to {smallest} per gender" in caplog.text and "appears twice" in caplog.text
+
+
+def test_build_ids_sort_as_numbers():
+    ids = ["g_15", "g_all", "g_5", "g_10_k4", "g_10", "g_100"]
+    assert sorted(ids, key=build_sort_key) == ["g_5", "g_10", "g_10_k4", "g_15", "g_100", "g_all"]
 
 
 def test_saved_in_the_store_and_read_back(items, analysed, store_backend_uri):
