@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as ScrapyRobotsTxtMiddleware
 from scrapy.http import Request, Response
+from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.defer import Deferred
 
 
 class ImageRequestStatsMiddleware:
@@ -74,3 +78,28 @@ class BackoffMiddleware:
                     "%s answered %d: waiting %.0f s between its requests", key, response.status, delay
                 )
         return response
+
+
+class RobotsTxtMiddleware(ScrapyRobotsTxtMiddleware):
+    """Scrapy's robots.txt middleware, with every request that waits for a robots.txt being fetched
+    given the parsed rules.
+
+    Scrapy 2.13+ lets each waiting request ``await`` the one Deferred of that site; the first
+    waiter's callback returns None, so the second and later waiters got None ("no robots.txt")
+    and were fetched even when forbidden (scrapy/scrapy#6802 moved to this code). A crawl that
+    starts many requests at once (a URL list with ``--fast``) then fetched disallowed URLs now
+    and then. Here each waiter gets a Deferred of its own, fired with the parser.
+    """
+
+    async def robot_parser(self, request: Request) -> Any:
+        pending = self._parsers.get(urlparse_cached(request).netloc)
+        if isinstance(pending, Deferred):
+            mine: Deferred = Deferred()
+
+            def relay(result: Any) -> Any:
+                mine.callback(result)
+                return result  # the next waiter gets the parser too
+
+            pending.addCallback(relay)
+            return await maybe_deferred_to_future(mine)
+        return await super().robot_parser(request)

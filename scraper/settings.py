@@ -92,6 +92,9 @@ SPIDER_MIDDLEWARES = {
     "scraper.frontier.DoneTrackerMiddleware": 5,
 }
 DOWNLOADER_MIDDLEWARES = {
+    # Scrapy's, fixed: requests waiting for a site's robots.txt all get its rules (see the class).
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "scraper.middlewares.RobotsTxtMiddleware": 100,
     "scraper.middlewares.BackoffMiddleware": 560,
     "scraper.frontier.AlreadyFetchedMiddleware": 940,
     "scraper.middlewares.ImageRequestStatsMiddleware": 950,
