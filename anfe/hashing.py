@@ -17,8 +17,3 @@ def content_hash(data: bytes) -> str:
 def perceptual_hash(rgb: np.ndarray) -> str:
     """64-bit DCT perceptual hash (imagehash.phash) as 16 hex digits; round-trips via hex_to_hash."""
     return str(imagehash.phash(Image.fromarray(rgb)))
-
-
-def hamming(a: str, b: str) -> int:
-    """Bits that differ between two hex perceptual hashes of the same length."""
-    return bin(int(a, 16) ^ int(b, 16)).count("1")

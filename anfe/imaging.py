@@ -40,11 +40,6 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def image_size(data: bytes, max_pixels: int) -> tuple[int, int]:
-    """(width, height) of the stored pixels, read from the header without decoding."""
-    return open_image(data, max_pixels).size
-
-
 def to_rgb_array(image: Image.Image) -> np.ndarray:
     """Load ``image`` and return an upright HxWx3 uint8 RGB array (alpha composited on white)."""
     try:

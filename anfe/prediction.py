@@ -42,11 +42,6 @@ class CentroidModel:
         every = distances(vectors, self._matrix)
         return np.stack([every[:, self._owner == i].min(axis=1) for i in range(len(self.genders))], axis=1)
 
-    def predict(self, vectors: np.ndarray) -> list[str]:
-        """The gender of the nearest centroid, per face."""
-        nearest = self.distances(vectors).argmin(axis=1)
-        return [self.genders[i] for i in nearest]
-
 
 def default_max_distance(build: dict) -> float:
     """The build's working range: the largest member-to-centroid distance seen in training

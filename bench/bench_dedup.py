@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from anfe.cache import AnalysisCache, default_cache_path
-from curation.dedup import MultiIndexHash, brute_force_pairs, hashes_to_array
+from curation.dedup import MultiIndexHash, hashes_to_array
+from trials import brute_force_pairs
 
 
 def synthetic(n: int, planted: int, max_flips: int, seed: int = 1) -> tuple[np.ndarray, list[tuple[int, int, int]]]:

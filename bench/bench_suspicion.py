@@ -24,7 +24,7 @@ import numpy as np
 from anfe.batch import analyse_paths, default_workers
 from anfe.cache import AnalysisCache, default_cache_path
 from anfe.config import AnalysisParams
-from curation.suspicion import flip_trial
+from trials import flip_trial
 
 UTKFACE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces" / "utkface"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "DEFAULT_NEAR_DISTANCE", "MultiIndexHash", "NearGroup", "brute_force_pairs", "exact_groups",
+    "DEFAULT_NEAR_DISTANCE", "MultiIndexHash", "NearGroup", "exact_groups",
     "hashes_to_array", "near_duplicate_groups", "popcount",
 ]
 
@@ -41,17 +41,6 @@ _BYTE_BITS = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
 def hashes_to_array(hex_hashes: Iterable[str]) -> np.ndarray:
     """Hex perceptual hashes (as :func:`anfe.hashing.perceptual_hash` writes them) to uint64."""
     return np.array([int(h, 16) for h in hex_hashes], dtype=np.uint64)
-
-
-def brute_force_pairs(hashes: np.ndarray, radius: int) -> set[tuple[int, int]]:
-    """Every pair ``(i, j)``, ``i < j``, within ``radius``, by comparing all pairs (the baseline)."""
-    hashes = np.asarray(hashes, dtype=np.uint64)
-    found: set[tuple[int, int]] = set()
-    for i in range(len(hashes) - 1):
-        distances = popcount(hashes[i + 1 :] ^ hashes[i])
-        for j in np.nonzero(distances <= radius)[0]:
-            found.add((i, i + 1 + int(j)))
-    return found
 
 
 class MultiIndexHash:

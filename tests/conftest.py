@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# bench/trials.py holds the experiments and baselines only benches and tests run (not product code).
+sys.path.insert(0, str(ROOT / "bench"))
 SHARED_FACES = ROOT.parent / "shared" / "data" / "faces"
 
 

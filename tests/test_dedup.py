@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anfe.hashing import hamming, perceptual_hash
-from curation.dedup import (
-    DEFAULT_NEAR_DISTANCE,
-    MultiIndexHash,
-    brute_force_pairs,
-    exact_groups,
-    hashes_to_array,
-    near_duplicate_groups,
-)
+from anfe.hashing import perceptual_hash
+from curation.dedup import DEFAULT_NEAR_DISTANCE, MultiIndexHash, exact_groups, hashes_to_array, near_duplicate_groups
+from trials import brute_force_pairs
+
+
+def hamming(a: str, b: str) -> int:
+    """Bits that differ between two hex perceptual hashes of the same length."""
+    return bin(int(a, 16) ^ int(b, 16)).count("1")
 
 
 def _random_hashes(n: int, planted: int, seed: int = 7) -> np.ndarray:

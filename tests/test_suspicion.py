@@ -10,7 +10,8 @@ import pytest
 from anfe.batch import analyse_paths
 from anfe.cache import AnalysisCache
 from anfe.config import AnalysisParams
-from curation.suspicion import flip_trial, most_suspicious_first, suspicion_by_key, suspicion_scores
+from curation.suspicion import most_suspicious_first, suspicion_by_key, suspicion_scores
+from trials import flip_trial
 
 
 def test_leave_one_out_matches_brute_force():
