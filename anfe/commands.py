@@ -155,7 +155,8 @@ def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str
         split = made[0]["split"]
         people = split.get("test_people") or {}
         click.echo(f"held out for testing (by {split.get('by', 'photo')}): " + ", ".join(
-            f"{n} {g}" + (f" ({people[g]} people)" if g in people else "") for g, n in split["test_counts"].items())
+            f"{n} {g}" + (f" ({people[g]} {'person' if people[g] == 1 else 'people'})" if g in people else "")
+            for g, n in split["test_counts"].items())
             + " distinct photos, those without exactly one face included (evaluate scores them as unknown)")
     for doc in made:
         counts = " + ".join(f"{n} {g}" for g, n in doc["counts"].items())
