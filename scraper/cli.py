@@ -52,19 +52,31 @@ def site() -> None:
               help="People the load-more list's HTML shows; the rest come through POST /listal/item-list/.")
 @click.option("--list-chunk", default=SiteSpec.list_chunk, show_default=True, type=click.IntRange(1, None),
               help="People per /listal/item-list/ answer.")
+@click.option("--plant-wrong-person", default=0, show_default=True, type=click.IntRange(0, MAX_PEOPLE),
+              help="Give this many listal-style galleries one photo of another person of the same gender "
+                   "(listed in the manifest under planted).")
+@click.option("--flip-people", default=0, show_default=True, type=click.IntRange(0, MAX_PEOPLE),
+              help="List this many listal-style people under the other gender (listed in the manifest).")
 @friendly_errors
 def generate(labels: Path, out: Path, people: int, photos: int, per_page: int, seed: int, list_people: int,
-             list_photos: int, list_first: int, list_chunk: int) -> None:
+             list_photos: int, list_first: int, list_chunk: int, plant_wrong_person: int, flip_people: int) -> None:
     """Build the demo site in OUT from labelled photos (copied byte for byte) and write its
     manifest.json: what a correct crawl of each part must produce (listal, listal-more, filmweb,
-    filmweb-api, render, urllist; the profile each is crawled with is in the manifest)."""
+    filmweb-api, render, urllist; the profile each is crawled with is in the manifest), and what
+    was planted (--plant-wrong-person, --flip-people)."""
     spec = SiteSpec(people=people, photos=photos, per_page=per_page, seed=seed, list_people=list_people,
-                    list_photos=list_photos, list_first=list_first, list_chunk=list_chunk)
+                    list_photos=list_photos, list_first=list_first, list_chunk=list_chunk,
+                    wrong_person=plant_wrong_person, flip_people=flip_people)
     manifest = generate_site(labels, out, spec=spec)
     for name, expect in manifest["spiders"].items():
         images = ", ".join(f"{g} {n}" for g, n in expect["images"].items())
         drops = ", ".join(f"{r} {n}" for r, n in expect["dropped"].items())
         click.echo(f"{name}: expect {images}; drops: {drops}")
+    planted = manifest["spiders"]["listal"].get("planted") or {}
+    for entry in planted.get("wrong_person", []):
+        click.echo(f"planted: a photo of {entry['true_person']} in the gallery of {entry['person']}")
+    for entry in planted.get("flipped_people", []):
+        click.echo(f"planted: {entry['person']} ({entry['true_gender']}) listed as {entry['listed_as']}")
     click.echo(f"site written to {out} (manifest: {out / MANIFEST}); serve it with `anfe site serve {out}`")
 
 

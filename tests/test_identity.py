@@ -354,3 +354,68 @@ def test_review_page_by_person(cleaned_root, session_cache_path, tmp_path: Path)
     rejected = {e.content_hash for e in q.list_quarantined(DatasetLayout(root), "wrong-person")
                 if e.status == q.STATUS_QUARANTINED}
     assert {i.content_hash for i in target.items if i.key in target.marked} <= rejected
+
+
+# -- the demo site with planted label noise, crawled, cleaned and reviewed ------------------------
+@pytest.mark.slow
+def test_demo_site_planted_noise_is_found_by_clean_and_the_review_page(lfw_labels, session_cache_path,
+                                                                        tmp_path: Path) -> None:
+    """Generate the site with wrong-person photos and a flipped person, crawl it for real, clean:
+    every planted photo leaves images/ (the wrong-person check catches those with one face; a
+    planted photo with two faces goes as many-faces first), the flipped person goes to review as a
+    whole, and the by-person view puts them first."""
+    import os
+    import subprocess
+    import sys
+
+    from anfe.cache import AnalysisCache
+    from anfe.config import AnalysisParams
+    from anfe.store import open_store
+    from curation.clean import clean
+    from curation.rules import CleanRules
+    from scraper.demosite import DemoServer, generate_site
+
+    manifest = generate_site(lfw_labels, tmp_path / "site", people=8, photos=4, wrong_person=2, flip_people=1)
+    planted = manifest["spiders"]["listal"]["planted"]
+    assert len(planted["wrong_person"]) == 2 and len(planted["flipped_people"]) == 1
+    flipped = planted["flipped_people"][0]
+    assert flipped["person"] in manifest["spiders"]["listal"]["people"][flipped["listed_as"]]
+    root = tmp_path / "data"
+    with DemoServer(tmp_path / "site") as server:
+        done = subprocess.run(
+            [sys.executable, "-m", "anfe", "crawl", "listal", "--root", str(root), "--fast",
+             "-a", "profile=demo-listal", "-a", f"base_url={server.base_url}"],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "ANFE_CACHE": str(session_cache_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    params = AnalysisParams()
+    with open_store(None, root) as store, AnalysisCache(session_cache_path, params.cache_key) as cache:
+        report = clean(root, CleanRules(), params, cache, workers=2, store=store, progress=False)
+        by_hash = {r.content_hash: r for r in report.rejections}
+        for entry in planted["wrong_person"]:
+            rejection = by_hash[entry["sha256"]]
+            assert rejection.reason in ("wrong-person", "many-faces", "no-face"), rejection
+            if rejection.reason == "wrong-person":
+                assert store.get_image(entry["sha256"])["status"] == "review"
+        assert any(by_hash[e["sha256"]].reason == "wrong-person" for e in planted["wrong_person"])
+        stored = [h for h in flipped["sha256"] if store.get_image(h)]
+        assert stored and all(by_hash[h].reason in ("mislabelled-person", "many-faces", "no-face") for h in stored)
+        assert sum(by_hash[h].reason == "mislabelled-person" for h in stored) >= 3
+        wrong = {h for h, r in by_hash.items() if r.reason in ("wrong-person", "mislabelled-person")}
+        assert wrong <= {e["sha256"] for e in planted["wrong_person"]} | set(flipped["sha256"])  # no false alarm
+    _, views = _review_state(root, session_cache_path)
+    assert views[0].name == flipped["person"] and views[0].suspect
+
+
+def test_site_generate_plants_and_says_what(lfw_labels, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from anfe.cli import cli
+
+    result = CliRunner().invoke(cli, ["site", "generate", "--from", str(lfw_labels), "--out", str(tmp_path / "s"),
+                                      "--people", "4", "--plant-wrong-person", "1", "--flip-people", "1"])
+    assert result.exit_code == 0, result.output
+    assert "planted: a photo of " in result.output and " listed as " in result.output
+    result = CliRunner().invoke(cli, ["site", "generate", "--from", str(lfw_labels), "--out", str(tmp_path / "t"),
+                                      "--people", "2", "--plant-wrong-person", "2", "--flip-people", "1"])
+    assert result.exit_code == 1
+    assert "cannot plant 2 wrong-person photos and flip 1 people among 2 people: use more --people" in result.output

@@ -35,6 +35,7 @@ from .more import build_more
 from .pages import HOST, SiteWriter
 from .render import build_render
 from .people import Person, Picker
+from .plant import plant
 from .traps import DISALLOWED, bomb_png
 from .urllist import LIST_FILES, LISTS_DIR, build_urllist
 
@@ -70,6 +71,10 @@ class SiteSpec:
     list_photos: int = 1
     list_first: int = 50
     list_chunk: int = 40
+    #: Label noise planted in the listal-style part, listed in the manifest (see :mod:`.plant`):
+    #: galleries given one photo of another person, and people listed under the other gender.
+    wrong_person: int = 0
+    flip_people: int = 0
 
     def check(self) -> None:
         """Refuse sizes the generator cannot build."""
@@ -91,7 +96,9 @@ def _cast(picker: Picker, n: int, photos: int) -> list[Person]:
 
 def build_site(site: SiteWriter, picker: Picker, spec: SiteSpec) -> dict[str, Any]:
     """Write every part of the site into ``site``; return the manifest's ``spiders`` entry."""
-    listal = build_listal(site, _cast(picker, spec.people, spec.photos), picker, spec.per_page)
+    listal_people = _cast(picker, spec.people, spec.photos)
+    planted = plant(listal_people, picker, spec.wrong_person, spec.flip_people)
+    listal = build_listal(site, listal_people, picker, spec.per_page)
     filmweb = build_filmweb(site, _cast(picker, spec.people, spec.photos), picker, spec.per_page)
     urllist = build_urllist(site, [picker.person("male", spec.photos) for _ in range(2)],
                             [picker.person("female", spec.photos) for _ in range(2)], picker)
@@ -108,7 +115,7 @@ def build_site(site: SiteWriter, picker: Picker, spec: SiteSpec) -> dict[str, An
              "/render/list/actresses", "/render/list/actors", *(f"/{LISTS_DIR}/{name}" for name in LIST_FILES)]
     site.page("/", "index.html", title="anfe demo site", links=links)
     return {
-        "listal": {"args": {"profile": "demo-listal"}, **listal.as_dict()},
+        "listal": {"args": {"profile": "demo-listal"}, **listal.as_dict(), "planted": planted},
         "listal-more": {"spider": "listal", "args": {"profile": "demo-listal-more"}, **more.as_dict()},
         "filmweb": {"args": {"profile": "demo-filmweb"}, **filmweb.as_dict()},
         "filmweb-api": {"spider": "filmweb", "args": {"profile": "demo-filmweb-api"}, **api.as_dict()},
