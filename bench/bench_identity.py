@@ -34,7 +34,7 @@ from anfe.config import AnalysisParams
 from anfe.dataset import from_labels_csv
 from anfe.splits import DEFAULT_LEAK_DISTANCE, leak_count, people_on_both_sides, split_by_person
 from curation.identity import DEFAULT_WRONG_PERSON_DISTANCE, MIN_PERSON_PHOTOS
-from curation.identity_trials import flipped_people_trial, wrong_person_trial
+from identity_trials import flipped_people_trial, wrong_person_trial
 
 LFW = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces" / "lfw" / "labels.csv"
 

@@ -17,7 +17,7 @@ from anfe.splits import leak_count, people_on_both_sides, split_by_person
 from curation.identity import (
     _loo_median, check_people_labels, person_outlier_distances, same_face_pairs, suspicious_first,
 )
-from curation.identity_trials import flipped_people_trial, wrong_person_trial
+from identity_trials import flipped_people_trial, wrong_person_trial
 
 
 # -- identity in the data model ------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Planted-noise experiments for the people checks of :mod:`curation.identity`: the bench and the
-tests run them on real embeddings with known identities (LFW).
+tests run them on real embeddings with known identities (LFW). Not product code: imported as
+``identity_trials`` (like ``trials``; ``tests/conftest.py`` puts ``bench/`` on the path).
 
 - :func:`wrong_person_trial`: move photos of other people of the same gender into the galleries
   of people with several photos; how many land near the top of the wrong-person queue?
@@ -16,7 +17,7 @@ import numpy as np
 
 from anfe.people import group_by_person
 
-from .identity import (
+from curation.identity import (
     DEFAULT_WRONG_PERSON_DISTANCE, MIN_PERSON_PHOTOS, check_people_labels, person_outlier_distances,
     suspicious_first,
 )
