@@ -80,6 +80,8 @@ class DurableScheduler:
         self._heap: list[tuple[int, int, str]] = []
         self._order = itertools.count()
         self._queued: set[str] = set()
+        self._memory: dict[str, Request] = {}  # requests that cannot be encoded
+        self._warned = False
         self.spider: Any = None
         crawler.signals.connect(self._on_done, signal=request_done)
 
@@ -131,7 +133,18 @@ class DurableScheduler:
             self.stats.inc_value("dupefilter/filtered")
             return False
         rid = frontier_id(request)
-        data = encode_request(request, self.spider)
+        try:
+            data = encode_request(request, self.spider)
+        except Exception as exc:  # e.g. a callback that is not a spider method: kept in memory only
+            if not self._warned:
+                logger.warning("a request cannot be saved in the frontier (%s): such requests are kept in "
+                               "memory and are not resumed after a crash: %s", exc, request)
+                self._warned = True
+            self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (fp,))
+            self._memory[rid] = request
+            self._push_memory(rid, request.priority)
+            self.stats.inc_value("scheduler/enqueued/memory")
+            return True
         with self._db:  # one transaction: seen and queued together
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (fp,))
@@ -147,6 +160,8 @@ class DurableScheduler:
         while self._heap:
             _, _, rid = heapq.heappop(self._heap)
             self._queued.discard(rid)
+            if rid in self._memory:
+                return self._memory.pop(rid)
             row = self._db.execute("SELECT data FROM requests WHERE id=?", (rid,)).fetchone()
             if row is None:  # done meanwhile
                 continue
