@@ -2,4 +2,5 @@
 
 from .cli import main
 
-main()
+if __name__ == "__main__":  # not again in processes spawned from it (Dask's LocalCluster workers)
+    main()

@@ -1,27 +1,28 @@
-"""Analyse many files on all cores, reading cached results first and caching new ones as they come.
+"""Analyse many files, reading cached results first and caching new ones as they come.
 
-The main process hashes each file and asks the cache; only misses go to worker processes (dlib
-holds the GIL, so processes, not threads). Each worker task is a group of images whose faces
-are encoded in one batch (:func:`analyse_jobs`); ONNX Runtime gets the cores divided among the
-processes. Results are committed in small batches, so a run that is killed resumes where it
-stopped.
+The main process hashes each file and asks the cache; only misses go to an executor
+(:mod:`anfe.executor`: this machine's processes, or a Dask cluster). Each task is a group of
+images whose faces are encoded in one batch; ONNX Runtime gets the cores divided among the
+processes. Results are committed in small batches as they arrive, so a run that is killed
+resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .analysis import ImageAnalysis, analyse_many
+from .analysis import ImageAnalysis
 from .cache import AnalysisCache
 from .config import AnalysisParams
+from .executor import Executor, Job, analyse_jobs, as_executor, default_workers, read_file
 from .hashing import content_hash
+
+__all__ = ["BatchStats", "IMAGES_PER_TASK", "Job", "analyse_jobs", "analyse_paths", "default_workers"]
 
 log = logging.getLogger(__name__)
 _COMMIT_EVERY = 25
@@ -37,64 +38,32 @@ class BatchStats:
     unreadable: int
 
 
-def _read(path: Path) -> tuple[bytes | None, str | None]:
-    try:
-        return path.read_bytes(), None
-    except OSError as exc:
-        return None, f"cannot read {path}: {exc}"
-
-
-Job = tuple[str, str, AnalysisParams]  # (path, content hash, parameters)
-
 #: Images per worker task: their faces are encoded in one batch. 16 UTKFace crops are 16 faces;
 #: larger groups gain little speed (see bench/bench_analysis.py) and make progress coarser.
 IMAGES_PER_TASK = 16
-
-
-def analyse_jobs(jobs: Sequence[Job]) -> list[ImageAnalysis]:
-    """Read and analyse a group of files (same parameters), their faces encoded in one batch.
-
-    The unit of work for worker processes (and for any other executor): a top-level,
-    picklable function of plain data. An unreadable file is an analysis with an error.
-    """
-    if not jobs:
-        return []
-    out: dict[int, ImageAnalysis] = {}
-    readable: list[tuple[int, bytes, str]] = []
-    for index, (path, digest, _params) in enumerate(jobs):
-        data, problem = _read(Path(path))
-        if data is None:
-            out[index] = ImageAnalysis(digest, error="unreadable", error_detail=problem)
-        else:
-            readable.append((index, data, digest))
-    analysed = analyse_many([(data, digest) for _, data, digest in readable], jobs[0][2])
-    out.update({index: result for (index, _, _), result in zip(readable, analysed)})
-    return [out[i] for i in range(len(jobs))]
-
-
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def analyse_paths(
     paths: Sequence[str | Path],
     params: AnalysisParams,
     cache: AnalysisCache | None = None,
-    workers: int = 1,
+    workers: "int | Executor" = 1,
     progress: bool = True,
     analyse: Callable[[Sequence[Job]], list[ImageAnalysis]] = analyse_jobs,
 ) -> tuple[dict[str, ImageAnalysis], BatchStats]:
     """Analysis of every path (keyed by ``str(path)``) and counts of cached/new/unreadable work.
 
-    Identical files (same bytes) are analysed once. ``analyse`` (a group of jobs to their
-    analyses, like :func:`analyse_jobs`) is replaceable for failure injection in tests; it must
-    be a picklable top-level function when ``workers > 1``.
+    ``workers`` is a number of processes on this machine or an :class:`~anfe.executor.Executor`
+    (a Dask cluster). Identical files (same bytes) are analysed once. ``analyse`` (a group of jobs
+    to their analyses, like :func:`analyse_jobs`) is replaceable for failure injection in tests
+    on the local pool; it must be a picklable top-level function when ``workers > 1``.
     """
+    executor = as_executor(workers)
     keys = [str(p) for p in paths]
     digests: dict[str, str] = {}
     results: dict[str, ImageAnalysis] = {}
     for key in tqdm(keys, desc="hashing", unit="img", disable=not progress or len(keys) < 200):
-        data, problem = _read(Path(key))
+        data, problem = read_file(Path(key))
         if data is None:
             results[key] = ImageAnalysis("", error="unreadable", error_detail=problem)
         else:
@@ -106,11 +75,14 @@ def analyse_paths(
             todo.setdefault(digest, key)
     fresh: dict[str, ImageAnalysis] = {}
     if params.threads == 0 and todo:  # ONNX Runtime: the cores shared out among the processes
-        processes = max(1, min(workers, len(todo)))
-        params = replace(params, threads=max(1, default_workers() // processes))
+        if isinstance(workers, Executor):
+            params = replace(params, threads=executor.threads_per_process())
+        else:
+            processes = max(1, min(executor.processes, len(todo)))
+            params = replace(params, threads=max(1, default_workers() // processes))
     jobs = [(path, digest, params) for digest, path in todo.items()]
     if jobs:
-        fresh = _run_jobs(jobs, cache, workers, progress, analyse)
+        fresh = _run_jobs(jobs, cache, executor, progress, analyse)
     by_digest = {**cached, **fresh}
     for key, digest in digests.items():
         results[key] = by_digest[digest]
@@ -126,7 +98,8 @@ def _groups(jobs: list[Job], processes: int) -> list[list[Job]]:
     return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
 
-def _run_jobs(jobs, cache, workers, progress, analyse) -> dict[str, ImageAnalysis]:
+def _run_jobs(jobs: list[Job], cache: AnalysisCache | None, executor: Executor, progress: bool,
+              analyse: Callable[[Sequence[Job]], list[ImageAnalysis]]) -> dict[str, ImageAnalysis]:
     fresh: dict[str, ImageAnalysis] = {}
     pending: list[ImageAnalysis] = []
     bar = tqdm(total=len(jobs), desc="analysing", unit="img", disable=not progress)
@@ -141,16 +114,8 @@ def _run_jobs(jobs, cache, workers, progress, analyse) -> dict[str, ImageAnalysi
             pending.clear()
 
     try:
-        processes = max(1, min(workers, len(jobs)))
-        groups = _groups(jobs, processes)
-        if processes == 1 or len(groups) == 1:
-            for group in groups:
-                take(analyse(group))
-        else:
-            context = multiprocessing.get_context("fork")
-            with context.Pool(processes) as pool:
-                for results in pool.imap_unordered(analyse, groups):
-                    take(results)
+        for results in executor.run(_groups(jobs, max(1, min(executor.processes, len(jobs)))), analyse):
+            take(results)
     finally:
         if cache is not None and pending:
             cache.put_many(pending)

@@ -69,12 +69,9 @@ def cli(verbose: int) -> None:
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A labels CSV (path, gender, ...) instead of label folders.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per image.")
-@click.option("--shard", default=None, metavar="I/N", callback=lambda ctx, param, value: _parse_shard(value) if value else None,
-              help="Analyse only the I-th of N equal shares (sorted paths), e.g. 2/4 on the second of "
-                   "four machines; join the caches with `anfe cache merge`.")
 @analysis_options
 @friendly_errors
-def analyze(source: Path, labels: Path | None, as_json: bool, shard: tuple[int, int] | None, params, cache_path,
+def analyze(source: Path, labels: Path | None, as_json: bool, params, cache_path,
             workers) -> None:
     """Run the analysis pass (faces, landmarks, embeddings, hashes) over SOURCE and cache it.
 
@@ -84,9 +81,6 @@ def analyze(source: Path, labels: Path | None, as_json: bool, shard: tuple[int, 
     paths = [source] if source.is_file() and source.suffix.lower() != ".csv" else [
         item.path for item in load_labelled(source, labels)
     ]
-    if shard:
-        index, count = shard
-        paths = sorted(paths, key=str)[index - 1 :: count]
     with open_cache(cache_path, params) as cache:
         results, stats = analyse_paths(paths, params, cache, workers)
     if as_json:
@@ -104,16 +98,6 @@ def analyze(source: Path, labels: Path | None, as_json: bool, shard: tuple[int, 
     if encoders:
         click.echo("  embeddings by encoder: " + ", ".join(f"{k} {v}" for k, v in sorted(encoders.items())),
                    err=as_json)
-
-
-def _parse_shard(text: str) -> tuple[int, int]:
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not I/N, e.g. 1/4", param_hint="--shard") from None
-    if not 1 <= index <= count:
-        raise click.BadParameter(f"{text!r}: I must be between 1 and N", param_hint="--shard")
-    return index, count
 
 
 @click.group()

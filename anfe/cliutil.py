@@ -41,12 +41,15 @@ def analysis_options(command: Callable) -> Callable:
                           "[default: $ANFE_CACHE or ~/.cache/anfe/analysis.sqlite]."),
         click.option("--workers", type=click.IntRange(1, None), default=None,
                      help="Processes for face analysis [default: all cores]."),
+        click.option("--scheduler", default=None, envvar="ANFE_SCHEDULER", metavar="ADDRESS",
+                     help="Analyse on a Dask cluster: tcp://HOST:8786 (a running `dask scheduler`), or "
+                          "`local` for a LocalCluster of --workers processes [env: ANFE_SCHEDULER]."),
     ]
 
     @functools.wraps(command)
     def wrapper(*args: Any, detector: str, upsample: int, max_side: int | None, jitters: int,
                 encoder: str, device: str, max_pixels: int, cache_path: str | None,
-                workers: int | None, **kwargs: Any) -> Any:
+                workers: int | None, scheduler: str | None, **kwargs: Any) -> Any:
         if device == "cuda":  # asked for explicitly: a missing GPU is an error, not a fallback
             from .onnxnet import EncoderUnavailableError, providers_for
 
@@ -57,12 +60,27 @@ def analysis_options(command: Callable) -> Callable:
         kwargs["params"] = AnalysisParams(detector, upsample, max_side, jitters, max_pixels,
                                           encoder, device)
         kwargs["cache_path"] = cache_location(cache_path)
-        kwargs["workers"] = workers or default_workers()
-        return command(*args, **kwargs)
+        return run_with_executor(command, args, kwargs, workers, scheduler)
 
     for option in reversed(options):
         wrapper = option(wrapper)
     return wrapper
+
+
+def run_with_executor(command: Callable, args: tuple, kwargs: dict, workers: int | None,
+                      scheduler: str | None) -> Any:
+    """Call ``command`` with ``workers``: a number of processes here, or, with ``--scheduler``, a
+    Dask executor (closed, and a local cluster stopped, when the command returns)."""
+    if not scheduler:
+        return command(*args, workers=workers or default_workers(), **kwargs)
+    from .executor import SchedulerError, make_executor
+
+    try:
+        executor = make_executor(workers or default_workers(), scheduler)
+    except SchedulerError as exc:
+        raise click.ClickException(f"{exc}: start `dask scheduler` there, or use --scheduler local") from exc
+    with executor:
+        return command(*args, workers=executor, **kwargs)
 
 
 def open_cache(cache_path: str | Path, params: AnalysisParams) -> AnalysisCache:

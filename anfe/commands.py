@@ -18,10 +18,11 @@ from .builds import (
     VARIANTS, BuildOptions, build_sort_key, load_items, make_builds, parse_sizes, parse_where, params_from_build, summary,
 )
 from .cache import AnalysisCache, cache_location
-from .cliutil import analysis_options, friendly_errors, open_cache, store_option
+from .cliutil import analysis_options, friendly_errors, open_cache, run_with_executor, store_option
 from .dataset import LabelledImage
 from .errors import AnfeError, DatasetError, NoTestSplitError, SizeTooLargeError, StoreError, UnknownBuildError
 from .evaluation import DEFAULT_KNN_K, EvaluationResult, evaluate_build, test_set_for
+from .executor import Executor
 from .layout import IMAGE_SUFFIXES
 from .prediction import default_max_distance, predict_paths
 from .splits import SPLIT_MODES
@@ -52,10 +53,14 @@ def _cache_options(command: Callable) -> Callable:
     """--cache and --workers for commands that analyse with a build's own parameters."""
 
     @functools.wraps(command)
-    def wrapper(*args: Any, cache_path: str | None, workers: int | None, **kwargs: Any) -> Any:
-        return command(*args, cache_path=cache_location(cache_path),
-                       workers=workers or default_workers(), **kwargs)
+    def wrapper(*args: Any, cache_path: str | None, workers: int | None, scheduler: str | None,
+                **kwargs: Any) -> Any:
+        return run_with_executor(command, args, {**kwargs, "cache_path": cache_location(cache_path)},
+                                 workers, scheduler)
 
+    wrapper = click.option("--scheduler", default=None, envvar="ANFE_SCHEDULER", metavar="ADDRESS",
+                           help="Analyse on a Dask cluster: tcp://HOST:8786 (a running `dask scheduler`), "
+                                "or `local` for a LocalCluster of --workers processes [env: ANFE_SCHEDULER].")(wrapper)
     wrapper = click.option("--workers", type=click.IntRange(1, None), default=None,
                            help="Processes for face analysis [default: all cores].")(wrapper)
     return click.option("--cache", "cache_path", default=None, metavar="FILE|URI",
@@ -350,7 +355,7 @@ def predict(images: tuple[Path, ...], build_id: str, max_distance: float | None,
     params = params_from_build(doc)
     limit = default_max_distance(doc) if max_distance is None else max_distance
     with AnalysisCache(cache_path, params.cache_key) as cache:
-        found = predict_paths(files, doc, params, cache, min(workers, len(files)), limit, progress=len(files) > 20)
+        found = predict_paths(files, doc, params, cache, workers if isinstance(workers, Executor) else min(workers, len(files)), limit, progress=len(files) > 20)
     for p in found:
         click.echo(json.dumps({**p.to_dict(), "build": build_id, "max_distance": limit}) if as_json else p.describe())
 

@@ -14,6 +14,7 @@ import click
 
 from anfe.batch import analyse_paths
 from anfe.cache import cache_location
+from anfe.executor import Executor
 from anfe.cliutil import analysis_options, friendly_errors, open_cache, store_option
 from anfe.config import AnalysisParams
 from anfe.errors import DatasetError
@@ -113,7 +114,9 @@ def review(root: Path, address: str, port: int, headless: bool, print_command: b
     # The store must answer before the server starts: an unreachable MongoDB is this one line
     # (as under build and clean), not an error shown in the browser seconds later.
     open_store(db, layout.root).close()
-    config = ReviewConfig(layout.root, db, cache_path, params, workers)
+    # The page itself analyses only images added later, with processes of its own.
+    processes = workers.processes if isinstance(workers, Executor) else workers
+    config = ReviewConfig(layout.root, db, cache_path, params, processes)
     command = streamlit_command(config, address, port, headless)
     if print_command:
         click.echo(shlex.join(command))
@@ -121,6 +124,8 @@ def review(root: Path, address: str, port: int, headless: bool, print_command: b
     files = layout.image_files()
     with open_cache(cache_path, params) as cache:  # analyse new images here, with a progress bar
         _results, stats = analyse_paths(files, params, cache, workers, progress=True)
+    if isinstance(workers, Executor):  # a Dask client (and a local cluster) must not outlive the exec below
+        workers.close()
     click.echo(f"{stats.total} images ({stats.analysed} analysed now); review page on http://{address}:{port}", err=True)
     sys.stdout.flush()
     sys.stderr.flush()
