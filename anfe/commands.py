@@ -112,7 +112,8 @@ def _dataset_root(source: Path, labels: Path | None) -> Path:
               help="person: hold back whole people when the images name them (an identity/person column, "
                    "or the crawl's records), so no person is on both sides; photo: single photos at random.")
 @click.option("--clamp", is_flag=True,
-              help="A size larger than the usable images takes all of them (with a warning) instead of failing.")
+              help="A size larger than the usable images of a gender takes that gender's count for every gender "
+                   "(with a warning; the build is named by it, e.g. g_16) instead of failing.")
 @click.option("--prefix", default="g", show_default=True, help="Build id prefix: <prefix>_<size>[_k<k>].")
 @_filter_options
 @store_option
@@ -280,6 +281,8 @@ def evaluate(build_ids: str, test_source: Path | None, labels: Path | None, out:
     are never scored; images with no face or several faces count as "unknown". When the test set
     names people (an identity/person column, or a crawl's records), it also counts the test people
     and reports accuracy per person; the leak check counts test faces within 0.4 of a training face.
+    The test images are analysed with the build's own recorded parameters (detector,
+    upsampling...), so that they are embedded as its members were: hence no analysis options.
     """
     from .report import write_report, write_sweep_report
 
@@ -345,7 +348,8 @@ def predict(images: tuple[Path, ...], build_id: str, max_distance: float | None,
 
     Per face: the nearest gender, the distance to each gender's centroid and the margin between
     them. An image is "unknown" when it holds no face, several faces (each is listed with its
-    box), or a face beyond the working range.
+    box), or a face beyond the working range. Boxes are [top, right, bottom, left] in pixels.
+    The images are analysed with the build's own recorded parameters (no analysis options).
     """
     with _open_existing_store(db, root) as store:
         doc = store.get_build(build_id)
