@@ -131,9 +131,22 @@ def _first_page() -> None:
     st.session_state["page"] = 0
 
 
+#: A ticked tile's box gives the focus back to the page, so K, M or X pressed next act at once
+#: (with the focus left on the box, the button shortcuts do not fire).
+_TICK_THEN_KEY = """<script>
+if (!window.anfeTickThenKey) {
+  window.anfeTickThenKey = true;
+  document.addEventListener("click", (event) => {
+    if (event.target.closest('[class*="st-key-sel-"]')) setTimeout(() => document.activeElement.blur(), 0);
+  }, true);
+}
+</script>"""
+
+
 def render(argv: Sequence[str]) -> None:
     """Draw the page for the dataset named in ``argv`` (the arguments after ``--``)."""
     st.set_page_config(page_title="ANFE label review", layout="wide")
+    st.html(_TICK_THEN_KEY, unsafe_allow_javascript=True)
     try:
         config = parse_args(argv)
         layout = open_dataset(config.root)
@@ -220,16 +233,19 @@ def _render(config: ReviewConfig, layout: DatasetLayout, store: Store) -> None:
         getattr(st, kind)(text)
 
     selected = len(_selected())
+    # The act buttons stay enabled with nothing selected (their callback then says "select images
+    # first"): a tick and a key pressed at once reach the button before the rerun that counts the
+    # tick, and a disabled button would swallow the key.
     bar = st.container(horizontal=True)
     bar.button(f"{'Put back' if is_flagged else 'Keep'} ({selected})", key="act-keep", on_click=_act, args=(config, "keep"),
-               shortcut=KEYS["keep"], disabled=not selected, type="primary")
+               shortcut=KEYS["keep"], type="primary")
     bar.button("Put back the rest of the page" if is_flagged else "Keep the rest of the page", key="act-keep-rest", on_click=_act, args=(config, "keep", True),
                shortcut=KEYS["keep_rest"], disabled=not items)
     bar.button(f"{'Put back as' if is_flagged else 'Move to'} {st.session_state['target']} ({selected})",
                key="act-relabel", on_click=_act,
-               args=(config, "relabel"), shortcut=KEYS["relabel"], disabled=not selected)
+               args=(config, "relabel"), shortcut=KEYS["relabel"])
     bar.button(f"Reject: {st.session_state['reason']} ({selected})", key="act-reject", on_click=_act,
-               args=(config, "reject"), shortcut=KEYS["reject"], disabled=not selected)
+               args=(config, "reject"), shortcut=KEYS["reject"])
     bar.button("Select page", key="select-all", on_click=_set_selection, args=(True,), shortcut=KEYS["select_all"])
     bar.button("Select none", key="select-none", on_click=_set_selection, args=(False,),
                shortcut=KEYS["select_none"])

@@ -76,6 +76,10 @@ def parse_args(argv: Sequence[str]) -> ReviewConfig:
     return ReviewConfig(Path(ns.root), ns.db, cache_location(ns.cache) if ns.cache else None, params, max(1, ns.workers))
 
 
+#: A labelling tool for private data sends nothing anywhere and asks nothing: no usage statistics,
+#: no "enter your email" prompt on a first run (both as flags and in the environment, which also
+#: reaches a `streamlit run` the page starts itself).
+PRIVATE_ENV = {"STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_SHOW_EMAIL_PROMPT": "false"}
 
 
 def streamlit_command(config: ReviewConfig, address: str, port: int, headless: bool) -> list[str]:
@@ -84,7 +88,8 @@ def streamlit_command(config: ReviewConfig, address: str, port: int, headless: b
         sys.executable, "-m", "streamlit", "run", str(APP),
         "--server.address", address, "--server.port", str(port),
         "--server.headless", "true" if headless else "false",
-        "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+        "--browser.gatherUsageStats", "false", "--server.showEmailPrompt", "false",
+        "--client.toolbarMode", "minimal",
         "--", *config.to_args(),
     ]
 
@@ -130,4 +135,4 @@ def review(root: Path, address: str, port: int, headless: bool, print_command: b
     sys.stdout.flush()
     sys.stderr.flush()
     # Become the streamlit server (no child left behind when this process is stopped).
-    os.execv(command[0], command)
+    os.execve(command[0], command, {**os.environ, **PRIVATE_ENV})
