@@ -68,7 +68,11 @@ def test_shipped_listal_profile_follows_item_list_until_the_announced_count(tmp_
     assert [r.url for r in out[:-1]] == [f"https://www.listal.com/person-{i}" for i in range(3, 6)]
     assert parse_qs(out[-1].body.decode())["offset"] == ["6"]
     assert out[0].meta["list_gender"] == "female"
-    # the last person reaches the 7 announced: no request past the end
+    assert out[-1].meta["more"]["announced"] == 7
+    # the last person reaches the 7 announced: no request past the end (also in a crawl resumed there)
+    resumed = _spider(ListalSpider, tmp_path)
+    assert [r.url for r in resumed.parse_list(_json(more.url, {"html": _items(1, 6)}, **out[-1].meta))] == [
+        "https://www.listal.com/person-6"]
     out = list(spider.parse_list(_json(more.url, {"html": _items(1, 6)}, **out[-1].meta)))
     assert [r.url for r in out] == ["https://www.listal.com/person-6"]
     stats = spider.crawler.stats.get_stats()

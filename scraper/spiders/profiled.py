@@ -148,14 +148,16 @@ class ProfiledSpider(HarvestSpider):
                 self.logger.debug("%s: no %s for a load-more request: the page offers none", response.url, name)
                 return None
             values[name] = value
+        announced = self.stats.get_value(LIST_ANNOUNCED + (meta.get("list_url") or response.url)) if step == "list" else None
         state = {"n": 1, "offset": items if more.offset_start is None else more.offset_start,
-                 "page": more.page_start, "values": values, "url": response.url}
+                 "page": more.page_start, "values": values, "url": response.url, "announced": announced}
         return self._more(step, state, callback, meta)
 
     def next_more(self, response: scrapy.http.Response, step: str, callback: Any, items: int, new: int,
                   announced: int | None, followed: int, meta: dict[str, Any]) -> scrapy.Request | None:
         """The next "load more" request after an answer with ``items`` items (``new`` not seen
-        before), or None when one of the stop conditions holds."""
+        before), or None when one of the stop conditions holds. The announced count is reached
+        when the people followed, or the answer's offset plus its items (in a resumed crawl), reach it."""
         more = self.profile.step(step).more
         state = response.meta["more"]
         why = None
@@ -163,7 +165,7 @@ class ProfiledSpider(HarvestSpider):
             why = "an empty answer"
         elif new == 0:
             why = "an answer with nothing new"
-        elif more.stop_at_announced and announced is not None and followed >= announced:
+        elif more.stop_at_announced and announced is not None and max(followed, state["offset"] + items) >= announced:
             why = f"the {announced} items announced"
         elif state["n"] >= more.max_requests:
             why = f"the maximum of {more.max_requests} requests"
@@ -218,6 +220,10 @@ class ProfiledSpider(HarvestSpider):
             if request is not None:
                 yield request
         announced = self.stats.get_value(LIST_ANNOUNCED + list_url)
+        if announced is None and response.meta.get("more"):  # a crawl resumed at a load-more answer
+            announced = response.meta["more"].get("announced")
+            if announced is not None:
+                self.stats.set_value(LIST_ANNOUNCED + list_url, announced)
         followed = self.stats.get_value(LIST_FOLLOWED + list_url, 0)
         if response.meta.get("more"):
             request = self.next_more(response, "list", self.parse_list, found, new, announced, followed, meta)
