@@ -27,7 +27,9 @@ DEFAULT_WRONG_PERSON_DISTANCE = 0.6
 #: A person needs this many single-face photos before their photos are judged against the rest.
 MIN_PERSON_PHOTOS = 3
 #: Two photos under different people whose faces lie this close are one face (the same photo,
-#: recompressed or recropped): two photos of one person taken apart lie farther.
+#: recompressed or recropped). Measured on LFW: copies of a photo re-encoded at JPEG quality 50,
+#: resized to 60% or 150% or cropped by 20 px lie 0.03-0.08 from it; none of the 38,369 pairs of
+#: distinct photos of one person is within 0.15 (the closest 0.162); no two people within 0.3.
 DEFAULT_SAME_FACE_DISTANCE = 0.15
 #: Robust leave-one-out centres (``mean`` is the non-robust baseline the bench compares with).
 CENTRES = ("median", "medoid", "mean")
