@@ -29,6 +29,8 @@ class Person:
     key: str
     name: str
     site: str | None = None
+    #: Other people the same photo was also listed under (names, from a crawl's ``other_people``).
+    also: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.name} ({self.site})" if self.site else self.name
@@ -55,7 +57,12 @@ def person_from_record(record: Mapping[str, Any] | None) -> Person | None:
         return None
     ident = str(pid if pid not in (None, "") else name).strip()
     key = f"{site}:{ident}" if site else ident
-    return Person(key, str(name or ident).strip(), str(site) if site else None)
+    also = []
+    for other in record.get("other_people") or []:
+        person = person_from_record({k: v for k, v in other.items() if k != "other_people"})
+        if person is not None and person.key != key and str(person) not in also:
+            also.append(str(person))
+    return Person(key, str(name or ident).strip(), str(site) if site else None, tuple(also))
 
 
 def person_of_item(item: Any) -> str | None:

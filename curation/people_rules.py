@@ -5,7 +5,8 @@ its store record (a crawl records ``person_id``/``person_name``; datasets withou
 these rules). Three findings, see :mod:`curation.identity`:
 
 - ``wrong-person``: a photo far from the centre of its person's other photos, or the same face
-  filed under two different people (both copies, each naming the other);
+  filed under two different people (both copies, each naming the other), or one photo the crawl
+  found in the galleries of two people (its record's ``other_people``);
 - ``mislabelled-person``: every photo of a person most of whose photos look like another gender.
 """
 
@@ -38,10 +39,17 @@ def check_people(
     persons. Items without one face or without a person are never judged."""
     if not (rules.wrong_person or rules.mislabelled_person):
         return {}
+    listed_twice = {}
+    if rules.wrong_person:
+        for index, item in enumerate(items):
+            person = people.get(item.analysis.content_hash)
+            if person is not None and person.also:
+                listed_twice[index] = Verdict(
+                    "wrong-person", f"the same photo is filed under {person} and also under {', '.join(person.also)}")
     judged = [i for i, item in enumerate(items)
               if item.analysis.single_embedding is not None and item.analysis.content_hash in people]
     if not judged:
-        return {}
+        return listed_twice
     x = np.stack([items[i].analysis.single_embedding for i in judged])
     person_of = [people[items[i].analysis.content_hash] for i in judged]
     keys = [p.key for p in person_of]
@@ -73,7 +81,7 @@ def check_people(
                     "mislabelled-person", f"{check.disagree} of {check.photos} photos of {who} look {check.predicted}, "
                     f"not {check.label}: the whole person goes to review"
                     + (f" (also {also.reason}: {also.detail})" if also else ""))
-    return verdicts
+    return {**verdicts, **listed_twice}
 
 
 __all__ = ["check_people"]

@@ -250,6 +250,7 @@ class DatasetWriterPipeline(_PipelineBase):
         urls = list(existing.get("other_urls") or [])
         if item.url != existing.get("url") and item.url not in urls:
             urls.append(item.url)
+        self._other_person(item, existing)
         if existing.get("gender") != gender:
             genders = sorted(set(existing.get("conflicting_genders") or [existing.get("gender")]) | {gender})
             self.store.upsert_image({
@@ -262,3 +263,16 @@ class DatasetWriterPipeline(_PipelineBase):
             self.drop(item, LABEL_CONFLICT.name, f"stored as {existing.get('gender')}, now found as {gender}")
         self.store.upsert_image({"content_hash": existing["content_hash"], "other_urls": urls})
         self.drop(item, "duplicate", f"{same} {existing.get('path')}")
+
+    def _other_person(self, item: PhotoItem, existing: dict) -> None:
+        """The same photo in another person's gallery: record that person (``other_people``), so
+        that ``anfe clean`` sends the photo to review as ``wrong-person``."""
+        mine = (item.site, item.person_id or item.person_name)
+        if not mine[1] or mine == (existing.get("site"), existing.get("person_id") or existing.get("person_name")):
+            return
+        people = list(existing.get("other_people") or [])
+        if any((p.get("site"), p.get("person_id") or p.get("person_name")) == mine for p in people):
+            return
+        people.append({"site": item.site, "person_id": item.person_id, "person_name": item.person_name,
+                       "url": item.url, "page_url": item.page_url})
+        self.store.upsert_image({"content_hash": existing["content_hash"], "other_people": people})

@@ -419,3 +419,48 @@ def test_site_generate_plants_and_says_what(lfw_labels, tmp_path: Path) -> None:
                                       "--people", "2", "--plant-wrong-person", "2", "--flip-people", "1"])
     assert result.exit_code == 1
     assert "cannot plant 2 wrong-person photos and flip 1 people among 2 people: use more --people" in result.output
+
+
+def test_one_photo_in_two_galleries_is_recorded_by_the_crawl_and_sent_to_review(lfw_sample, session_cache_path,
+                                                                                 tmp_path: Path) -> None:
+    """The crawl stores the photo once, records the second person it was found under; clean sends it
+    to review as wrong-person, naming both."""
+    from scrapy.exceptions import DropItem
+    from scrapy.utils.test import get_crawler
+
+    from anfe.cache import AnalysisCache
+    from anfe.config import AnalysisParams
+    from anfe.store import open_store
+    from curation.clean import clean
+    from curation.rules import CleanRules
+    from scraper.items import PhotoItem
+    from scraper.pipelines import DatasetWriterPipeline
+    from scraper.spiders import UrlListSpider
+
+    _, _, _, hashes, rows = lfw_sample
+    listed = tmp_path / "list.txt"
+    listed.write_text("")
+    crawler = get_crawler(UrlListSpider, {"DATASET_ROOT": str(tmp_path / "data")})
+    crawler.spider = UrlListSpider.from_crawler(crawler, file=str(listed))
+    writer = DatasetWriterPipeline(crawler)
+    writer.open_spider()
+    body = rows[0].path.read_bytes()
+    try:
+        for n, (pid, name) in enumerate([("ann", "Ann Lee"), ("bo", "Bo Ek"), ("bo", "Bo Ek")]):
+            photo = PhotoItem(url=f"http://site/{n}.jpg", body=body, site="demo", gender=rows[0].gender,
+                              person_id=pid, person_name=name, page_url=f"http://site/{pid}")
+            try:
+                writer.process_item(photo)
+            except DropItem as exc:
+                assert str(exc).startswith("duplicate")
+    finally:
+        writer.close_spider()
+    root = tmp_path / "data"
+    params = AnalysisParams()
+    with open_store(None, root) as store, AnalysisCache(session_cache_path, params.cache_key) as cache:
+        (record,) = store.find_images()
+        assert [p["person_name"] for p in record["other_people"]] == ["Bo Ek"]  # once, not the first person
+        report = clean(root, CleanRules(), params, cache, workers=1, store=store, progress=False)
+    (rejection,) = report.rejections
+    assert rejection.reason == "wrong-person" and rejection.content_hash == hashes[0]
+    assert rejection.detail == "the same photo is filed under Ann Lee (demo) and also under Bo Ek (demo)"
