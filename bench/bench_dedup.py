@@ -47,7 +47,7 @@ def real_like(cache: Path, n: int, seed: int = 3) -> np.ndarray | None:
         return None
     with AnalysisCache(cache, "") as opened:
         real = hashes_to_array(opened.phashes())
-    if len(real) < 1000:
+    if len(real) < 500:
         return None
     rng = np.random.default_rng(seed)
     hashes = np.resize(real, n)

@@ -62,12 +62,11 @@ def test_readme_commands_exist():
 
 
 @pytest.mark.parametrize("line", [l for l in README.read_text(encoding="utf-8").splitlines() if re.match(r"^scrapy (crawl|list)", l.strip())])
-def test_readme_scrapy_spiders_exist(line):
+def test_readme_scrapy_spiders_exist(line, monkeypatch):
     from scrapy.spiderloader import SpiderLoader
     from scrapy.utils.project import get_project_settings
-    import os
 
-    os.chdir(README.parent)
+    monkeypatch.chdir(README.parent)  # scrapy finds scrapy.cfg from the current folder; undone after the test
     names = SpiderLoader.from_settings(get_project_settings()).list()
     words = shlex.split(line)
     if words[1] == "crawl":

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from anfe.batch import analyse_paths
@@ -74,9 +75,19 @@ def test_split_distances_breakdowns_and_baselines(setup, session_cache_path):
     stats = result.distance_stats()
     assert stats["right"]["n"] + stats["wrong"]["n"] == sum(o.decided for o in result.outcomes)
     assert stats["right"]["own_mean"] < stats["right"]["other_mean"]
-    for o in result.outcomes:
-        if o.decided:
-            assert (o.own <= o.other) == o.right
+    # The distances are recomputed here from the cached embeddings and the build's centroids (numpy
+    # only), so a wrong distance, a swapped gender or a wrong nearest centroid would fail.
+    centroids = {g: np.asarray(c) for g, c in made[1]["centroids"].items()}
+    with AnalysisCache(session_cache_path, PARAMS.cache_key) as cache:
+        cached = cache.get_many([o.content_hash for o in result.outcomes if o.decided])
+    decided = [o for o in result.outcomes if o.decided]
+    assert decided and len(cached) == len({o.content_hash for o in decided})
+    for o in decided:
+        face = cached[o.content_hash].single_embedding
+        expected = {g: float(np.linalg.norm(c - face, axis=1).min()) for g, c in centroids.items()}
+        assert o.distances == pytest.approx(expected, abs=1e-9)
+        assert o.predicted == min(expected, key=expected.get)
+        assert o.right == (o.predicted == o.gender)
     breakdowns = result.breakdowns()
     assert set(breakdowns) == {"age_band", "race"}
     assert sum(v["all"]["decided"] for v in breakdowns["race"].values()) == sum(o.decided for o in result.outcomes)
