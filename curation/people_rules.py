@@ -20,16 +20,7 @@ import numpy as np
 from anfe.people import Person
 
 from .identity import MIN_PERSON_PHOTOS, check_people_labels, person_outlier_distances, same_face_pairs
-from .rules import CleanRules, Item, Verdict
-
-
-def _rel(item: Item, root: Path | None) -> str:
-    if root is not None:
-        try:
-            return item.path.relative_to(root).as_posix()
-        except ValueError:
-            pass
-    return str(item.path)
+from .rules import CleanRules, Item, Verdict, _rel
 
 
 def check_people(

@@ -267,7 +267,8 @@ def _render(config: ReviewConfig, layout: DatasetLayout, store: Store) -> None:
     nav.button("Next ▶", key="next", on_click=_turn, args=(1,), shortcut=KEYS["next"], disabled=page >= pages - 1)
 
 
-def _tile(item: queue.QueueItem) -> None:
+def _picture(item: queue.QueueItem) -> None:
+    """The item's thumbnail, or a one-line warning when the file is gone or unreadable."""
     try:
         data = _thumbnail(str(item.path), item.path.stat().st_mtime_ns)
     except OSError:
@@ -276,6 +277,10 @@ def _tile(item: queue.QueueItem) -> None:
         st.warning(f"{item.file_name[:12]}… is gone or unreadable")
     else:
         st.image(data, width="stretch")
+
+
+def _tile(item: queue.QueueItem) -> None:
+    _picture(item)
     if item.entry_id:  # sent to review: where it was and why
         facts = [f"was {item.gender}", item.rule, item.detail]
     elif item.score is not None:
@@ -327,14 +332,7 @@ def _render_people(config: ReviewConfig, layout: DatasetLayout, review_log: deci
 
 
 def _person_tile(item: queue.QueueItem, marked: str | None) -> None:
-    try:
-        data = _thumbnail(str(item.path), item.path.stat().st_mtime_ns)
-    except OSError:
-        data = None
-    if data is None:
-        st.warning(f"{item.file_name[:12]}… is gone or unreadable")
-    else:
-        st.image(data, width="stretch")
+    _picture(item)
     where = f"sent to review ({item.rule})" if item.entry_id else item.gender
     facts = [f"**marked**: {marked}" if marked else None, where, item.source,
              "reviewed" if item.reviewed else None]

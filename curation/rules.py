@@ -131,6 +131,7 @@ def check_image(item: Item, rules: CleanRules) -> Verdict | None:
 
 
 def _rel(item: Item, root: Path | None) -> str:
+    """The item's path relative to the dataset root (as reports and details name it)."""
     if root is not None:
         try:
             return item.path.relative_to(root).as_posix()
