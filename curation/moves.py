@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 JOURNAL_VERSION = 2
 JOURNAL_NAME = "manifest.jsonl"
 _LOCK_NAME = ".lock"
+#: Store updates begun ("+id") and finished ("-id"), beside the journal: one begun and never
+#: finished (the store failed, or the process died, after the file moved) is redone by replay().
+_PENDING_NAME = ".store-pending"
 
 #: What a file is after a move (also its store record's ``status``).
 STATUS_ACTIVE = "active"
@@ -264,6 +267,8 @@ def apply(layout: DatasetLayout, move: Move, store: Store | None = None, *, uniq
             dst = _unique(dst)
             move = replace(move, dst=relative(layout, dst))
         append(layout, move)
+        if store is not None and move.update_store:
+            _note_store_update(layout, f"+{move.id}")
         if moving and there:
             try:
                 _move_file(src, dst)
@@ -281,7 +286,45 @@ def apply(layout: DatasetLayout, move: Move, store: Store | None = None, *, uniq
                 ) from exc
     if store is not None and move.update_store:
         store.upsert_image(record_of(move))
+        with locked(layout):
+            _note_store_update(layout, f"-{move.id}")
     return move
+
+
+def _note_store_update(layout: DatasetLayout, line: str) -> None:
+    """Append ``+id`` (begun) or ``-id`` (finished); the file goes once nothing is left unfinished.
+    Under the journal lock. No fsync: it guards against a failing store or a killed process."""
+    path = layout.quarantine / _PENDING_NAME
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(line + "\n")
+    if line[0] == "-" and not _unfinished(path):
+        path.unlink()
+
+
+def _unfinished(path: Path) -> set[str]:
+    begun: set[str] = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line[:1] == "+":
+            begun.add(line[1:])
+        elif line[:1] == "-":
+            begun.discard(line[1:])
+    return begun
+
+
+def _redo_store_updates(layout: DatasetLayout, store: Store, moves: list[Move]) -> int:
+    """Write the records of the moves whose store update began but never finished (the file is
+    where the journal says; its record may not say so). Called under the journal lock."""
+    path = layout.quarantine / _PENDING_NAME
+    if not path.is_file():
+        return 0
+    begun = _unfinished(path)
+    # Only a file's latest move: an older one's record would be out of date.
+    records = [record_of(m) for m in fold(moves).values() if m.id in begun and m.update_store]
+    if records:
+        store.upsert_images(records)
+        log.warning("wrote %d store record(s) an interrupted run had not written", len(records))
+    path.unlink()
+    return len(records)
 
 
 def _cancel(layout: DatasetLayout, move: Move, why: str) -> None:
@@ -315,6 +358,10 @@ def replay(layout: DatasetLayout, store: Store | None = None) -> list[str]:
         return []
     messages: list[str] = []
     with locked(layout):
+        if store is not None:
+            redone = _redo_store_updates(layout, store, moves)
+            if redone:
+                messages.append(f"wrote {redone} store record(s) that an interrupted run had not written")
         for move in fold(moves).values():
             src, dst = layout.root / move.src, layout.root / move.dst
             if src == dst:

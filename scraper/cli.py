@@ -207,6 +207,10 @@ def crawl(spider: str, root: Path, db: str | None, spider_args: tuple[str, ...],
     process.start()
     if crawler.stats.get_value("finish_reason") is None:
         raise click.ClickException("the crawl did not start: see the error in the log above")
+    store_error = crawler.stats.get_value("anfe/store_error")
+    if store_error:
+        raise CrawlFailedError(f"the crawl stopped: {store_error}; once the store is back, run the same "
+                               "command again: it fetches and records what this run could not")
     problem = crawl_failure(crawler.stats.get_stats())
     if problem:
         raise CrawlFailedError(problem)

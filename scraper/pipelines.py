@@ -4,14 +4,17 @@ Order (ITEM_PIPELINES): :class:`ImageCheckPipeline` (bytes are a whole image of 
 sha256 as promised, optional crop) -> :class:`CurationGatePipeline` (only with CURATION_GATE) ->
 :class:`DatasetWriterPipeline` (``images/<gender>/<sha256>.<ext>`` plus one store record).
 Every drop raises ``DropItem`` and is counted under ``anfe/dropped/<reason>``; final outcomes go
-to the fetch ledger so that a re-run never downloads the same URL again.
+to the fetch ledger so that a re-run never downloads the same URL again. A store that fails (after
+its own retries) stops the crawl with its one-line error (``anfe/store_error``); the photos it
+could not record are not in the ledger, so the same command again fetches and records them.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from PIL import Image
 from scrapy.exceptions import DropItem
@@ -19,7 +22,7 @@ from scrapy.exceptions import DropItem
 from anfe.analysis import ImageAnalysis
 from anfe.checks import LABEL_CONFLICT, MANY_FACES, NO_FACE, SMALL_FACE, TOO_SMALL, UNREADABLE
 from anfe.config import DEFAULT_MAX_PIXELS, AnalysisParams
-from anfe.errors import DatasetError, ImageError
+from anfe.errors import DatasetError, ImageError, StoreError
 from anfe.hashing import content_hash
 from anfe.imaging import open_image, to_rgb_array
 from anfe.layout import DatasetLayout, content_file_name, safe_label, write_atomically
@@ -28,6 +31,10 @@ from anfe.store import Store, now_iso, open_store
 from .crops import same_face
 from .items import PhotoItem
 from .spiders.base import count_drop
+
+logger = logging.getLogger(__name__)
+#: Stats key holding the store's error once it failed (the crawl then stops; see scraper.cli).
+STORE_ERROR_STAT = "anfe/store_error"
 
 #: Pillow formats kept, and the suffix their files get.
 FORMAT_SUFFIX = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "WEBP": ".webp",
@@ -53,6 +60,22 @@ class _PipelineBase:
         if ledger is not None:
             ledger.record(item.url, reason, item.content_hash)
         raise DropItem(f"{reason}: {detail} ({item.url})", log_level="INFO")
+
+    def store_failed(self, item: PhotoItem, exc: StoreError | None) -> NoReturn:
+        """Stop the crawl (once) with the store's message; the photo is left out of the ledger."""
+        if exc is not None and not self.stats.get_value(STORE_ERROR_STAT):
+            self.stats.set_value(STORE_ERROR_STAT, str(exc))
+            logger.error("stopping the crawl: %s", exc)
+            engine = self.crawler.engine
+            if engine is not None:
+                from scrapy.utils.defer import deferred_from_coro
+
+                deferred_from_coro(engine.close_spider_async(reason="store-error"))
+        raise DropItem(f"not recorded, the store failed ({item.url})", log_level="DEBUG")
+
+    def store_down(self) -> bool:
+        """True once the store has failed in this crawl (later photos are not even tried)."""
+        return bool(self.stats.get_value(STORE_ERROR_STAT))
 
 
 class ImageCheckPipeline(_PipelineBase):
@@ -148,6 +171,14 @@ class CurationGatePipeline(_PipelineBase):
     def process_item(self, item: PhotoItem) -> PhotoItem:
         if not self.enabled or not isinstance(item, PhotoItem):
             return item
+        if self.store_down():
+            self.store_failed(item, None)
+        try:
+            return self._gate(item)
+        except StoreError as exc:
+            self.store_failed(item, exc)
+
+    def _gate(self, item: PhotoItem) -> PhotoItem:
         digest = content_hash(item.body)
         item.content_hash = digest
         if self.store is not None and self.store.get_image(digest) is not None:
@@ -194,6 +225,14 @@ class DatasetWriterPipeline(_PipelineBase):
     def process_item(self, item: PhotoItem) -> PhotoItem:
         if not isinstance(item, PhotoItem):
             return item
+        if self.store_down():
+            self.store_failed(item, None)
+        try:
+            return self._write(item)
+        except StoreError as exc:
+            self.store_failed(item, exc)
+
+    def _write(self, item: PhotoItem) -> PhotoItem:
         assert self.store is not None
         digest = item.content_hash = content_hash(item.body)
         try:

@@ -55,6 +55,7 @@ class SecantusServer:
         port: int | None = None,
         auth: bool = False,
         test_commands: bool = False,
+        sync_on_commit: bool = False,
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
         tls_ca: Path | None = None,
@@ -63,6 +64,7 @@ class SecantusServer:
         self.port = port or free_port()
         self.auth = auth
         self.test_commands = test_commands
+        self.sync_on_commit = sync_on_commit
         self.tls_cert, self.tls_key, self.tls_ca = tls_cert, tls_key, tls_ca
         self.process: subprocess.Popen | None = None
         self.log_path = self.storage.parent / f"{self.storage.name}.log"
@@ -85,6 +87,8 @@ class SecantusServer:
             args.append("--auth")
         if self.test_commands:
             args.append("--enable-test-commands")
+        if self.sync_on_commit:  # a write acknowledged with j:true survives a SIGKILL, as on mongod
+            args.append("--sync-on-commit")
         if self.tls_cert:
             args += ["--tls-cert-file", str(self.tls_cert), "--tls-key-file", str(self.tls_key)]
         if self.tls_ca:

@@ -68,6 +68,20 @@ def test_upsert_merges_top_level_fields(store) -> None:
     assert store.get_image("missing") is None
 
 
+def test_many_records_upserted_at_once(store) -> None:
+    store.upsert_image({"content_hash": "0001", "gender": "man", "status": "review"})
+    records = [{"content_hash": f"{i:04d}", "gender": "woman" if i % 2 else "man", "n": np.int64(i)}
+               for i in range(2500)]  # more than one chunk on either backend
+    assert store.upsert_images(iter(records)) == 2500
+    assert store.upsert_images(records[:10]) == 10  # again: no duplicates
+    assert store.count_images() == 2500
+    assert store.get_image("0001") == {"content_hash": "0001", "gender": "woman", "status": "review", "n": 1}
+    assert store.count_images(gender="woman", status=None) == 1249
+    assert store.upsert_images([]) == 0
+    with pytest.raises(TypeError, match="cannot store"):
+        store.upsert_images([{"content_hash": "x", "bad": object()}])
+
+
 def test_callers_dicts_are_not_changed(store) -> None:
     record, decision, build = {"content_hash": "h1"}, {"action": "keep"}, {"id": "g_1"}
     store.upsert_image(record)

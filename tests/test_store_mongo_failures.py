@@ -18,7 +18,8 @@ from secantus_server import SecantusServer
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with SecantusServer(tmp_path_factory.mktemp("failures") / "data", test_commands=True) as running:
+    with SecantusServer(tmp_path_factory.mktemp("failures") / "data", test_commands=True,
+                         sync_on_commit=True) as running:
         yield running
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,10 @@ def now_iso() -> str:
 
 
 class Store(ABC):
-    """Images keyed by ``content_hash``; decisions in an append-only numbered log; builds by ``id``."""
+    """Images keyed by ``content_hash``; decisions in an append-only numbered log; builds by ``id``.
+
+    Every backend indexes what the commands look images up by: ``content_hash`` (unique),
+    ``status`` with ``gender``, and ``original_hash`` (the crops of a photo)."""
 
     uri: str
 
@@ -55,6 +59,17 @@ class Store(ABC):
     @abstractmethod
     def upsert_image(self, record: dict) -> None:
         """Insert or merge (top-level fields) the record whose key is ``record['content_hash']``."""
+
+    def upsert_images(self, records: Iterable[dict]) -> int:
+        """:meth:`upsert_image` for many records at once (in few round trips); returns how many.
+
+        Not one transaction: an interrupted call has written some of them, and the same call
+        again writes the rest (each upsert is idempotent)."""
+        count = 0
+        for record in records:
+            self.upsert_image(record)
+            count += 1
+        return count
 
     @abstractmethod
     def get_image(self, content_hash: str) -> dict | None:

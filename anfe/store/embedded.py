@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,15 @@ CREATE TABLE IF NOT EXISTS images (content_hash TEXT PRIMARY KEY, doc TEXT NOT N
 CREATE TABLE IF NOT EXISTS decisions (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS builds (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS images_by_status_gender
+    ON images (json_extract(doc, '$.status'), json_extract(doc, '$.gender'));
+CREATE INDEX IF NOT EXISTS images_by_original_hash ON images (json_extract(doc, '$.original_hash'));
 CREATE UNIQUE INDEX IF NOT EXISTS decisions_by_id ON decisions (json_extract(doc, '$.id'))
     WHERE json_type(doc, '$.id') = 'text';
 """
 _FIELD = __import__("re").compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Records written per transaction by upsert_images (other writers wait at most one chunk).
+_CHUNK = 2000
 
 
 class EmbeddedStore(Store):
@@ -58,6 +65,24 @@ class EmbeddedStore(Store):
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+
+    def upsert_images(self, records: Iterable[dict]) -> int:
+        count = 0
+        iterator = iter(records)
+        while chunk := [plain(r) for r in islice(iterator, _CHUNK)]:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for doc in chunk:
+                    key = doc["content_hash"]
+                    row = self._db.execute("SELECT doc FROM images WHERE content_hash=?", (key,)).fetchone()
+                    merged = {**json.loads(row[0]), **doc} if row else doc
+                    self._write("INSERT OR REPLACE INTO images VALUES (?, ?)", (key, json.dumps(merged)))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            count += len(chunk)
+        return count
 
     def get_image(self, content_hash: str) -> dict | None:
         row = self._db.execute(

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import Iterable
+from itertools import islice
 from typing import Any, Callable, Iterator, TypeVar
 
 import pymongo
@@ -38,6 +40,8 @@ _NO_ID = {"_id": 0}
 #: not primary / node recovering / shutting down / network errors reported by the server.
 _RETRYABLE_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
 _T = TypeVar("_T")
+#: Records sent per bulk write by upsert_images.
+_CHUNK = 1000
 
 
 def redact(uri: str) -> str:
@@ -73,6 +77,10 @@ class MongoStore(Store):
                 # Polling (not streaming) heartbeats: after a "not primary" answer pymongo checks
                 # the server again at once instead of at the end of a 10 s streaming wait.
                 **({} if "servermonitoringmode" in uri.lower() else {"serverMonitoringMode": "poll"}),
+                # Acknowledged means on disk (the journal): a crawl's ledger, a reviewer's decision
+                # and a clean's journal trust what the store acknowledged, even across a server
+                # crash. A URI that sets its own write concern (w=, journal=) keeps it.
+                **({} if re.search(r"[?&](w|journal)=", uri, re.IGNORECASE) else {"journal": True}),
             )
         except mongo_errors.ConfigurationError as exc:
             raise StoreError(
@@ -88,6 +96,8 @@ class MongoStore(Store):
                 # pymongo connects lazily: ask now so an absent server fails here, within the timeout.
                 self._client.admin.command("ping")
                 self._db.images.create_index("content_hash", unique=True, name="content_hash_unique")
+                self._db.images.create_index([("status", 1), ("gender", 1)], name="status_gender")
+                self._db.images.create_index("original_hash", name="original_hash")
                 self._db.decisions.create_index("seq", unique=True, name="seq_unique")
                 # A decision's own id (when it has one) is logged once, however often it is sent.
                 self._db.decisions.create_index(
@@ -150,12 +160,7 @@ class MongoStore(Store):
 
     # -- images ---------------------------------------------------------------------------
     def upsert_image(self, record: dict) -> None:
-        doc = plain(record)
-        for field in doc:
-            # $set would read "a.b" as a path into a sub-document, "$x" as an operator, and
-            # "_id" is Mongo's own; any other name is stored as given, as in the embedded store.
-            if not field or "." in field or field.startswith("$") or field == "_id":
-                raise ValueError(f"bad field name {field!r} in an image record")
+        doc = _image_doc(record)
 
         def upsert() -> None:
             try:
@@ -165,6 +170,31 @@ class MongoStore(Store):
                 self._db.images.update_one({"content_hash": doc["content_hash"]}, {"$set": doc})
 
         self._retrying("write to", upsert)
+
+    def upsert_images(self, records: Iterable[dict]) -> int:
+        """Insert the chunk in one ``insert_many``; records already there (duplicate content hash)
+        are merged with ``$set`` instead. Sent again after a transient failure, the inserted ones
+        are found as duplicates and merged with the same values: nothing doubles."""
+        count = 0
+        iterator = iter(records)
+        while chunk := [_image_doc(r) for r in islice(iterator, _CHUNK)]:
+            def write(chunk: list[dict] = chunk) -> None:
+                try:
+                    # Copies: insert_many adds an _id to the dicts it is given.
+                    self._db.images.insert_many([dict(d) for d in chunk], ordered=False)
+                except mongo_errors.BulkWriteError as exc:
+                    errors = exc.details.get("writeErrors", [])
+                    if any(e.get("code") != 11000 for e in errors):
+                        raise
+                    present = [chunk[e["index"]] for e in errors]
+                    self._db.images.bulk_write(
+                        [pymongo.UpdateOne({"content_hash": d["content_hash"]}, {"$set": d}) for d in present],
+                        ordered=False,
+                    )
+
+            self._retrying("write to", write)
+            count += len(chunk)
+        return count
 
     def get_image(self, content_hash: str) -> dict | None:
         return self._retrying("read from", lambda: self._db.images.find_one({"content_hash": content_hash}, _NO_ID))
@@ -291,6 +321,17 @@ class MongoStore(Store):
     def set_meta(self, key: str, value: Any) -> None:
         doc = {"_id": key, "value": plain(value)}
         self._retrying("write to", lambda: self._db.meta.replace_one({"_id": key}, doc, upsert=True))
+
+
+def _image_doc(record: dict) -> dict:
+    """``record`` as a document for ``$set``, refusing field names Mongo would misread."""
+    doc = plain(record)
+    for field in doc:
+        # $set would read "a.b" as a path into a sub-document, "$x" as an operator, and
+        # "_id" is Mongo's own; any other name is stored as given, as in the embedded store.
+        if not field or "." in field or field.startswith("$") or field == "_id":
+            raise ValueError(f"bad field name {field!r} in an image record")
+    return doc
 
 
 def _equality_filter(equals: dict[str, Any]) -> dict[str, Any]:
