@@ -23,6 +23,7 @@ from .dataset import LabelledImage
 from .errors import AnfeError, DatasetError, NoTestSplitError, SizeTooLargeError, StoreError, UnknownBuildError
 from .evaluation import DEFAULT_KNN_K, EvaluationResult, evaluate_build, test_set_for
 from .executor import Executor
+from .fairness import DEFAULT_MIN_GROUP, pct, pct_interval, points, points_interval
 from .layout import IMAGE_SUFFIXES
 from .prediction import default_max_distance, predict_paths
 from .splits import SPLIT_MODES
@@ -234,14 +235,39 @@ def _select_builds(store: Store, pattern: str) -> list[dict]:
     return sorted(docs, key=lambda d: (d.get("variant") or "", d.get("k") or 0, sum((d.get("counts") or {}).values())))
 
 
-def _result_line(result: EvaluationResult, page: Path) -> str:
+def _worst_text(worst: dict[str, dict[str, Any]]) -> str:
+    """``worst race Asian 81.7% [77.0, 85.9], gap -13.5 pt [-18.1, -9.2]; worst age_band ...``."""
+    parts = []
+    for column, w in worst.items():
+        if w["group"] is None:
+            parts.append(f"worst {column}: no group of {w['min_group']}+ faces")
+            continue
+        parts.append(f"worst {column} {w['group']} {pct(w['balanced_accuracy'])} {pct_interval(w['interval'])}, "
+                     f"gap {points(w['gap'])} {points_interval(w['gap_interval'])}")
+    return "; ".join(parts)
+
+
+def _left_out_notes(worst: dict[str, dict[str, Any]]) -> list[str]:
+    """One note per column whose small groups were left out of the worst-group figure."""
+    return [f"left out of the worst {column} (under {w['min_group']} decided faces; --min-group): "
+            + ", ".join(f"{v} ({n})" for v, n in w["left_out"].items())
+            for column, w in worst.items() if w["left_out"]]
+
+
+def _result_line(result: EvaluationResult, page: Path, worst: dict[str, dict[str, Any]] | None = None) -> str:
+    """The summary line: balanced accuracy and per gender with 95% intervals, the worst group per
+    label column with its gap to overall, the baselines, people and the leak check."""
     per = result.per_gender()
-    parts = ", ".join(f"{g} {100 * (v['accuracy'] or 0):.1f}%" for g, v in per.items())
+    parts = ", ".join(f"{g} {pct(v['accuracy'])} {pct_interval(v['interval'])}" for g, v in per.items())
     unknown = sum(v["images"] - v["decided"] for v in per.values())
-    line = f"{result.build_id}: balanced {100 * (result.balanced_accuracy() or 0):.1f}% ({parts}; unknown {unknown})"
+    line = (f"{result.build_id}: balanced {pct(result.balanced_accuracy())} {pct_interval(result.balanced_interval())} "
+            f"({parts}; unknown {unknown})")
+    worst = result.worst_groups() if worst is None else worst
+    if worst:
+        line += "; " + _worst_text(worst)
     for name in ("logistic_regression", "knn"):
         if name in result.baselines:
-            line += f", {name.replace('_', ' ')} {100 * (result.baselines[name]['balanced_accuracy'] or 0):.1f}%"
+            line += f"; {name.replace('_', ' ')} {pct(result.baselines[name]['balanced_accuracy'])}"
     people = result.per_person()
     if people:
         line += (f"; {people['test_people']} test people, per person balanced "
@@ -264,6 +290,9 @@ def _result_line(result: EvaluationResult, page: Path) -> str:
 @click.option("--knn-k", type=click.IntRange(1, None), default=DEFAULT_KNN_K, show_default=True, help="Neighbours for the kNN baseline.")
 @click.option("--max-distance", type=float, default=None,
               help="Count faces farther than this from every centroid as unknown [default: off].")
+@click.option("--min-group", type=click.IntRange(1, None), default=DEFAULT_MIN_GROUP, show_default=True,
+              help="Leave groups (a race, an age band...) with fewer decided test faces out of the worst-group "
+                   "figures; the summary says which were left out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON (without per-image rows) to stdout.")
 @_filter_options
 @store_option
@@ -271,7 +300,7 @@ def _result_line(result: EvaluationResult, page: Path) -> str:
 @_cache_options
 @friendly_errors(hints={NoTestSplitError: "rebuild with --test-fraction 0.3, or give a test set (TEST_SOURCE or --labels)"})
 def evaluate(build_ids: str, test_source: Path | None, labels: Path | None, out: Path | None, baselines: bool,
-             knn_k: int, max_distance: float | None, as_json: bool, conditions: list, db: str | None,
+             knn_k: int, max_distance: float | None, min_group: int, as_json: bool, conditions: list, db: str | None,
              root: Path | None, cache_path: str | Path, workers: int) -> None:
     """Score builds on a test set and write a JSON + HTML report with plots.
 
@@ -281,6 +310,9 @@ def evaluate(build_ids: str, test_source: Path | None, labels: Path | None, out:
     are never scored; images with no face or several faces count as "unknown". When the test set
     names people (an identity/person column, or a crawl's records), it also counts the test people
     and reports accuracy per person; the leak check counts test faces within 0.4 of a training face.
+    Every accuracy carries its 95% interval (Wilson over photos; a bootstrap over people when the
+    test set names them), and for each label column (race, age band...) the summary names the
+    worst group of at least --min-group faces, with its gap to the overall balanced accuracy.
     The test images are analysed with the build's own recorded parameters (detector,
     upsampling...), so that they are embedded as its members were: hence no analysis options.
     """
@@ -301,7 +333,7 @@ def evaluate(build_ids: str, test_source: Path | None, labels: Path | None, out:
         with AnalysisCache(cache_path, params.cache_key) as cache:
             results.append(evaluate_build(
                 doc, items, params, cache, workers, use_split=use_split, baselines=baselines,
-                knn_k=knn_k, max_distance=max_distance, test_source=source_text,
+                knn_k=knn_k, max_distance=max_distance, test_source=source_text, min_group=min_group,
             ))
     if len(results) == 1:
         page = write_report(results[0], out or Path("reports") / results[0].build_id)
@@ -313,8 +345,9 @@ def evaluate(build_ids: str, test_source: Path | None, labels: Path | None, out:
     if as_json:
         click.echo(json.dumps([r.to_dict(with_outcomes=False) for r in results], indent=1))
     for r in results:
-        click.echo(_result_line(r, pages[r.build_id]), err=as_json)
-        for note in r.notes:
+        worst = r.worst_groups()
+        click.echo(_result_line(r, pages[r.build_id], worst), err=as_json)
+        for note in [*_left_out_notes(worst), *r.notes]:
             click.echo(f"  note: {note}", err=as_json)
     if len(results) > 1:
         click.echo(f"sweep: {page}", err=as_json)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from .cache import AnalysisCache
 from .config import AnalysisParams
 from .dataset import LabelledImage
 from .errors import NoTestSplitError
+from .fairness import DEFAULT_MIN_GROUP, WILSON, Judged, Resampler, wilson, worst_group
 from .people import person_from_labels
 from .prediction import UNKNOWN, CentroidModel
 from .splits import DEFAULT_LEAK_DISTANCE, leak_count
@@ -98,6 +100,34 @@ class EvaluationResult:
     test_source: str = ""
     #: The leak check: test faces within ``radius`` of a training face (None when not run).
     leak: dict[str, Any] | None = None
+    #: Groups with fewer decided faces are left out of the worst-group figures.
+    min_group: int = DEFAULT_MIN_GROUP
+
+    @cached_property
+    def _decided(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.decided]
+
+    @cached_property
+    def resampler(self) -> Resampler:
+        """Bootstrap weights over the decided faces (over people when the test set names them)."""
+        decided = self._decided
+        return Resampler([o.gender for o in decided], [o.right for o in decided], self.genders,
+                         [o.person for o in decided])
+
+    @property
+    def interval_method(self) -> str:
+        """How shares get their interval: Wilson over photos, or the bootstrap over people."""
+        return self.resampler.method if self.resampler.by_people else WILSON
+
+    def _share_interval(self, mask: np.ndarray) -> tuple[float, float] | None:
+        """95% interval of the accuracy over the decided faces in ``mask``."""
+        if self.resampler.by_people:
+            return self.resampler.share(mask)
+        right = np.array([o.right for o in self._decided], bool)
+        return wilson(int((right & mask).sum()), int(mask.sum()))
+
+    def _mask(self, keep) -> np.ndarray:
+        return np.array([bool(keep(o)) for o in self._decided], dtype=bool)
 
     @property
     def build_id(self) -> str:
@@ -126,7 +156,9 @@ class EvaluationResult:
                     unknown[o.reason or UNKNOWN] = unknown.get(o.reason or UNKNOWN, 0) + 1
             out[g] = {
                 "images": len(mine), "decided": len(decided), "right": right,
-                "accuracy": _rate(right, len(decided)), "coverage": _rate(len(decided), len(mine)),
+                "accuracy": _rate(right, len(decided)),
+                "interval": self._share_interval(self._mask(lambda o, g=g: o.gender == g)),
+                "coverage": _rate(len(decided), len(mine)),
                 "accuracy_unknown_as_wrong": _rate(right, len(mine)), "unknown": unknown,
             }
         return out
@@ -135,6 +167,14 @@ class EvaluationResult:
         """Mean of the per-gender accuracies over decided faces (None if a gender has none)."""
         rates = [v["accuracy"] for v in self.per_gender().values()]
         return float(np.mean(rates)) if rates and None not in rates else None
+
+    def balanced_interval(self) -> tuple[float, float] | None:
+        """95% interval of the balanced accuracy (bootstrap over photos, or people)."""
+        return self.resampler.balanced() if self._decided else None
+
+    def accuracy_interval(self) -> tuple[float, float] | None:
+        """95% interval of the accuracy over every decided face."""
+        return self._share_interval(self._mask(lambda o: True)) if self._decided else None
 
     def accuracy(self) -> float | None:
         """Share of decided faces predicted right, all genders together."""
@@ -188,27 +228,61 @@ class EvaluationResult:
             }
         return out
 
-    def breakdowns(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """Accuracy by every other label of the test set (``age`` becomes ``age_band``):
-        label -> value -> {gender: {decided, right, accuracy}, all: {...}}."""
-        columns = sorted({k for o in self.outcomes for k in o.labels})
-        out: dict[str, dict[str, dict[str, Any]]] = {}
-        for column in columns:
+    def _columns(self) -> list[tuple[str, Any, list[str]]]:
+        """The label columns that get a breakdown: (name, value of an outcome, sorted values);
+        ``age`` becomes ``age_band``; a column with more than MAX_BREAKDOWN_VALUES values is left out."""
+        out = []
+        for column in sorted({k for o in self.outcomes for k in o.labels}):
             name = "age_band" if column == "age" else column
             value_of = (lambda o: age_band(o.labels.get("age"))) if column == "age" else (lambda o, c=column: o.labels.get(c) or None)
             values = sorted({v for o in self.outcomes if (v := value_of(o)) is not None})
-            if not values or len(values) > MAX_BREAKDOWN_VALUES:
-                continue
+            if values and len(values) <= MAX_BREAKDOWN_VALUES:
+                out.append((name, value_of, values))
+        return out
+
+    def breakdowns(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Accuracy by every other label of the test set (``age`` becomes ``age_band``):
+        label -> value -> {gender: {decided, right, accuracy, interval}, all: {...},
+        balanced, balanced_interval}."""
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for name, value_of, values in self._columns():
             table: dict[str, dict[str, Any]] = {}
             for value in values:
-                group = [o for o in self.outcomes if value_of(o) == value and o.decided]
-                row = {}
+                group = self._mask(lambda o, v=value: value_of(o) == v)
+                row: dict[str, Any] = {}
                 for g in [*self.genders, "all"]:
-                    part = [o for o in group if g == "all" or o.gender == g]
-                    right = sum(o.right for o in part)
-                    row[g] = {"decided": len(part), "right": right, "accuracy": _rate(right, len(part))}
+                    part = group & self._mask(lambda o, g=g: g == "all" or o.gender == g)
+                    right = sum(o.right for o, m in zip(self._decided, part) if m)
+                    row[g] = {"decided": int(part.sum()), "right": right, "accuracy": _rate(right, int(part.sum())),
+                              "interval": self._share_interval(part)}
+                rates = [row[g]["accuracy"] for g in self.genders]
+                row["balanced"] = float(np.mean(rates)) if rates and None not in rates else None
+                row["balanced_interval"] = self.resampler.balanced(group) if row["balanced"] is not None else None
                 table[value] = row
             out[name] = table
+        return out
+
+    def worst_groups(self, breakdowns: dict | None = None) -> dict[str, dict[str, Any]]:
+        """Per breakdown column, the group with the lowest balanced accuracy among those with at
+        least ``min_group`` decided faces, its gap to the overall balanced accuracy, the intervals
+        of both and of the gap, and the groups left out as too small to judge (value -> faces)."""
+        breakdowns = self.breakdowns() if breakdowns is None else breakdowns
+        overall, overall_interval = self.balanced_accuracy(), self.balanced_interval()
+        columns = {name: value_of for name, value_of, _ in self._columns()}
+        out: dict[str, dict[str, Any]] = {}
+        for name, table in breakdowns.items():
+            groups = [Judged(v, row["all"]["decided"], row["balanced"], row["balanced_interval"]) for v, row in table.items()]
+            worst, left_out = worst_group(groups, self.min_group)
+            entry: dict[str, Any] = {"group": None, "min_group": self.min_group, "left_out": left_out,
+                                     "judged": len(groups) - len(left_out), "overall": overall,
+                                     "overall_interval": overall_interval}
+            if worst is not None:
+                value_of = columns[name]
+                mask = self._mask(lambda o, v=worst.value: value_of(o) == v)
+                gap = None if overall is None else worst.balanced - overall
+                entry.update({"group": worst.value, "decided": worst.decided, "balanced_accuracy": worst.balanced,
+                              "interval": worst.interval, "gap": gap, "gap_interval": self.resampler.gap(mask)})
+            out[name] = entry
         return out
 
     def misclassified(self) -> list[Outcome]:
@@ -218,6 +292,7 @@ class EvaluationResult:
 
     def to_dict(self, with_outcomes: bool = True) -> dict:
         """The JSON report: every figure above, plus one row per test image unless asked not to."""
+        breakdowns = self.breakdowns()
         data = {
             "build": self.build,
             "test_source": self.test_source,
@@ -225,11 +300,16 @@ class EvaluationResult:
             "images": len(self.outcomes),
             "excluded": self.excluded,
             "accuracy": self.accuracy(),
+            "accuracy_interval": self.accuracy_interval(),
             "balanced_accuracy": self.balanced_accuracy(),
+            "balanced_interval": self.balanced_interval(),
+            "interval_method": {"shares": self.interval_method, "balanced": self.resampler.method,
+                                "level": 0.95},
             "per_gender": self.per_gender(),
             "confusion": self.confusion(),
             "distances": self.distance_stats(),
-            "breakdowns": self.breakdowns(),
+            "breakdowns": breakdowns,
+            "worst_groups": self.worst_groups(breakdowns),
             "people": self.per_person(),
             "leak": self.leak,
             "baselines": self.baselines,
@@ -298,6 +378,7 @@ def evaluate_build(
     test_source: str = "",
     progress: bool = True,
     leak_distance: float = DEFAULT_LEAK_DISTANCE,
+    min_group: int = DEFAULT_MIN_GROUP,
 ) -> EvaluationResult:
     """Analyse the test images (cached, with the build's parameters) and score the build on them.
 
@@ -305,6 +386,8 @@ def evaluate_build(
     ``use_split`` only the build's recorded held-out images are kept. ``max_distance`` turns
     faces farther than it from every centroid into "unknown" (off by default). The leak check
     counts the test faces within ``leak_distance`` of a training face (see :mod:`anfe.splits`).
+    Groups of a label column with fewer than ``min_group`` decided faces are left out of the
+    worst-group figures (see :mod:`anfe.fairness`).
     """
     params = params or params_from_build(build)
     model = CentroidModel(build)
@@ -350,7 +433,8 @@ def evaluate_build(
         if predicted != UNKNOWN:
             test_x.append(analysis.single_embedding)
             test_y.append(item.gender)
-    result = EvaluationResult(summary(build), model.genders, outcomes, excluded, test_source=test_source)
+    result = EvaluationResult(summary(build), model.genders, outcomes, excluded, test_source=test_source,
+                              min_group=min_group)
     if not outcomes:
         result.notes.append("the test set is empty after excluding the build's members")
     faces_x = [a.single_embedding for _, a in kept if one_face_reason(a) is None]
@@ -435,7 +519,12 @@ def sweep_table(results: Sequence[EvaluationResult]) -> list[dict[str, Any]]:
             "k": r.build.get("k"),
             "per_gender_size": int(np.mean(list(counts.values()))) if counts else 0,
             "balanced_accuracy": r.balanced_accuracy(),
+            "balanced_interval": r.balanced_interval(),
             "accuracy": {g: v["accuracy"] for g, v in r.per_gender().items()},
+            "interval": {g: v["interval"] for g, v in r.per_gender().items()},
+            "worst_groups": {c: {k: w.get(k) for k in ("group", "decided", "balanced_accuracy", "interval", "gap",
+                                                        "gap_interval", "left_out")}
+                             for c, w in r.worst_groups().items()},
             "baselines": {n: b.get("balanced_accuracy") for n, b in r.baselines.items()},
         })
     return sorted(rows, key=lambda row: (row["variant"] or "", row["k"] or 0, row["per_gender_size"]))

@@ -77,27 +77,47 @@ def breakdown_png(label: str, table: dict[str, dict[str, dict[str, Any]]], gende
     return _save(figure, path)
 
 
+def _variant_name(row: dict[str, Any]) -> str:
+    if row["variant"] == "mean":
+        return "average"
+    if row["variant"] == "kmeans":
+        return f"k-means k={row['k']}"
+    return f"{row['variant']} k={row['k']}" if (row.get("k") or 1) > 1 else str(row["variant"])
+
+
 def sweep_png(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Accuracy against training images per gender, one line per variant and baseline (Figure 5)."""
-    figure = Figure(figsize=(7, 4))
+    """Accuracy against training images per gender, one line per variant and baseline (Figure 5),
+    with 95% intervals as error bars, and the worst group of the first label column (race when
+    the test set has it) as a dotted line per variant."""
+    figure = Figure(figsize=(7.5, 4.4))
     ax = figure.add_subplot()
-    series: dict[str, list[tuple[int, float]]] = {}
+    series: dict[str, list[tuple[int, float, Any]]] = {}
+    columns = list((rows[0].get("worst_groups") or {}) if rows else {})
+    column = "race" if "race" in columns else (columns[0] if columns else None)
     for row in rows:
-        name = "average" if row["variant"] == "mean" else f"k-means k={row['k']}"
+        name = _variant_name(row)
         if row["balanced_accuracy"] is not None:
-            series.setdefault(name, []).append((row["per_gender_size"], 100 * row["balanced_accuracy"]))
+            series.setdefault(name, []).append((row["per_gender_size"], 100 * row["balanced_accuracy"],
+                                                row.get("balanced_interval")))
+        worst = (row.get("worst_groups") or {}).get(column) if column else None
+        if worst and worst.get("group") is not None:
+            series.setdefault(f"{name}: worst {column}", []).append(
+                (row["per_gender_size"], 100 * worst["balanced_accuracy"], worst.get("interval")))
         for base, value in (row.get("baselines") or {}).items():
             if base != "centroids" and value is not None and row["variant"] == "mean":
-                series.setdefault(base.replace("_", " "), []).append((row["per_gender_size"], 100 * value))
-    for name, points in series.items():
-        points.sort()
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name,
-                linestyle="-" if name.startswith(("average", "k-means")) else "--")
+                series.setdefault(base.replace("_", " "), []).append((row["per_gender_size"], 100 * value, None))
+    for name, found in series.items():
+        found.sort(key=lambda p: p[0])
+        xs, ys = [p[0] for p in found], [p[1] for p in found]
+        low = [y - 100 * p[2][0] if p[2] else 0.0 for y, p in zip(ys, found)]
+        high = [100 * p[2][1] - y if p[2] else 0.0 for y, p in zip(ys, found)]
+        style = ":" if ": worst " in name else ("--" if name in ("logistic regression", "knn") else "-")
+        ax.errorbar(xs, ys, yerr=[low, high], marker="o", label=name, linestyle=style, capsize=3)
     ax.set_xscale("log")
     ax.set_xlabel("training images per gender")
-    ax.set_ylabel("balanced accuracy (%)")
+    ax.set_ylabel("balanced accuracy (%), 95% intervals")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     return _save(figure, path)
 
 

@@ -17,6 +17,7 @@ from . import plots
 from .config import DEFAULT_MAX_PIXELS
 from .errors import ImageError
 from .evaluation import EvaluationResult, sweep_table
+from .fairness import pct_interval, points, points_interval
 from .imaging import thumbnail_jpeg
 from .layout import write_atomically
 
@@ -29,6 +30,9 @@ def _environment() -> Environment:
     env = Environment(loader=PackageLoader("anfe", "templates"), autoescape=select_autoescape(["html"]))
     env.filters["pct"] = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"
     env.filters["num"] = lambda v: "n/a" if v is None else f"{v:.3f}"
+    env.filters["ci"] = pct_interval
+    env.filters["pts"] = points
+    env.filters["ptsci"] = points_interval
     return env
 
 
