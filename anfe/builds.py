@@ -27,6 +27,10 @@ from . import __version__
 from .analysis import ImageAnalysis
 from .batch import BatchStats, analyse_paths
 from .cache import DIMENSIONS, AnalysisCache
+from .centroids import (
+    AUTO, DEFAULT_K_CANDIDATES, DEFAULT_VALIDATION_FRACTION, GROUP_VARIANTS, K_VARIANTS, NO_GROUP, VARIANTS, choose_k,
+    fit_gender,
+)
 from .checks import LABEL_CONFLICT, one_face_reason
 from .config import AnalysisParams
 from .dataset import LabelledImage, by_gender, load_labelled
@@ -37,7 +41,6 @@ from .store import CATALOG_NAME, now_iso, open_store, plain
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("mean", "kmeans")
 ALL = "all"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kK]?)\s*$")
 _WHERE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|!=|=|>|<)\s*(.*?)\s*$")
@@ -116,9 +119,12 @@ def parse_sizes(text: str) -> list[int | str]:
 
 
 def build_id(size: int | str, variant: str = "mean", k: int = 1, prefix: str = "g") -> str:
-    """The paper's ids: ``g_1000``; ``g_1000_k16`` for k-means; ``g_all`` for every usable image."""
+    """The paper's ids: ``g_1000``; ``g_1000_k16`` for k-means; ``g_all`` for every usable image;
+    the group variants: ``g_all_gm`` (group-mean), ``g_all_gc`` (group-centroids), ``g_all_gk4``
+    (group-kmeans, 4 per group)."""
     base = f"{prefix}_{size}"
-    return f"{base}_k{k}" if variant == "kmeans" else base
+    suffix = {"kmeans": f"_k{k}", "group-mean": "_gm", "group-centroids": "_gc", "group-kmeans": f"_gk{k}"}
+    return base + suffix.get(variant, "")
 
 
 # -- the held-out split ------------------------------------------------------------------------
@@ -167,6 +173,14 @@ class EmbeddingPool:
     hashes: dict[str, list[str]]
     vectors: dict[str, np.ndarray]
     skipped: list[Skipped] = field(default_factory=list)
+    #: The labels of each usable image by content hash (what the group variants group by).
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def groups(self, gender: str, column: str, index: np.ndarray | None = None) -> list[str]:
+        """The ``column`` label of the gender's members (all, or those at ``index``), in pool
+        order; a member without it is in the group ``(none)``."""
+        hashes = self.hashes[gender] if index is None else [self.hashes[gender][i] for i in index]
+        return [(self.labels.get(h) or {}).get(column) or NO_GROUP for h in hashes]
 
     def counts(self) -> dict[str, int]:
         return {g: len(h) for g, h in sorted(self.hashes.items())}
@@ -183,6 +197,7 @@ def pool_from_analyses(items: Sequence[LabelledImage], analyses: dict[str, Image
     found: dict[str, dict[str, np.ndarray]] = {}
     owner: dict[str, str] = {}
     skipped: list[Skipped] = []
+    labels: dict[str, dict[str, str]] = {}
     for item in items:
         analysis = analyses[str(item.path)]
         reason = one_face_reason(analysis)
@@ -193,9 +208,12 @@ def pool_from_analyses(items: Sequence[LabelledImage], analyses: dict[str, Image
             continue
         owner[analysis.content_hash] = item.gender
         found.setdefault(item.gender, {})[analysis.content_hash] = analysis.single_embedding
+        labels.setdefault(analysis.content_hash, dict(item.labels))
     for gender in by_gender(list(items)):
         found.setdefault(gender, {})
-    return _pool(found, skipped)
+    pool = _pool(found, skipped)
+    pool.labels = labels
+    return pool
 
 
 def _pool(found: dict[str, dict[str, np.ndarray]], skipped: list[Skipped]) -> EmbeddingPool:
@@ -245,24 +263,38 @@ def pool_from_cache(labels: dict[str, str], cache: AnalysisCache) -> EmbeddingPo
 # -- making builds -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BuildOptions:
-    """How builds are drawn: sizes (images per gender), seed, variant and k, the held-out split."""
+    """How builds are drawn: sizes (images per gender), seed, variant and k, the held-out split,
+    and for the fairness variants the group column and how k is chosen (see :mod:`anfe.centroids`)."""
 
     sizes: tuple[int | str, ...] = (1000,)
     seed: int = 0
     variant: str = "mean"
-    k: int = 16
+    #: Centroids per gender (kmeans) or per group (group-kmeans), or ``auto``: chosen on validation.
+    k: int | str = 16
     test_fraction: float = 0.0
     split_seed: int = 0
     clamp: bool = False
     prefix: str = "g"
     #: ``person``: hold back whole people when the images name them; ``photo``: single photos.
     split_by: str = "person"
+    #: The label column the group variants group by, and k=auto scores the worst group of.
+    group_by: str | None = None
+    #: The k tried when ``k`` is ``auto``.
+    k_candidates: tuple[int, ...] = DEFAULT_K_CANDIDATES
+    #: The part of the members held out to choose k (k=auto), per gender, drawn with ``seed``.
+    validation_fraction: float = DEFAULT_VALIDATION_FRACTION
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise DatasetError(f"unknown variant {self.variant!r}: use one of {', '.join(VARIANTS)}")
-        if self.variant == "kmeans" and self.k < 1:
-            raise DatasetError(f"k (centroids per gender) must be at least 1, not {self.k}")
+        if self.k != AUTO and (not isinstance(self.k, int) or self.k < 1):
+            raise DatasetError(f"k (centroids per gender) must be at least 1 or 'auto', not {self.k}")
+        if self.k == AUTO and self.variant not in K_VARIANTS:
+            raise DatasetError(f"k=auto is for the variants {', '.join(K_VARIANTS)}, not {self.variant}")
+        if self.variant in GROUP_VARIANTS and not self.group_by:
+            raise DatasetError(f"the variant {self.variant} needs a group column: --group-by race")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise DatasetError(f"the validation fraction must be in (0, 1), not {self.validation_fraction}")
         if self.split_by not in ("person", "photo"):
             raise DatasetError(f"unknown split {self.split_by!r}: use person or photo")
 
@@ -292,18 +324,6 @@ def _resolve_size(size: int | str, available: dict[str, int], clamp: bool,
 def build_sort_key(build_id: str) -> list:
     """Ids in natural order: g_5, g_10, g_10_k4, g_15, g_all (not g_10, g_15, g_5 as text)."""
     return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", build_id))]
-
-
-def _centroids(vectors: np.ndarray, variant: str, k: int, seed: int) -> np.ndarray:
-    if variant == "mean":
-        return vectors.mean(axis=0, keepdims=True)
-    from sklearn.cluster import KMeans
-
-    if len(vectors) < k:
-        raise DatasetError(f"k-means with k={k} needs at least {k} images per gender, not {len(vectors)}")
-    model = KMeans(n_clusters=k, random_state=seed, n_init=4)
-    model.fit(vectors)
-    return model.cluster_centers_
 
 
 def distances(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -392,7 +412,10 @@ def build_from_pool(
         "embedding_model": plain(embedding_model), "dataset": plain(dataset or {}), "split": plain(split),
         "created": now_iso(), "anfe_version": __version__,
     }
-    k = options.k if options.variant == "kmeans" else 1
+    k = options.k if options.variant in K_VARIANTS else 1
+    if options.group_by and options.variant in (*GROUP_VARIANTS, "kmeans") and not any(
+            options.group_by in (pool.labels.get(h) or {}) for hs in pool.hashes.values() for h in hs):
+        raise DatasetError(f"no training image has a {options.group_by!r} label to group by")
     held_out = (split or {}).get("test_counts")
     plans: list[tuple[int | str, dict[str, int]]] = []
     for size in options.sizes:
@@ -407,18 +430,27 @@ def build_from_pool(
     builds = []
     for size, counts in plans:
         chosen = {g: draws.chosen(g, n) for g, n in counts.items()}
+        groups = ({g: pool.groups(g, options.group_by, c) for g, c in chosen.items()}
+                  if options.group_by and options.variant != "mean" else None)
+        k_used, k_doc = k, None
+        if k == AUTO:
+            vectors = {g: pool.vectors[g][c] for g, c in chosen.items()}
+            choice = choose_k(vectors, groups, options.variant, options.k_candidates,
+                              options.validation_fraction, options.seed)
+            k_used, k_doc = choice.chosen, choice.to_doc()
         centroids, samples = {}, []
         for gender, n in counts.items():
             if options.variant == "mean":
                 centroids[gender] = means[gender][n]
             else:
                 vectors = pool.vectors[gender][chosen[gender]]
-                centroids[gender] = _centroids(vectors, options.variant, options.k, options.seed)
+                centroids[gender] = fit_gender(vectors, groups[gender] if groups else None, options.variant,
+                                               int(k_used), options.seed)
             samples.append(draws.permuted[gender][: min(n, DISTANCE_SAMPLE)])
-        builds.append({
-            "id": build_id(size, options.variant, k, options.prefix),
+        doc = {
+            "id": build_id(size, options.variant, k_used, options.prefix),
             "variant": options.variant,
-            "k": k,
+            "k": k_used,
             "size": size,
             "counts": counts,
             "seed": options.seed,
@@ -427,7 +459,13 @@ def build_from_pool(
             "centroids": {g: c.tolist() for g, c in centroids.items()},
             "member_distance": _distance_summary(samples, list(centroids.values())),
             **shared,
-        })
+        }
+        if groups is not None:
+            doc["group_by"] = options.group_by
+            doc["group_counts"] = {g: {v: groups[g].count(v) for v in sorted(set(groups[g]))} for g in groups}
+        if k_doc is not None:
+            doc["k_choice"] = k_doc
+        builds.append(doc)
     return builds
 
 

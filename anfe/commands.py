@@ -18,6 +18,7 @@ from .builds import (
     VARIANTS, BuildOptions, build_sort_key, load_items, make_builds, parse_sizes, parse_where, params_from_build, summary,
 )
 from .cache import AnalysisCache, cache_location
+from .centroids import DEFAULT_K_CANDIDATES, DEFAULT_VALIDATION_FRACTION, parse_candidates, parse_k
 from .cliutil import analysis_options, friendly_errors, open_cache, run_with_executor, store_option
 from .dataset import LabelledImage
 from .errors import AnfeError, DatasetError, NoTestSplitError, SizeTooLargeError, StoreError, UnknownBuildError
@@ -104,8 +105,20 @@ def _dataset_root(source: Path, labels: Path | None) -> Path:
               help="Images per gender, comma-separated (1000,2K,...; 'all' = every usable image). One build each.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random draw (recorded).")
 @click.option("--variant", type=click.Choice(VARIANTS), default="mean", show_default=True,
-              help="mean: one average per gender (the paper); kmeans: k centroids per gender.")
-@click.option("--k", type=click.IntRange(1, None), default=16, show_default=True, help="Centroids per gender for --variant kmeans.")
+              help="mean: one average per gender (the paper); kmeans: k centroids per gender; group-mean: the "
+                   "mean of the per-group averages (--group-by); group-centroids: one average per group; "
+                   "group-kmeans: k centroids per group. All nearest-centroid.")
+@click.option("--k", "k_text", default="16", show_default=True, metavar="N|auto",
+              help="Centroids per gender (kmeans) or per group (group-kmeans); auto: the best of --k-choices "
+                   "on a validation part of the training images (never the test split).")
+@click.option("--k-choices", default=",".join(map(str, DEFAULT_K_CANDIDATES)), show_default=True,
+              help="The k tried by --k auto.")
+@click.option("--group-by", default=None, metavar="COLUMN",
+              help="The label column (e.g. race) the group variants group by; with --k auto the worst "
+                   "group's validation accuracy chooses k.")
+@click.option("--validation-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=DEFAULT_VALIDATION_FRACTION, show_default=True,
+              help="Part of the training images per gender that --k auto scores each k on.")
 @click.option("--test-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Hold back this part of each gender as the test split (recorded in the build; 0.3 = 70/30).")
 @click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the held-out split.")
@@ -121,7 +134,8 @@ def _dataset_root(source: Path, labels: Path | None) -> Path:
 @analysis_options
 @friendly_errors(hints={SizeTooLargeError: "use a smaller --sizes, --sizes all, or --clamp to take every "
                                           "image of a smaller gender"})
-def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str, k: int, test_fraction: float,
+def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str, k_text: str, k_choices: str,
+          group_by: str | None, validation_fraction: float, test_fraction: float,
           split_seed: int, split_by: str, clamp: bool, prefix: str, conditions: list, db: str | None, params,
           cache_path, workers) -> None:
     """Make ANFE builds from SOURCE: draw N single-face images per gender, average their embeddings.
@@ -135,9 +149,11 @@ def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str
       anfe build utkface/labels.csv --min-age 17 --test-fraction 0.3 --sizes all
 
       anfe build utkface/labels.csv --min-age 17 --test-fraction 0.3 --sizes all --variant kmeans --k 16
+
+    Fairness variants (see the README): --variant group-kmeans --group-by race --k auto.
     """
-    options = BuildOptions(tuple(parse_sizes(sizes)), seed, variant, k, test_fraction, split_seed, clamp, prefix,
-                           split_by)
+    options = BuildOptions(tuple(parse_sizes(sizes)), seed, variant, parse_k(k_text), test_fraction, split_seed,
+                           clamp, prefix, split_by, group_by, parse_candidates(k_choices), validation_fraction)
     records = None
     if db and labels is None and source.is_dir():  # a dataset root whose records live in --db
         with open_store(db) as catalog:
@@ -167,7 +183,9 @@ def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str
             + " distinct photos, those without exactly one face included (evaluate scores them as unknown)")
     for doc in made:
         counts = " + ".join(f"{n} {g}" for g, n in doc["counts"].items())
-        click.echo(f"{doc['id']}: {counts}, seed {doc['seed']}, fingerprint {doc['fingerprint'][:12]}, saved in {where}")
+        chosen = doc.get("k_choice")
+        how = (f", k={chosen['chosen']} chosen on validation (by {chosen['by']})" if chosen else "")
+        click.echo(f"{doc['id']}: {counts}, seed {doc['seed']}, fingerprint {doc['fingerprint'][:12]}{how}, saved in {where}")
 
 
 # -- builds list/show/delete ----------------------------------------------------------------
@@ -188,7 +206,7 @@ def list_builds(db: str | None, root: Path | None) -> None:
         click.echo("no builds yet: make one with `anfe build SOURCE --sizes 1000`")
     for doc in docs:
         counts = " + ".join(f"{n} {g}" for g, n in doc.get("counts", {}).items())
-        variant = doc.get("variant", "mean") + (f" k={doc.get('k')}" if doc.get("variant") == "kmeans" else "")
+        variant = doc.get("variant", "mean") + (f" k={doc.get('k')}" if doc.get("variant") in ("kmeans", "group-kmeans") else "")
         click.echo(f"{doc['id']}\t{variant}\t{counts}\tseed {doc.get('seed')}\t"
                    f"{doc.get('fingerprint', '')[:12]}\t{doc.get('created', '')}")
 
@@ -249,7 +267,7 @@ def _worst_text(worst: dict[str, dict[str, Any]]) -> str:
 
 def _left_out_notes(worst: dict[str, dict[str, Any]]) -> list[str]:
     """One note per column whose small groups were left out of the worst-group figure."""
-    return [f"left out of the worst {column} (under {w['min_group']} decided faces; --min-group): "
+    return [f"left out of the worst {column} (under {w['min_group']} decided faces, or a gender missing; --min-group): "
             + ", ".join(f"{v} ({n})" for v, n in w["left_out"].items())
             for column, w in worst.items() if w["left_out"]]
 

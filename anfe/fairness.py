@@ -50,7 +50,8 @@ def wilson(right: int, total: int, z: float = Z95) -> Interval | None:
     denominator = 1.0 + z2 / total
     centre = (p + z2 / (2 * total)) / denominator
     half = z * math.sqrt(p * (1.0 - p) / total + z2 / (4.0 * total * total)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # exact ends at 0 and 1 (the formula gives them up to rounding)
+    return (0.0 if right == 0 else max(0.0, centre - half)), (1.0 if right == total else min(1.0, centre + half))
 
 
 def _percentiles(samples: np.ndarray) -> Interval | None:
