@@ -137,7 +137,9 @@ class DaskExecutor(Executor):
         try:
             if scheduler == "local":
                 self._cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                                             host="127.0.0.1", dashboard_address=None)
+                                             host="127.0.0.1", dashboard_address=None,
+                                             # its health/metrics routes: a free loopback port
+                                             scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
                 self.client = Client(self._cluster, timeout=timeout_s)
             else:
                 self.client = Client(scheduler, timeout=timeout_s)
