@@ -98,10 +98,10 @@ def files_by_gender(root: Path) -> dict[str, set[str]]:
     return {g: {p.stem for p in layout.image_files(g)} for g in layout.genders()}
 
 
-def check_complete(root: Path, expect: dict) -> None:
+def check_complete(root: Path, expect: dict, store_uri: str | None = None) -> None:
     """Every photo of the manifest, once, on disk and in the store; nothing else."""
     assert files_by_gender(root) == {g: set(h) for g, h in expect["hashes"].items()}
-    with open_store(None, root) as store:
+    with open_store(store_uri, root) as store:
         assert {r["content_hash"] for r in store.find_images()} == {h for hs in expect["hashes"].values() for h in hs}
 
 
@@ -175,22 +175,22 @@ def test_a_summary_never_says_finished_while_requests_are_not_done(tmp_path):
     again.close("finished")
 
 
-def test_two_redis_crawls_share_one_frontier_and_one_dataset_root(demo, tmp_path, redis_url):
-    """Two processes on one Redis write one dataset root: every photo of the manifest once, no page or
-    photo fetched twice, both summaries "finished"; a crawl into another root after the frontier is
-    reset downloads nothing again (the ledger is in Redis)."""
+def test_two_redis_crawls_share_one_frontier_and_one_dataset_root(demo, tmp_path, redis_url, mongodb_database_uri):
+    """Two processes on one Redis write one dataset root and one MongoDB store: every photo of the
+    manifest once, no page or photo fetched twice, both summaries "finished"; a crawl into another
+    root after the frontier is reset downloads nothing again (the ledger is in Redis)."""
     import redis
 
     expect, server = demo
     root = tmp_path / "data"
-    command = crawl_command(root, server, "--redis", redis_url)
+    command = crawl_command(root, server, "--redis", redis_url, "--db", mongodb_database_uri)
     before = len(server.requests)
     workers = [start(command, tmp_path / f"w{i}.log") for i in range(2)]
     for worker in workers:
         assert worker.wait(timeout=180) == 0, (tmp_path / "w0.log").read_text()[-3000:]
     logs = [(tmp_path / f"w{i}.log").read_text() for i in range(2)]
     assert all("crawl summary (listal, finished)" in log for log in logs)
-    check_complete(root, expect)
+    check_complete(root, expect, mongodb_database_uri)
     fetched = [p for p in server.requests[before:] if p != "/robots.txt"]
     assert len(fetched) == len(set(fetched)), sorted(p for p in fetched if fetched.count(p) > 1)
     reports = [json.loads(p.read_text())["summary"] for p in (root / "crawl_reports").glob("listal-*.json")]

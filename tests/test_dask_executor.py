@@ -180,12 +180,24 @@ def test_the_readme_cluster_commands(photos, reference, utkface_rows, mongodb_da
                 process.wait()
 
 
-def test_an_unreachable_scheduler_is_one_line(tmp_path, photos):
+def test_cli_scheduler_local_and_an_unreachable_scheduler(tmp_path, photos, monkeypatch):
+    """`--scheduler local` (a LocalCluster of --workers processes) and $ANFE_SCHEDULER; an address
+    nobody answers at is one line."""
     from click.testing import CliRunner
     from redis_server import free_port
 
     from anfe.cli import cli
 
-    result = CliRunner().invoke(cli, ["analyze", str(photos[0]), "--scheduler", f"tcp://127.0.0.1:{free_port()}"])
+    folder = tmp_path / "photos" / "female"
+    folder.mkdir(parents=True)
+    for photo in photos[:6]:
+        (folder / photo.name).write_bytes(photo.read_bytes())
+    cache = tmp_path / "c.sqlite"
+    result = CliRunner().invoke(cli, ["analyze", str(tmp_path / "photos"), "--scheduler", "local", "--workers", "2",
+                                      "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    assert "6 images: 0 from cache, 6 analysed now" in result.output
+    monkeypatch.setenv("ANFE_SCHEDULER", f"tcp://127.0.0.1:{free_port()}")
+    result = CliRunner().invoke(cli, ["analyze", str(photos[0])])
     assert result.exit_code == 1
     assert "cannot reach the Dask scheduler" in result.output and "Traceback" not in result.output
