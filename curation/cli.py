@@ -177,7 +177,8 @@ def restore(root: Path, targets: tuple[str, ...], reason: str | None, restore_al
 
     TARGETS are quarantined paths (absolute or relative to ROOT) or content hashes (a unique
     prefix of 8+ hex digits will do); or use --reason R or --all. A file never overwrites one
-    already at its original place: that restore is refused and the rest go on.
+    already at its original place: that restore is refused and the rest go on. --all with an
+    empty quarantine says so and succeeds, so the same command can be run again.
     """
     layout = open_dataset(root)
     if not (targets or reason or restore_all):
@@ -189,6 +190,9 @@ def restore(root: Path, targets: tuple[str, ...], reason: str | None, restore_al
         chosen: list[Any] = list(targets)
         if reason or restore_all:
             chosen += q.list_quarantined(layout, None if restore_all else reason)
+        if not chosen and restore_all:  # done already (or run again after a kill): not an error
+            click.echo(f"nothing to restore: {layout.quarantine} holds no quarantined file")
+            return
         if not chosen:
             raise DatasetError(f"nothing in {layout.quarantine} matches: see `anfe quarantine list {root}`")
         for target in chosen:

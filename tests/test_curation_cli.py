@@ -102,6 +102,10 @@ def test_clear_errors(root, tmp_path, session_cache_path, monkeypatch):
     assert code == 2 and "name what to restore" in out
     code, out = _invoke("restore", root, "deadbeefdeadbeef")
     assert code == 1 and "no quarantined file has the content hash" in out
+    code, out = _invoke("restore", root, "--reason", "no-face")
+    assert code == 1 and "nothing in " in out and "matches" in out
+    code, out = _invoke("restore", root, "--all")  # nothing left to restore: done, so the command can be rerun
+    assert code == 0 and out.strip() == f"nothing to restore: {root / 'quarantine'} holds no quarantined file"
     code, out = _clean(root, session_cache_path, "--labels", tmp_path / "none.csv")
     assert code == 1 and "does not exist" in out
     monkeypatch.setattr(q.os, "access", lambda path, mode: not mode & os.W_OK)
