@@ -213,14 +213,21 @@ class DatasetWriterPipeline(_PipelineBase):
         super().__init__(crawler)
         self.layout = DatasetLayout(Path(self.settings.get("DATASET_ROOT", "./data")))
         self.store: Store | None = None
+        self.claims: Any = None  # with REDIS_URL: one writer per content hash among the processes
 
     def open_spider(self) -> None:
         self.layout.root.mkdir(parents=True, exist_ok=True)
         self.store = open_store(self.settings.get("STORE_URI") or None, self.layout.root)
+        if self.settings.get("REDIS_URL"):
+            from .redisfrontier import ContentClaims
+
+            self.claims = ContentClaims(self.settings.get("REDIS_URL"), self.settings.get("REDIS_KEY_PREFIX") or "anfe")
 
     def close_spider(self) -> None:
         if self.store is not None:
             self.store.close()
+        if self.claims is not None:
+            self.claims.close()
 
     def process_item(self, item: PhotoItem) -> PhotoItem:
         if not isinstance(item, PhotoItem):
@@ -240,6 +247,8 @@ class DatasetWriterPipeline(_PipelineBase):
         except DatasetError as exc:
             self.drop(item, "bad-label", str(exc))
         existing = self.store.get_image(digest)
+        if existing is None and self.claims is not None and not self.claims.claim(digest, item.url):
+            existing = self.claims.wait_for_record(self.store, digest)  # another process writes these bytes
         if existing is not None:
             self._seen_again(item, existing, gender)
         if item.original_hash:

@@ -209,6 +209,40 @@ class RedisScheduler(_RedisScheduler):
             raise DontCloseSpider
 
 
+class ContentClaims:
+    """One writer per content hash among the processes of a crawl (``<prefix>:claim:<sha256>``).
+
+    Two processes that download the same bytes under two URLs at once would both find no store
+    record and both count the photo as new. The first to claim the hash writes it; the other
+    waits for its record and treats the photo as the duplicate (or label conflict) it is. A claim
+    expires, so a writer killed before its record never blocks the photo for good.
+    """
+
+    def __init__(self, url: str, prefix: str = DEFAULT_PREFIX, ttl_s: int = 120) -> None:
+        self.server = redis_client(url)
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+
+    def claim(self, digest: str, url: str) -> bool:
+        """True when this process is the one to write ``digest``."""
+        return bool(self.server.set(f"{self.prefix}:claim:{digest}", url, nx=True, ex=self.ttl_s))
+
+    def wait_for_record(self, store: Any, digest: str, timeout_s: float = 30.0) -> dict | None:
+        """The other writer's store record, once written (None if it never comes: write it then)."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            record = store.get_image(digest)
+            if record is not None:
+                return record
+            time.sleep(0.05)
+        return None
+
+    def close(self) -> None:
+        self.server.close()
+
+
 class RedisLedger:
     """The fetch ledger in Redis (``<prefix>:ledger``): the same interface as :class:`scraper.ledger.UrlLedger`,
     shared by every process and machine of the crawl."""

@@ -204,3 +204,29 @@ def test_two_redis_crawls_share_one_frontier_and_one_dataset_root(demo, tmp_path
     again = last_summary(other)
     assert again["image_requests"] == 0 and again["images_stored"] == 0
     assert again["skipped"]["already-fetched"] >= sum(expect["images"].values())
+
+
+def test_one_writer_per_content_hash_among_redis_crawls(redis_url, tmp_path):
+    """The same bytes downloaded by two processes at once: the first claims them and writes; the
+    other waits for that record and so sees a duplicate, not a second new photo."""
+    import threading
+
+    from scraper.redisfrontier import ContentClaims
+
+    digest = "ab" * 32
+    first, second = ContentClaims(redis_url), ContentClaims(redis_url)
+    assert first.claim(digest, "http://127.0.0.1:9/a.jpg")
+    assert not second.claim(digest, "http://127.0.0.1:9/b.jpg")
+    with open_store(None, tmp_path) as store:
+        def other_process_writes() -> None:  # its own connection, as another process has
+            with open_store(None, tmp_path) as own:
+                own.upsert_image({"content_hash": digest, "gender": "female", "path": "images/female/x.jpg"})
+
+        writer = threading.Timer(0.3, other_process_writes)
+        writer.start()
+        record = second.wait_for_record(store, digest, timeout_s=10)
+        writer.join()
+        assert record is not None and record["gender"] == "female"
+        assert second.wait_for_record(store, "cd" * 32, timeout_s=0.2) is None  # never written: write it yourself
+    first.close()
+    second.close()
