@@ -318,13 +318,21 @@ def _redo_store_updates(layout: DatasetLayout, store: Store, moves: list[Move]) 
     if not path.is_file():
         return 0
     begun = _unfinished(path)
-    # Only a file's latest move: an older one's record would be out of date.
-    records = [record_of(m) for m in fold(moves).values() if m.id in begun and m.update_store]
+    # Only a file's latest move (an older one's record would be out of date), and only where the
+    # file did move: a move still to finish writes its record itself once the file is there.
+    records = [record_of(m) for m in fold(moves).values()
+               if m.id in begun and m.update_store and _moved(layout, m)]
     if records:
         store.upsert_images(records)
         log.warning("wrote %d store record(s) an interrupted run had not written", len(records))
     path.unlink()
     return len(records)
+
+
+def _moved(layout: DatasetLayout, move: Move) -> bool:
+    """Whether ``move``'s file stands at its destination and no longer at its source."""
+    src, dst = layout.root / move.src, layout.root / move.dst
+    return src == dst or ((dst.exists() or dst.is_symlink()) and not (src.exists() or src.is_symlink()))
 
 
 def _cancel(layout: DatasetLayout, move: Move, why: str) -> None:
