@@ -28,8 +28,8 @@ from .analysis import ImageAnalysis
 from .batch import BatchStats, analyse_paths
 from .cache import DIMENSIONS, AnalysisCache
 from .centroids import (
-    AUTO, DEFAULT_K_CANDIDATES, DEFAULT_VALIDATION_FRACTION, GROUP_VARIANTS, K_VARIANTS, NO_GROUP, VARIANTS, choose_k,
-    fit_gender,
+    AUTO, DEFAULT_K_CANDIDATES, DEFAULT_VALIDATION_FRACTION, GROUP_VARIANTS, K_VARIANTS, NO_GROUP, VARIANTS,
+    choose_group_ks, choose_k, fit_gender,
 )
 from .checks import LABEL_CONFLICT, one_face_reason
 from .config import AnalysisParams
@@ -121,9 +121,10 @@ def parse_sizes(text: str) -> list[int | str]:
 def build_id(size: int | str, variant: str = "mean", k: int = 1, prefix: str = "g") -> str:
     """The paper's ids: ``g_1000``; ``g_1000_k16`` for k-means; ``g_all`` for every usable image;
     the group variants: ``g_all_gm`` (group-mean), ``g_all_gc`` (group-centroids), ``g_all_gk4``
-    (group-kmeans, 4 per group)."""
+    (group-kmeans, 4 per group), ``g_all_ga`` (group-adaptive: a k per group, chosen on validation)."""
     base = f"{prefix}_{size}"
-    suffix = {"kmeans": f"_k{k}", "group-mean": "_gm", "group-centroids": "_gc", "group-kmeans": f"_gk{k}"}
+    suffix = {"kmeans": f"_k{k}", "group-mean": "_gm", "group-centroids": "_gc", "group-kmeans": f"_gk{k}",
+              "group-adaptive": "_ga"}
     return base + suffix.get(variant, "")
 
 
@@ -283,6 +284,8 @@ class BuildOptions:
     k_candidates: tuple[int, ...] = DEFAULT_K_CANDIDATES
     #: The part of the members held out to choose k (k=auto), per gender, drawn with ``seed``.
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION
+    #: More than 1: choose on every member once, across this many folds (cross-validation).
+    validation_folds: int = 1
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -293,6 +296,8 @@ class BuildOptions:
             raise DatasetError(f"k=auto is for the variants {', '.join(K_VARIANTS)}, not {self.variant}")
         if self.variant in GROUP_VARIANTS and not self.group_by:
             raise DatasetError(f"the variant {self.variant} needs a group column: --group-by race")
+        if self.validation_folds < 1:
+            raise DatasetError(f"the validation folds must be at least 1, not {self.validation_folds}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise DatasetError(f"the validation fraction must be in (0, 1), not {self.validation_fraction}")
         if self.split_by not in ("person", "photo"):
@@ -432,12 +437,16 @@ def build_from_pool(
         chosen = {g: draws.chosen(g, n) for g, n in counts.items()}
         groups = ({g: pool.groups(g, options.group_by, c) for g, c in chosen.items()}
                   if options.group_by and options.variant != "mean" else None)
-        k_used, k_doc = k, None
-        if k == AUTO:
+        k_used, k_doc, k_map = k, None, None
+        if k == AUTO or options.variant == "group-adaptive":
             vectors = {g: pool.vectors[g][c] for g, c in chosen.items()}
-            choice = choose_k(vectors, groups, options.variant, options.k_candidates,
-                              options.validation_fraction, options.seed)
-            k_used, k_doc = choice.chosen, choice.to_doc()
+            if options.variant == "group-adaptive":
+                choice = choose_group_ks(vectors, groups, options.k_candidates, options.validation_fraction,
+                                         options.seed, options.validation_folds)
+            else:
+                choice = choose_k(vectors, groups, options.variant, options.k_candidates,
+                                  options.validation_fraction, options.seed, options.validation_folds)
+            k_used, k_doc, k_map = choice.chosen, choice.to_doc(), choice.per_group
         centroids, samples = {}, []
         for gender, n in counts.items():
             if options.variant == "mean":
@@ -445,7 +454,7 @@ def build_from_pool(
             else:
                 vectors = pool.vectors[gender][chosen[gender]]
                 centroids[gender] = fit_gender(vectors, groups[gender] if groups else None, options.variant,
-                                               int(k_used), options.seed)
+                                               int(k_used), options.seed, k_map)
             samples.append(draws.permuted[gender][: min(n, DISTANCE_SAMPLE)])
         doc = {
             "id": build_id(size, options.variant, k_used, options.prefix),
@@ -465,6 +474,8 @@ def build_from_pool(
             doc["group_counts"] = {g: {v: groups[g].count(v) for v in sorted(set(groups[g]))} for g in groups}
         if k_doc is not None:
             doc["k_choice"] = k_doc
+        if k_map is not None:
+            doc["k_per_group"] = dict(k_map)
         builds.append(doc)
     return builds
 

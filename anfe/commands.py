@@ -107,7 +107,8 @@ def _dataset_root(source: Path, labels: Path | None) -> Path:
 @click.option("--variant", type=click.Choice(VARIANTS), default="mean", show_default=True,
               help="mean: one average per gender (the paper); kmeans: k centroids per gender; group-mean: the "
                    "mean of the per-group averages (--group-by); group-centroids: one average per group; "
-                   "group-kmeans: k centroids per group. All nearest-centroid.")
+                   "group-kmeans: k centroids per group; group-adaptive: a k per group, grown on validation where "
+                   "the group is served worst. All nearest-centroid.")
 @click.option("--k", "k_text", default="16", show_default=True, metavar="N|auto",
               help="Centroids per gender (kmeans) or per group (group-kmeans); auto: the best of --k-choices "
                    "on a validation part of the training images (never the test split).")
@@ -119,6 +120,9 @@ def _dataset_root(source: Path, labels: Path | None) -> Path:
 @click.option("--validation-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               default=DEFAULT_VALIDATION_FRACTION, show_default=True,
               help="Part of the training images per gender that --k auto scores each k on.")
+@click.option("--validation-folds", type=click.IntRange(1, None), default=1, show_default=True,
+              help="More than 1: --k auto and group-adaptive score every training image once, across this many "
+                   "folds (cross-validation), instead of one --validation-fraction part.")
 @click.option("--test-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Hold back this part of each gender as the test split (recorded in the build; 0.3 = 70/30).")
 @click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the held-out split.")
@@ -135,7 +139,7 @@ def _dataset_root(source: Path, labels: Path | None) -> Path:
 @friendly_errors(hints={SizeTooLargeError: "use a smaller --sizes, --sizes all, or --clamp to take every "
                                           "image of a smaller gender"})
 def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str, k_text: str, k_choices: str,
-          group_by: str | None, validation_fraction: float, test_fraction: float,
+          group_by: str | None, validation_fraction: float, validation_folds: int, test_fraction: float,
           split_seed: int, split_by: str, clamp: bool, prefix: str, conditions: list, db: str | None, params,
           cache_path, workers) -> None:
     """Make ANFE builds from SOURCE: draw N single-face images per gender, average their embeddings.
@@ -153,7 +157,8 @@ def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str
     Fairness variants (see the README): --variant group-kmeans --group-by race --k auto.
     """
     options = BuildOptions(tuple(parse_sizes(sizes)), seed, variant, parse_k(k_text), test_fraction, split_seed,
-                           clamp, prefix, split_by, group_by, parse_candidates(k_choices), validation_fraction)
+                           clamp, prefix, split_by, group_by, parse_candidates(k_choices), validation_fraction,
+                           validation_folds)
     records = None
     if db and labels is None and source.is_dir():  # a dataset root whose records live in --db
         with open_store(db) as catalog:
@@ -184,7 +189,11 @@ def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str
     for doc in made:
         counts = " + ".join(f"{n} {g}" for g, n in doc["counts"].items())
         chosen = doc.get("k_choice")
-        how = (f", k={chosen['chosen']} chosen on validation (by {chosen['by']})" if chosen else "")
+        per_group = doc.get("k_per_group")
+        how = (f", k={chosen['chosen']} chosen on validation (by {chosen['by']})" if chosen and not per_group else "")
+        if per_group:
+            how = (f", k per {doc['group_by']} chosen on validation: "
+                   + ", ".join(f"{v} {n}" for v, n in per_group.items()))
         click.echo(f"{doc['id']}: {counts}, seed {doc['seed']}, fingerprint {doc['fingerprint'][:12]}{how}, saved in {where}")
 
 

@@ -28,7 +28,7 @@ from anfe.fairness import pct, pct_interval, points, points_interval
 
 UTKFACE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces" / "utkface" / "labels.csv"
 RACES = ("Asian", "Black", "Indian", "White", "Others")
-#: (label, variant, k, group_by): what is compared. k=auto is chosen on validation, never on test.
+#: (label, variant, k, group_by[, validation folds]): what is compared. k=auto is chosen on validation, never on test.
 VARIANTS = (
     ("plain average", "mean", 16, None),
     ("k-means k=16 (today)", "kmeans", 16, None),
@@ -38,6 +38,8 @@ VARIANTS = (
     ("per-race centroids", "group-centroids", 16, "race"),
     ("per-race k-means k=4", "group-kmeans", 4, "race"),
     ("per-race k-means, k on validation", "group-kmeans", "auto", "race"),
+    ("per-race k-means, k on 5-fold validation", "group-kmeans", "auto", "race", 5),
+    ("k per race grown where served worst (5-fold)", "group-adaptive", 1, "race", 5),
 )
 
 
@@ -73,9 +75,9 @@ def main() -> None:
               f"test split {args.test_fraction:g} by photo, split seed {args.split_seed}, build seed {args.seed}, "
               f"min group {args.min_group}")
         results: list[tuple[str, dict, EvaluationResult]] = []
-        for label, variant, k, group_by in VARIANTS:
+        for label, variant, k, group_by, *folds in VARIANTS:
             options = BuildOptions(("all",), args.seed, variant, k, args.test_fraction, args.split_seed,
-                                   group_by=group_by, split_by="photo")
+                                   group_by=group_by, split_by="photo", validation_folds=(folds or [1])[0])
             t0 = time.perf_counter()
             (build,) = builds_from_analyses(items, analyses, options, params,
                                             {"source": str(args.labels), "filters": ["age>=17"]})
@@ -86,7 +88,10 @@ def main() -> None:
             worst = result.worst_groups().get("race", {})
             chosen = build.get("k_choice")
             print(f"\n{label}: build {build['id']} ({sum(len(c) for c in build['centroids'].values())} centroids"
-                  + (f", k={chosen['chosen']} of {','.join(chosen['candidates'])} chosen on validation by {chosen['by']}"
+                  + (f", k per race {build['k_per_group']} chosen on {chosen['folds']}-fold validation"
+                     if build.get("k_per_group") else
+                     f", k={chosen['chosen']} of {','.join(chosen['candidates'])} chosen on "
+                     f"{'%d-fold ' % chosen['folds'] if chosen['folds'] > 1 else ''}validation by {chosen['by']}"
                      if chosen else "") + f", built in {built_s:.1f} s)")
             print(f"  balanced {pct(result.balanced_accuracy())} {pct_interval(result.balanced_interval())}; "
                   + "; ".join(f"{g} {pct(v['accuracy'])} {pct_interval(v['interval'])} n={v['decided']}"

@@ -235,3 +235,25 @@ def test_sweep_table_and_plot_show_the_worst_group(analysed, session_cache_path,
     assert all(r["balanced_interval"] and "race" in r["worst_groups"] for r in rows)
     assert "worst race" in page.read_text() and (page.parent / "sweep.png").is_file()
     assert write_report(results[1], tmp_path / "one").is_file()
+
+
+def test_group_adaptive_grows_k_per_group_on_cross_validation(analysed):
+    items, analyses = analysed
+    made = _one(items, analyses, variant="group-adaptive", group_by="race", k_candidates=(1, 2), validation_folds=2)
+    assert made["id"] == "g_all_ga" and made["k_choice"]["folds"] == 2 and "start" in made["k_choice"]["candidates"]
+    per_group = made["k_per_group"]
+    for gender, counts in made["group_counts"].items():
+        assert set(counts) <= set(per_group)
+        assert len(made["centroids"][gender]) == sum(min(per_group[v], n) for v, n in counts.items())
+    assert made["k"] == max(per_group.values())
+
+
+def test_cross_validated_choice_scores_every_member_once():
+    rng = np.random.default_rng(1)
+    vectors = {"male": rng.normal(1, 0.3, (30, 3)), "female": rng.normal(-1, 0.3, (20, 3))}
+    choice = choose_k(vectors, None, "kmeans", (1, 2), 0.2, 0, folds=5)
+    assert choice.by == "balanced" and choice.folds == 5 and choice.chosen in (1, 2)
+    # every member predicted once: the validation faces are all 50
+    assert all(s["faces"] == 50 and s["balanced"] == pytest.approx(1.0) for s in choice.scores.values())
+    single = choose_k(vectors, None, "kmeans", (1, 2), 0.2, 0)
+    assert all(s["faces"] == 10 for s in single.scores.values())  # 20% of 30 and of 20
