@@ -129,6 +129,11 @@ class EvaluationResult:
     def _mask(self, keep) -> np.ndarray:
         return np.array([bool(keep(o)) for o in self._decided], dtype=bool)
 
+    def group_gap_interval(self, column: str, value: str) -> tuple[float, float] | None:
+        """95% interval of (balanced accuracy of the faces whose ``column`` label is ``value``)
+        minus (the overall balanced accuracy), from the same bootstrap replicates."""
+        return self.resampler.gap(self._mask(lambda o: o.labels.get(column) == value))
+
     @property
     def build_id(self) -> str:
         """The id of the evaluated build."""
