@@ -30,6 +30,9 @@ import numpy as np
 Z95 = 1.959963984540054
 #: Bootstrap replicates (percentile intervals are stable to about 0.1 point at this count).
 REPLICATES = 2000
+#: The weight matrix (replicates x decided faces, float32) stays under this many cells (200 MB):
+#: a test set of more than 25,000 faces gets fewer replicates (at least 400).
+MAX_WEIGHT_CELLS = 50_000_000
 #: Groups with fewer decided faces than this are left out of the worst-group figure.
 DEFAULT_MIN_GROUP = 30
 WILSON, BOOT_PHOTOS, BOOT_PEOPLE = "wilson", "bootstrap over photos", "bootstrap over people"
@@ -71,6 +74,8 @@ class Resampler:
     def __init__(self, truth: Sequence[str], right: Sequence[bool], genders: Sequence[str],
                  persons: Sequence[str | None] | None = None, replicates: int = REPLICATES, seed: int = 0) -> None:
         self.truth = np.asarray(list(truth), dtype=object)
+        replicates = min(replicates, max(400, MAX_WEIGHT_CELLS // max(1, len(self.truth))))
+        self.replicates = replicates
         self.right = np.asarray(list(right), dtype=np.float64)
         self.genders = list(genders)
         persons = list(persons) if persons is not None else [None] * len(self.truth)
