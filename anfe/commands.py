@@ -298,7 +298,7 @@ def _result_line(result: EvaluationResult, page: Path, worst: dict[str, dict[str
     people = result.per_person()
     if people:
         line += (f"; {people['test_people']} test people, per person balanced "
-                 f"{100 * (people['balanced_accuracy'] or 0):.1f}%")
+                 f"{pct(people['balanced_accuracy'])} {pct_interval(people.get('balanced_interval'))}")
     if result.leak:
         leak = result.leak
         line += f"; leak {leak['count']}/{leak['faces']} test faces within {leak['radius']:g} of a training face"

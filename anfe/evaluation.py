@@ -24,7 +24,9 @@ from .cache import AnalysisCache
 from .config import AnalysisParams
 from .dataset import LabelledImage
 from .errors import NoTestSplitError
-from .fairness import DEFAULT_MIN_GROUP, WILSON, Judged, Resampler, wilson, worst_group
+from .fairness import (
+    DEFAULT_MIN_GROUP, WILSON, Judged, Resampler, mean_samples, percentile_interval, wilson, worst_group,
+)
 from .people import person_from_labels
 from .prediction import UNKNOWN, CentroidModel
 from .splits import DEFAULT_LEAK_DISTANCE, leak_count
@@ -198,6 +200,7 @@ class EvaluationResult:
         if not people:
             return None
         table: dict[str, dict[str, Any]] = {}
+        samples: dict[str, np.ndarray] = {}
         for g in [*self.genders, "all"]:
             rates, all_right, count = [], 0, 0
             for mine in people.values():
@@ -209,12 +212,18 @@ class EvaluationResult:
                 if decided:
                     rates.append(sum(o.right for o in decided) / len(decided))
                     all_right += all(o.right for o in decided)
+            samples[g] = mean_samples(rates)
             table[g] = {"people": count, "judged": len(rates),
                         "accuracy": float(np.mean(rates)) if rates else None,
-                        "all_right": _rate(all_right, len(rates))}
+                        "interval": percentile_interval(samples[g]),
+                        "all_right": _rate(all_right, len(rates)),
+                        "all_right_interval": wilson(all_right, len(rates))}
         rates = [table[g]["accuracy"] for g in self.genders]
+        whole = rates and None not in rates
         return {"test_people": len(people), "per_gender": table,
-                "balanced_accuracy": float(np.mean(rates)) if rates and None not in rates else None}
+                "balanced_accuracy": float(np.mean(rates)) if whole else None,
+                "balanced_interval": percentile_interval(np.mean([samples[g] for g in self.genders], axis=0))
+                if whole else None}
 
     def distance_stats(self) -> dict[str, dict[str, Any]]:
         """Distances to the own and to the other gender's centroid, for right and wrong predictions

@@ -65,6 +65,22 @@ def _percentiles(samples: np.ndarray) -> Interval | None:
     return float(low), float(high)
 
 
+def percentile_interval(samples: np.ndarray | None) -> Interval | None:
+    """The 2.5th and 97.5th percentiles of bootstrap ``samples`` (None when there are none)."""
+    return None if samples is None or not len(samples) else _percentiles(np.asarray(samples, dtype=np.float64))
+
+
+def mean_samples(values: Sequence[float], replicates: int = REPLICATES, seed: int = 0) -> np.ndarray:
+    """Bootstrap replicates of the mean of ``values`` (one per person: the per-person accuracy),
+    resampling the values with replacement; empty when there are none."""
+    data = np.asarray(list(values), dtype=np.float64)
+    if not len(data):
+        return np.empty(0)
+    replicates = min(replicates, max(400, MAX_WEIGHT_CELLS // len(data)))
+    rng = np.random.default_rng(seed)
+    return data[rng.integers(0, len(data), size=(replicates, len(data)))].mean(axis=1)
+
+
 class Resampler:
     """Bootstrap weights over the decided test faces: ``weights[b, i]`` is how many times photo
     ``i`` is drawn in replicate ``b``. Units (people when ``persons`` names them, else photos) are
@@ -169,5 +185,5 @@ def points_interval(interval: Interval | Sequence[float] | None) -> str:
 
 __all__ = [
     "BOOT_PEOPLE", "BOOT_PHOTOS", "DEFAULT_MIN_GROUP", "Interval", "Judged", "REPLICATES", "Resampler", "WILSON", "Z95",
-    "pct", "pct_interval", "points", "points_interval", "wilson", "worst_group",
+    "mean_samples", "pct", "pct_interval", "percentile_interval", "points", "points_interval", "wilson", "worst_group",
 ]

@@ -257,3 +257,13 @@ def test_cross_validated_choice_scores_every_member_once():
     assert all(s["faces"] == 50 and s["balanced"] == pytest.approx(1.0) for s in choice.scores.values())
     single = choose_k(vectors, None, "kmeans", (1, 2), 0.2, 0)
     assert all(s["faces"] == 10 for s in single.scores.values())  # 20% of 30 and of 20
+
+
+def test_per_person_figures_carry_intervals():
+    result = EvaluationResult({"id": "t"}, ["female", "male"], _outcomes(SPEC, people=5))
+    people = result.per_person()
+    low, high = people["balanced_interval"]
+    assert low < people["balanced_accuracy"] < high
+    male = people["per_gender"]["male"]
+    assert male["interval"][0] < male["accuracy"] < male["interval"][1]
+    assert male["all_right_interval"] == pytest.approx(wilson(int(round(male["all_right"] * male["judged"])), male["judged"]))
