@@ -7,6 +7,7 @@ tested without a browser. Keyboard shortcuts use ``st.button(shortcut=...)`` (St
 
 from __future__ import annotations
 
+import base64
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,9 @@ from anfe.errors import AnfeError, ImageError
 from anfe.imaging import thumbnail_jpeg
 from anfe.layout import DatasetLayout, open_dataset
 from anfe.store import Store, open_store
-from curation import decisions, people_queue, queue, quarantine
+from curation import decisions, people_queue, queue, quarantine, review_gate, signin
+from curation.review_gate import Identity
+from curation.signin import AccessConfig
 from curation.review_cli import ReviewConfig, parse_args
 
 #: Keyboard shortcuts (Streamlit reserves C and R).
@@ -59,8 +62,20 @@ def _set_selection(value: bool, keys: Sequence[str] | None = None) -> None:
         st.session_state[f"sel-{key}"] = value
 
 
-def _act(config: ReviewConfig, action: str, rest_of_page: bool = False) -> None:
+def _who(access: AccessConfig, root: Path) -> str | None:
+    """The reviewer an action is recorded as: the signed-in one, or (no sign-in needed) the name
+    typed in the sidebar; None when the session must sign in (again) first."""
+    identity = review_gate.acting_reviewer(access, root)
+    if identity is None:
+        return None
+    return identity.name or st.session_state.get("reviewer") or decisions.default_reviewer()
+
+
+def _act(config: ReviewConfig, access: AccessConfig, action: str, rest_of_page: bool = False) -> None:
     """Button callback: one decision batch on the selection (or on the unselected rest)."""
+    who = _who(access, config.root)
+    if who is None:
+        return
     chosen = _selected()
     if rest_of_page:
         picked = {i.key for i in chosen}
@@ -68,7 +83,6 @@ def _act(config: ReviewConfig, action: str, rest_of_page: bool = False) -> None:
     if not chosen:
         _flash("info", "select images first (click their boxes, or A for the whole page)")
         return
-    who = st.session_state.get("reviewer") or decisions.default_reviewer()
     try:
         layout = open_dataset(config.root)
         with open_store(config.db, config.root) as store:
@@ -89,8 +103,10 @@ def _act(config: ReviewConfig, action: str, rest_of_page: bool = False) -> None:
                       "reject": f"Rejected ({st.session_state.get('reason')})"}[action])
 
 
-def _undo(config: ReviewConfig, whole_batch: bool) -> None:
-    who = st.session_state.get("reviewer") or decisions.default_reviewer()
+def _undo(config: ReviewConfig, access: AccessConfig, whole_batch: bool) -> None:
+    who = _who(access, config.root)
+    if who is None:
+        return
     try:
         layout = open_dataset(config.root)
         with open_store(config.db, config.root) as store:
@@ -101,9 +117,11 @@ def _undo(config: ReviewConfig, whole_batch: bool) -> None:
     _report(outcome, "Undid the last batch" if whole_batch else "Undid the last decision")
 
 
-def _person_act(config: ReviewConfig, view: people_queue.PersonView, action: str) -> None:
+def _person_act(config: ReviewConfig, access: AccessConfig, view: people_queue.PersonView, action: str) -> None:
     """Button callback of the by-person view: one decision batch on the whole person or their marked photos."""
-    who = st.session_state.get("reviewer") or decisions.default_reviewer()
+    who = _who(access, config.root)
+    if who is None:
+        return
     try:
         layout = open_dataset(config.root)
         with open_store(config.db, config.root) as store:
@@ -148,7 +166,13 @@ def render(argv: Sequence[str]) -> None:
     st.set_page_config(page_title="ANFE label review", layout="wide")
     st.html(_TICK_THEN_KEY, unsafe_allow_javascript=True)
     try:
-        config = parse_args(argv)
+        access, rest = signin.split_access_args(argv)
+        config = parse_args(rest)
+    except AnfeError as exc:
+        _fail(exc)
+        return
+    identity = review_gate.gate(access, config.root)  # the sign-in form only, until signed in
+    try:
         layout = open_dataset(config.root)
         quarantine.check_writable(layout)
         store = open_store(config.db, config.root)
@@ -156,14 +180,15 @@ def render(argv: Sequence[str]) -> None:
         _fail(exc)
         return
     try:
-        _render(config, layout, store)
+        _render(config, access, identity, layout, store)
     except AnfeError as exc:
         _fail(exc)
     finally:
         store.close()
 
 
-def _render(config: ReviewConfig, layout: DatasetLayout, store: Store) -> None:
+def _render(config: ReviewConfig, access: AccessConfig, identity: Identity, layout: DatasetLayout,
+            store: Store) -> None:
     if "repaired" not in st.session_state:  # a crash between a logged decision and its move
         st.session_state["repaired"] = decisions.repair(layout, store)
         for message in st.session_state["repaired"]:
@@ -185,14 +210,15 @@ def _render(config: ReviewConfig, layout: DatasetLayout, store: Store) -> None:
     with st.sidebar:
         st.title("Label review")
         st.caption(f"Dataset `{layout.root}`")
-        st.text_input("Reviewer", value=decisions.default_reviewer(), key="reviewer",
-                      help="Recorded with every decision.")
+        if identity.name is None:  # no sign-in: one local user, who may type a name
+            st.text_input("Reviewer", value=decisions.default_reviewer(), key="reviewer",
+                          help="Recorded with every decision.")
         has_people = any(queue.record_person(r) for r in records.values())
         view_mode = st.radio("View", VIEWS, key="view", horizontal=True, disabled=not has_people,
                              help="By person: one person's photos in a row, outliers marked "
                                   "(needs records naming each photo's person, as a crawl writes).")
     if has_people and view_mode == "by person":
-        _render_people(config, layout, review_log, records, analyses)
+        _render_people(config, access, layout, review_log, records, analyses)
         return
     with st.sidebar:
         gender = st.radio("Gender", genders, key="gender", on_change=_first_page, format_func=lambda g: (
@@ -237,20 +263,20 @@ def _render(config: ReviewConfig, layout: DatasetLayout, store: Store) -> None:
     # first"): a tick and a key pressed at once reach the button before the rerun that counts the
     # tick, and a disabled button would swallow the key.
     bar = st.container(horizontal=True)
-    bar.button(f"{'Put back' if is_flagged else 'Keep'} ({selected})", key="act-keep", on_click=_act, args=(config, "keep"),
+    bar.button(f"{'Put back' if is_flagged else 'Keep'} ({selected})", key="act-keep", on_click=_act, args=(config, access, "keep"),
                shortcut=KEYS["keep"], type="primary")
-    bar.button("Put back the rest of the page" if is_flagged else "Keep the rest of the page", key="act-keep-rest", on_click=_act, args=(config, "keep", True),
+    bar.button("Put back the rest of the page" if is_flagged else "Keep the rest of the page", key="act-keep-rest", on_click=_act, args=(config, access, "keep", True),
                shortcut=KEYS["keep_rest"], disabled=not items)
     bar.button(f"{'Put back as' if is_flagged else 'Move to'} {st.session_state['target']} ({selected})",
                key="act-relabel", on_click=_act,
-               args=(config, "relabel"), shortcut=KEYS["relabel"])
+               args=(config, access, "relabel"), shortcut=KEYS["relabel"])
     bar.button(f"Reject: {st.session_state['reason']} ({selected})", key="act-reject", on_click=_act,
-               args=(config, "reject"), shortcut=KEYS["reject"])
+               args=(config, access, "reject"), shortcut=KEYS["reject"])
     bar.button("Select page", key="select-all", on_click=_set_selection, args=(True,), shortcut=KEYS["select_all"])
     bar.button("Select none", key="select-none", on_click=_set_selection, args=(False,),
                shortcut=KEYS["select_none"])
-    bar.button("Undo last", key="undo", on_click=_undo, args=(config, False), shortcut=KEYS["undo"])
-    bar.button("Undo batch", key="undo-batch", on_click=_undo, args=(config, True), shortcut=KEYS["undo_batch"])
+    bar.button("Undo last", key="undo", on_click=_undo, args=(config, access, False), shortcut=KEYS["undo"])
+    bar.button("Undo batch", key="undo-batch", on_click=_undo, args=(config, access, True), shortcut=KEYS["undo_batch"])
 
     if not items:
         st.success("No images." if show_reviewed and not is_flagged else
@@ -293,7 +319,7 @@ def _tile(item: queue.QueueItem) -> None:
     st.caption(" · ".join(f for f in facts if f))
 
 
-def _render_people(config: ReviewConfig, layout: DatasetLayout, review_log: decisions.ReviewLog,
+def _render_people(config: ReviewConfig, access: AccessConfig, layout: DatasetLayout, review_log: decisions.ReviewLog,
                    records: dict, analyses: dict) -> None:
     """The by-person view: pick a person (suspect ones first), see their photos in a row with the
     outliers marked, and act on the whole person or on the marked photos."""
@@ -318,12 +344,12 @@ def _render_people(config: ReviewConfig, layout: DatasetLayout, review_log: deci
     bar = st.container(horizontal=True)
     bar.selectbox("Move the whole person to", targets, key="person_target", label_visibility="collapsed")
     bar.button(f"Move {view.name} to {st.session_state.get('person_target') or targets[0]}", key="person-move",
-               on_click=_person_act, args=(config, view, "move"), type="primary" if view.suspect else "secondary")
+               on_click=_person_act, args=(config, access, view, "move"), type="primary" if view.suspect else "secondary")
     bar.button(f"Keep {view.name} as {view.gender}", key="person-keep", on_click=_person_act,
-               args=(config, view, "keep"))
+               args=(config, access, view, "keep"))
     bar.button(f"Reject the {len(view.marked)} marked as wrong-person", key="person-reject",
-               on_click=_person_act, args=(config, view, "reject"), disabled=not view.marked)
-    bar.button("Undo batch", key="undo-batch", on_click=_undo, args=(config, True), shortcut=KEYS["undo_batch"])
+               on_click=_person_act, args=(config, access, view, "reject"), disabled=not view.marked)
+    bar.button("Undo batch", key="undo-batch", on_click=_undo, args=(config, access, True), shortcut=KEYS["undo_batch"])
     columns = 6
     for start in range(0, len(view.items), columns):
         for column, item in zip(st.columns(columns), view.items[start : start + columns]):
@@ -340,11 +366,14 @@ def _person_tile(item: queue.QueueItem, marked: str | None) -> None:
 
 
 @st.cache_data(max_entries=4000, show_spinner=False)
-def _thumbnail(path: str, mtime_ns: int) -> bytes | None:
+def _thumbnail(path: str, mtime_ns: int) -> str | None:
+    """The thumbnail as a data: URL, so its bytes travel only in the (signed-in) session's own
+    messages: Streamlit's /media/ HTTP endpoint, which answers anyone with the URL, never holds it."""
     try:
-        return thumbnail_jpeg(Path(path), 256, DEFAULT_MAX_PIXELS)
+        data = thumbnail_jpeg(Path(path), 256, DEFAULT_MAX_PIXELS)
     except (OSError, ImageError):
         return None
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,256 @@
+"""Reviewers, sign-in rules and the `anfe review` refusals (no browser; the page itself through AppTest).
+
+The real-server tests (browser, HTTP, TLS) are in test_review_signin_browser.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from streamlit.testing.v1 import AppTest
+
+from anfe.cli import cli
+from anfe.store import open_store
+from curation import reviewers, signin
+from curation.review_gate import SESSION_KEY
+from curation.signin import FailureLimiter, Session, SignInPolicy, is_loopback
+from test_review_logic import make_review_dataset
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def dataset(utkface_rows, tmp_path):
+    return make_review_dataset(utkface_rows, tmp_path / "data", per_gender=3)
+
+
+@pytest.fixture
+def bare_root(tmp_path) -> Path:
+    """A dataset root with empty gender folders (enough for the commands that do not read images)."""
+    for gender in ("female", "male"):
+        (tmp_path / "ds" / "images" / gender).mkdir(parents=True)
+    return tmp_path / "ds"
+
+
+def run(*args: str, input: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=input)
+
+
+# -- the reviewers file --------------------------------------------------------------------------
+def test_reviewers_add_list_remove_store_salted_hashes_owner_only(bare_root):
+    result = run("review", "reviewers", "add", "alice", "--root", str(bare_root), "--password-stdin", input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    path = bare_root / "reviewers.json"
+    assert result.output == f"added alice in {path.resolve()}\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert PASSWORD not in path.read_text()
+    run("review", "reviewers", "add", "bob", "--root", str(bare_root), "--password-stdin", input=PASSWORD + "\n")
+    stored = reviewers.load(path)
+    assert stored["alice"].password_hash.startswith("scrypt$")
+    assert stored["alice"].password_hash != stored["bob"].password_hash  # same password, own salt
+    assert reviewers.authenticate(stored, "alice", PASSWORD).name == "alice"
+    assert reviewers.authenticate(stored, "alice", PASSWORD + "x") is None
+    assert reviewers.authenticate(stored, "carol", PASSWORD) is None
+
+    listed = run("review", "reviewers", "list", "--root", str(bare_root))
+    assert [line.split("\t")[0] for line in listed.output.splitlines()] == ["alice", "bob"]
+    assert "scrypt" not in listed.output
+    # prompted twice when not from stdin; a changed password says so
+    changed = run("review", "reviewers", "add", "bob", "--root", str(bare_root), input="another password\nanother password\n")
+    assert changed.exit_code == 0 and "changed the password of bob" in changed.output
+    assert reviewers.authenticate(reviewers.load(path), "bob", "another password").name == "bob"
+    removed = run("review", "reviewers", "remove", "bob", "--root", str(bare_root))
+    assert removed.exit_code == 0 and list(reviewers.load(path)) == ["alice"]
+    again = run("review", "reviewers", "remove", "bob", "--root", str(bare_root))
+    assert again.exit_code == 1 and again.output == f"Error: no reviewer 'bob' in {path.resolve()} (reviewers: alice)\n"
+
+
+def test_reviewers_file_by_option_and_bad_input(tmp_path, bare_root):
+    other = tmp_path / "elsewhere" / "who.json"
+    result = run("review", "reviewers", "add", "carol", "--reviewers", str(other), "--password-stdin", input=PASSWORD)
+    assert result.exit_code == 0 and stat.S_IMODE(other.stat().st_mode) == 0o600
+    short = run("review", "reviewers", "add", "dan", "--reviewers", str(other), "--password-stdin", input="short\n")
+    assert short.exit_code == 1 and short.output.startswith("Error: the password is too short")
+    bad = run("review", "reviewers", "add", "a b", "--reviewers", str(other), "--password-stdin", input=PASSWORD)
+    assert bad.exit_code == 1 and "is not a usable reviewer name" in bad.output
+    other.chmod(0o644)
+    public = run("review", "reviewers", "list", "--reviewers", str(other))
+    assert public.exit_code == 1 and public.output.strip().endswith(f"run `chmod 600 {other}`")
+    not_root = run("review", "reviewers", "list", "--root", str(tmp_path))
+    assert not_root.exit_code == 1 and "is not a dataset root" in not_root.output
+
+
+# -- serving: refusals and TLS -------------------------------------------------------------------
+def test_refuses_to_share_without_reviewers(bare_root):
+    result = run("review", str(bare_root), "--address", "0.0.0.0", "--print-command")
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and result.output.startswith("Error: refusing to serve")
+    assert f"`anfe review reviewers add NAME --root {bare_root.resolve()}`" in result.output
+
+
+def test_sharing_needs_tls_or_insecure_http_and_loopback_is_unchanged(bare_root, tls_files):
+    local = run("review", str(bare_root), "--print-command")
+    assert local.exit_code == 0 and "--server.address 127.0.0.1" in local.output
+    assert "--reviewers" not in local.output and "--require-sign-in" not in local.output
+    for flag in ("--server.enableXsrfProtection true", "--browser.gatherUsageStats false",
+                 "--server.enableAgentApi false"):
+        assert flag in local.output
+
+    run("review", "reviewers", "add", "alice", "--root", str(bare_root), "--password-stdin", input=PASSWORD)
+    clear = run("review", str(bare_root), "--address", "0.0.0.0", "--print-command")
+    assert clear.exit_code == 1 and "give --tls-cert FILE --tls-key FILE" in clear.output
+    insecure = run("review", str(bare_root), "--address", "0.0.0.0", "--insecure-http", "--print-command")
+    assert insecure.exit_code == 0, insecure.output
+    assert f"--reviewers {bare_root.resolve() / 'reviewers.json'} --require-sign-in" in insecure.output
+    cert, key, _ca = tls_files
+    tls = run("review", str(bare_root), "--address", "0.0.0.0", "--tls-cert", str(cert), "--tls-key", str(key),
+              "--print-command")
+    assert tls.exit_code == 0, tls.output
+    assert f"--server.sslCertFile {cert} --server.sslKeyFile {key}" in tls.output
+    swapped = run("review", str(bare_root), "--tls-cert", str(key), "--tls-key", str(cert), "--print-command")
+    assert swapped.exit_code == 1 and swapped.output.startswith(f"Error: cannot use --tls-cert {key}")
+    half = run("review", str(bare_root), "--tls-cert", str(cert), "--print-command")
+    assert half.exit_code == 1 and "give both --tls-cert FILE and --tls-key FILE" in half.output
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    from tls_certs import make_ca_and_server_cert
+
+    return make_ca_and_server_cert(tmp_path_factory.mktemp("tls"))
+
+
+def test_loopback_addresses():
+    assert all(map(is_loopback, ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.10", "example.org", "", None]))
+
+
+# -- sign-in rules -------------------------------------------------------------------------------
+def test_failed_sign_ins_are_limited_per_name_and_per_client():
+    now = [0.0]
+    limiter = FailureLimiter(SignInPolicy(failures_per_name=3, failures_per_client=5, window_seconds=60),
+                             clock=lambda: now[0])
+    for _ in range(3):
+        assert limiter.wait_seconds("10.0.0.1", "alice") == 0
+        limiter.failed("10.0.0.1", "alice")
+    assert limiter.wait_seconds("10.0.0.1", "alice") == 60  # the name is locked for every client
+    assert limiter.wait_seconds("10.0.0.2", "Alice ") == 60
+    assert limiter.wait_seconds("10.0.0.1", "bob") == 0  # this client may still try other names
+    limiter.failed("10.0.0.1", "bob")
+    limiter.failed("10.0.0.1", "carol")
+    assert limiter.wait_seconds("10.0.0.1", "dave") == 60  # 5 failures from the client
+    assert limiter.wait_seconds("10.0.0.2", "dave") == 0
+    now[0] = 30
+    assert limiter.wait_seconds("10.0.0.1", "dave") == 30
+    now[0] = 60.5  # the window slid past the first failures
+    assert limiter.wait_seconds("10.0.0.1", "dave") == 0
+    limiter.failed("10.0.0.3", "erin")
+    limiter.succeeded("erin")
+    assert limiter.wait_seconds("10.0.0.4", "erin") == 0
+
+
+def test_wrong_password_and_unknown_name_get_one_answer_and_are_logged(tmp_path, caplog):
+    path = tmp_path / "reviewers.json"
+    reviewers.add(path, "alice", PASSWORD)
+    limiter = FailureLimiter(SignInPolicy(failures_per_name=2))
+    with caplog.at_level(logging.INFO, logger="curation.signin"):
+        wrong = signin.sign_in(path, limiter, "10.0.0.9", "alice", "not the password")
+        unknown = signin.sign_in(path, limiter, "10.0.0.9", "mallory", PASSWORD)
+        assert wrong == unknown == signin.Attempt(None, "Wrong name or password.")
+        signin.sign_in(path, limiter, "10.0.0.9", "alice", "still wrong")
+        locked = signin.sign_in(path, limiter, "10.0.0.8", "alice", PASSWORD)
+        assert locked.reviewer is None and locked.message.startswith("Too many failed sign-ins: try again in 15 min")
+        strict = FailureLimiter(SignInPolicy(failures_per_name=1))
+        for name in ("alice", "mallory"):
+            assert signin.sign_in(path, strict, "10.0.0.7", name, "wrong") == signin.Attempt(None, signin.WRONG)
+        assert signin.sign_in(path, strict, "10.0.0.7", "alice", PASSWORD) == \
+            signin.sign_in(path, strict, "10.0.0.7", "mallory", PASSWORD)  # locked alike
+    failures = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert failures[0] == ("failed sign-in for name 'alice' from client 10.0.0.9 (1 for this name, 1 from this "
+                           "client in the last 15 min)")
+    assert failures[1].startswith("failed sign-in for name 'mallory' from client 10.0.0.9")
+    assert "sign-in refused (too many failures) for name 'alice' from client 10.0.0.8" in failures
+    ok = signin.sign_in(path, FailureLimiter(SignInPolicy()), "10.0.0.9", " alice ", PASSWORD)
+    assert ok.reviewer.name == "alice"
+
+
+def test_session_ends_when_idle_removed_or_password_changed(tmp_path):
+    path = tmp_path / "reviewers.json"
+    reviewers.add(path, "alice", PASSWORD)
+    policy = SignInPolicy(idle_seconds=60)
+    session = Session("alice", reviewers.load(path)["alice"].fingerprint, last_seen=1000.0)
+    assert session.check(path, policy, now=1059.0) is None
+    assert session.check(path, policy, now=1118.0) is None  # each action restarts the idle time
+    assert session.check(path, policy, now=1179.0) == "Signed out after 1 min without activity: sign in again."
+    session.last_seen = 2000.0
+    reviewers.add(path, "alice", "a new password!")
+    assert "password changed" in session.check(path, policy, now=2001.0)
+    session = Session("alice", reviewers.load(path)["alice"].fingerprint, last_seen=2000.0)
+    reviewers.remove(path, "alice")
+    assert session.check(path, policy, now=2001.0).startswith("Signed out: your reviewer entry")
+
+
+# -- the page through AppTest --------------------------------------------------------------------
+def _page(argv):
+    from curation.review_app import render
+
+    render(argv)
+
+
+@pytest.fixture
+def loopback_server():
+    from streamlit import config
+
+    config.set_option("server.address", "127.0.0.1")
+    yield
+    config.set_option("server.address", None)
+
+
+def test_page_asks_to_sign_in_and_records_the_signed_in_name(dataset, session_cache_path, loopback_server):
+    reviewers.add(dataset.root / "reviewers.json", "alice", PASSWORD)
+    at = AppTest.from_function(_page, args=([str(dataset.root), "--cache", str(session_cache_path)],),
+                               default_timeout=120).run()
+    assert not at.exception
+    assert [t.label for t in at.text_input] == ["Name", "Password"]
+    assert not at.checkbox and [b.label for b in at.button] == ["Sign in"]  # no tile, no action
+    at.text_input(key="signin-name").set_value("alice")
+    at.text_input(key="signin-password").set_value("wrong password")
+    at.button[0].click().run()
+    assert at.warning[0].value == "Wrong name or password." and not at.checkbox
+    at.text_input(key="signin-name").set_value("alice")
+    at.text_input(key="signin-password").set_value(PASSWORD)
+    at.button[0].click().run()
+    assert not at.exception
+    assert "reviewer" not in [t.key for t in at.text_input]  # the name comes from the sign-in
+    assert any("Signed in as **alice**" in c.value for c in at.caption)
+    at.button(key="select-all").click().run()
+    at.button(key="act-keep").click().run()
+    with open_store(None, dataset.root) as store:
+        assert [d["who"] for d in store.decisions()] == ["alice"] * 3
+    at.radio(key="gender").set_value("male").run()
+    assert len([c for c in at.checkbox if c.key.startswith("sel-")]) == 3
+
+    # idle too long: the next click is refused before its callback acts, and the form comes back
+    at.session_state[SESSION_KEY].last_seen -= 31 * 60
+    at.button(key="act-keep-rest").click().run()
+    assert [w.value for w in at.warning] == ["Signed out after 30 min without activity: sign in again."]
+    assert not at.checkbox and [t.label for t in at.text_input] == ["Name", "Password"]
+    with open_store(None, dataset.root) as store:
+        assert len(store.decisions()) == 3
+
+
+def test_page_shared_without_reviewers_shows_only_how_to_add_them(dataset, session_cache_path):
+    from streamlit import config
+
+    config.set_option("server.address", "0.0.0.0")
+    try:
+        at = AppTest.from_function(_page, args=([str(dataset.root), "--cache", str(session_cache_path)],),
+                                   default_timeout=120).run()
+    finally:
+        config.set_option("server.address", None)
+    assert "has no reviewers" in at.error[0].value and "anfe review reviewers add NAME" in at.error[0].value
+    assert not at.checkbox and not at.button and not at.text_input
