@@ -99,7 +99,8 @@ def streamlit_command(config: ReviewConfig, address: str, port: int, headless: b
                       tls: tuple[Path, Path] | None = None, access: AccessConfig = AccessConfig()) -> list[str]:
     """The ``streamlit run`` command line that serves the page for ``config``.
 
-    XSRF protection and CORS stay on, usage statistics, static serving and the agent API off.
+    XSRF protection and CORS stay on; usage statistics, static serving, the agent API and the
+    file watcher (for editing the app's code) are off.
     """
     command = [
         sys.executable, "-m", "streamlit", "run", str(APP),
@@ -107,6 +108,7 @@ def streamlit_command(config: ReviewConfig, address: str, port: int, headless: b
         "--server.headless", "true" if headless else "false",
         "--server.enableXsrfProtection", "true", "--server.enableCORS", "true",
         "--server.enableStaticServing", "false", "--server.enableAgentApi", "false",
+        "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false", "--server.showEmailPrompt", "false",
         "--client.toolbarMode", "minimal",
     ]
@@ -201,7 +203,7 @@ def serve(root: Path, address: str, port: int, reviewers_option: Path | None, tl
     own gender's average against the other's. Keep, move to the other gender or reject (to
     quarantine/<reason>/) one or many at once, with keyboard shortcuts and undo. Every decision
     is logged in the store before the file moves. Same as
-    `streamlit run curation/review_app.py -- ROOT`.
+    `streamlit run curation/review_app.py --server.address 127.0.0.1 -- ROOT`.
 
     With reviewers configured, the page shows a sign-in form first and records the signed-in
     name with every decision; a session ends after --idle-minutes without an action.
