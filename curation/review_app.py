@@ -65,7 +65,11 @@ def _set_selection(value: bool, keys: Sequence[str] | None = None) -> None:
 def _who(access: AccessConfig, root: Path) -> str | None:
     """The reviewer an action is recorded as: the signed-in one, or (no sign-in needed) the name
     typed in the sidebar; None when the session must sign in (again) first."""
-    identity = review_gate.acting_reviewer(access, root)
+    try:
+        identity = review_gate.acting_reviewer(access, root)
+    except AnfeError as exc:  # the reviewers file became unusable: act for no one
+        _flash("error", f"Error: {exc}")
+        return None
     if identity is None:
         return None
     return identity.name or st.session_state.get("reviewer") or decisions.default_reviewer()

@@ -103,6 +103,10 @@ def gate(access: AccessConfig, root: Path) -> Identity:
         st.error("The page cannot check sign-ins now: its reviewers file is unusable (the server's log says why).")
         st.stop()
         raise AssertionError("unreachable") from exc
+    if identity is not None and identity.name and not st.get_option("server.enableXsrfProtection"):
+        st.error("Sign-in needs Streamlit's XSRF protection: serve the page with `anfe review`, or "
+                 "`streamlit run` with --server.enableXsrfProtection true.")
+        st.stop()
     if identity is not None:
         if identity.name:
             with st.sidebar:

@@ -157,6 +157,8 @@ def test_wrong_password_and_unknown_name_get_one_answer_and_are_logged(tmp_path,
     path = tmp_path / "reviewers.json"
     reviewers.add(path, "alice", PASSWORD)
     limiter = FailureLimiter(SignInPolicy(failures_per_name=2))
+    logger = logging.getLogger("curation.signin")  # (the page's handler stops propagation to the root)
+    logger.addHandler(caplog.handler)
     with caplog.at_level(logging.INFO, logger="curation.signin"):
         wrong = signin.sign_in(path, limiter, "10.0.0.9", "alice", "not the password")
         unknown = signin.sign_in(path, limiter, "10.0.0.9", "mallory", PASSWORD)
@@ -169,6 +171,7 @@ def test_wrong_password_and_unknown_name_get_one_answer_and_are_logged(tmp_path,
             assert signin.sign_in(path, strict, "10.0.0.7", name, "wrong") == signin.Attempt(None, signin.WRONG)
         assert signin.sign_in(path, strict, "10.0.0.7", "alice", PASSWORD) == \
             signin.sign_in(path, strict, "10.0.0.7", "mallory", PASSWORD)  # locked alike
+    logger.removeHandler(caplog.handler)
     failures = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert failures[0] == ("failed sign-in for name 'alice' from client 10.0.0.9 (1 for this name, 1 from this "
                            "client in the last 15 min)")
@@ -254,3 +257,20 @@ def test_page_shared_without_reviewers_shows_only_how_to_add_them(dataset, sessi
         config.set_option("server.address", None)
     assert "has no reviewers" in at.error[0].value and "anfe review reviewers add NAME" in at.error[0].value
     assert not at.checkbox and not at.button and not at.text_input
+
+
+def test_page_with_sign_in_refuses_to_run_without_xsrf_protection(dataset, session_cache_path, loopback_server):
+    from streamlit import config
+
+    reviewers.add(dataset.root / "reviewers.json", "alice", PASSWORD)
+    at = AppTest.from_function(_page, args=([str(dataset.root), "--cache", str(session_cache_path)],),
+                               default_timeout=120).run()
+    at.text_input(key="signin-name").set_value("alice")
+    at.text_input(key="signin-password").set_value(PASSWORD)
+    config.set_option("server.enableXsrfProtection", False)
+    try:
+        at.button[0].click().run()
+    finally:
+        config.set_option("server.enableXsrfProtection", True)
+    assert "needs Streamlit's XSRF protection" in at.error[0].value
+    assert not [c for c in at.checkbox if c.key.startswith("sel-")]
