@@ -153,13 +153,18 @@ def test_failed_sign_ins_are_limited_per_name_and_per_client():
     assert limiter.wait_seconds("10.0.0.4", "erin") == 0
 
 
-def test_wrong_password_and_unknown_name_get_one_answer_and_are_logged(tmp_path, caplog):
+def test_wrong_password_and_unknown_name_get_one_answer_and_are_logged(tmp_path):
     path = tmp_path / "reviewers.json"
     reviewers.add(path, "alice", PASSWORD)
     limiter = FailureLimiter(SignInPolicy(failures_per_name=2))
-    logger = logging.getLogger("curation.signin")  # (the page's handler stops propagation to the root)
-    logger.addHandler(caplog.handler)
-    with caplog.at_level(logging.INFO, logger="curation.signin"):
+    records: list[logging.LogRecord] = []
+    catcher = logging.Handler(logging.INFO)
+    catcher.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("curation.signin")  # (the page's own handler stops propagation to the root)
+    logger.addHandler(catcher)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
         wrong = signin.sign_in(path, limiter, "10.0.0.9", "alice", "not the password")
         unknown = signin.sign_in(path, limiter, "10.0.0.9", "mallory", PASSWORD)
         assert wrong == unknown == signin.Attempt(None, "Wrong name or password.")
@@ -171,8 +176,10 @@ def test_wrong_password_and_unknown_name_get_one_answer_and_are_logged(tmp_path,
             assert signin.sign_in(path, strict, "10.0.0.7", name, "wrong") == signin.Attempt(None, signin.WRONG)
         assert signin.sign_in(path, strict, "10.0.0.7", "alice", PASSWORD) == \
             signin.sign_in(path, strict, "10.0.0.7", "mallory", PASSWORD)  # locked alike
-    logger.removeHandler(caplog.handler)
-    failures = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    finally:
+        logger.removeHandler(catcher)
+        logger.setLevel(level)
+    failures = [r.getMessage() for r in records if r.levelno == logging.WARNING]
     assert failures[0] == ("failed sign-in for name 'alice' from client 10.0.0.9 (1 for this name, 1 from this "
                            "client in the last 15 min)")
     assert failures[1].startswith("failed sign-in for name 'mallory' from client 10.0.0.9")
