@@ -151,3 +151,15 @@ def store_backend_uri(request, tmp_path: Path):
         yield f"sqlite:///{tmp_path / 'catalog.sqlite'}"
         return
     yield request.getfixturevalue("mongodb_database_uri")
+
+
+@pytest.fixture(autouse=True)
+def _streamlit_pages_served_on_loopback():
+    """AppTest runs a page without a server: say it is on 127.0.0.1 (where `anfe review` serves by
+    default). Left unset, the address means every interface to Streamlit, and the review page
+    then asks for sign-in (tests/test_review_signin.py sets other addresses itself)."""
+    from streamlit import config
+
+    config.set_option("server.address", "127.0.0.1")
+    yield
+    config.set_option("server.address", None)

@@ -15,17 +15,6 @@ from curation import quarantine
 from test_review_logic import make_review_dataset
 
 
-@pytest.fixture(autouse=True)
-def _served_on_loopback():
-    """AppTest has no server: say it is on 127.0.0.1 (as `anfe review` serves by default), since an
-    unset address means every interface to Streamlit, and then the page asks for sign-in."""
-    from streamlit import config
-
-    config.set_option("server.address", "127.0.0.1")
-    yield
-    config.set_option("server.address", None)
-
-
 def _page(argv):
     from curation.review_app import render
 
