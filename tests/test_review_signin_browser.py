@@ -24,7 +24,7 @@ import pytest
 
 from anfe.store import open_store
 from curation import reviewers
-from test_review_browser import CHROMIUM, CHROMIUM_ARGS, _settle, _wait_for
+from test_review_browser import CHROMIUM, CHROMIUM_ARGS, _wait_for
 from test_review_logic import make_review_dataset
 from tls_certs import make_ca_and_server_cert
 
@@ -108,6 +108,12 @@ def browser(server, tmp_path_factory):
                                               env={**os.environ, "HOME": str(home)})
         yield chromium
         chromium.close()
+
+
+def _settle(page) -> None:
+    """Let the script run that the last interaction started begin, then wait until it has finished."""
+    time.sleep(0.3)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
 
 
 def _dataset_names(layout) -> list[str]:
