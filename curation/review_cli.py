@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import socket
 import ssl
 import sys
 from collections.abc import Sequence
@@ -95,6 +96,11 @@ class ServingRefused(click.ClickException):
     """``anfe review`` will not serve the page this way (the message says how to fix it)."""
 
 
+def public_name(address: str) -> str:
+    """The name browsers reach ``address`` by: itself, or this machine's name for a wildcard."""
+    return socket.getfqdn() if address in {"0.0.0.0", "::", ""} else address
+
+
 def streamlit_command(config: ReviewConfig, address: str, port: int, headless: bool,
                       tls: tuple[Path, Path] | None = None, access: AccessConfig = AccessConfig()) -> list[str]:
     """The ``streamlit run`` command line that serves the page for ``config``.
@@ -111,6 +117,10 @@ def streamlit_command(config: ReviewConfig, address: str, port: int, headless: b
         "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false", "--server.showEmailPrompt", "false",
         "--client.toolbarMode", "minimal",
+        # Streamlit looks up the machine's public address on the internet (checkip) to print an
+        # "External URL" and to vet the origins of a page served on every interface: name the
+        # address browsers use instead, and print our own URL line, so nothing is asked outside.
+        "--browser.serverAddress", public_name(address), "--logger.hideWelcomeMessage", "true",
     ]
     if tls:
         command += ["--server.sslCertFile", str(tls[0]), "--server.sslKeyFile", str(tls[1])]
@@ -230,7 +240,7 @@ def serve(root: Path, address: str, port: int, reviewers_option: Path | None, tl
     sign_in = (f"sign-in required ({access.reviewers_file(layout.root)})" if configured
                else "no sign-in (this machine only)")
     click.echo(f"{stats.total} images ({stats.analysed} analysed now); review page on "
-               f"{'https' if tls else 'http'}://{address}:{port}, {sign_in}", err=True)
+               f"{'https' if tls else 'http'}://{public_name(address)}:{port}, {sign_in}", err=True)
     sys.stdout.flush()
     sys.stderr.flush()
     # Become the streamlit server (no child left behind when this process is stopped).
