@@ -102,6 +102,10 @@ def test_click_move_in_a_real_browser(utkface_rows, tmp_path, session_cache_path
             # A selects the page, K keeps it (Streamlit's own button shortcuts)
             page.keyboard.press("a")
             page.get_by_role("button", name=re.compile(r"Keep \(4\)")).wait_for(timeout=30_000)
+            # K sends the boxes' states as the browser holds them: wait until it shows all four ticked
+            page.wait_for_function("() => { const boxes = [...document.querySelectorAll("
+                                   "'[class*=\"st-key-sel-\"] input')]; "
+                                   "return boxes.length === 4 && boxes.every((b) => b.checked); }", timeout=30_000)
             page.keyboard.press("k")
             page.screenshot(path=str(tmp_path / "after-keep.png"), full_page=True)
             page.get_by_text(re.compile(r"female: 0 left to review of 4")).wait_for(timeout=30_000)
