@@ -53,6 +53,14 @@ def _wait_for(condition, timeout: float = 30, what: str = "condition") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _idle(page) -> None:
+    """Wait until no script run is going on (call it once the page shows the last action's result,
+    so that run has started): a tick made during a run can be lost when the run's end redraws it."""
+    page.wait_for_function(
+        "() => document.querySelector('[data-test-script-state]')?.getAttribute('data-test-script-state')"
+        " === 'notRunning'", timeout=60_000)
+
+
 def test_click_move_in_a_real_browser(utkface_rows, tmp_path, session_cache_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     if not CHROMIUM.exists():
@@ -89,6 +97,7 @@ def test_click_move_in_a_real_browser(utkface_rows, tmp_path, session_cache_path
             _wait_for(moved, what=f"{digest_prefix} to move to images/male")
             assert not any(p.name.startswith(digest_prefix) for p in layout.image_files("female"))
             page.get_by_text(re.compile(r"female: 5 left to review of 5")).wait_for(timeout=30_000)
+            _idle(page)
 
             # tick, then a key at once (the focus still on the box just ticked): M moves it
             tile = page.locator('[class*="st-key-sel-"]').first
@@ -98,6 +107,7 @@ def test_click_move_in_a_real_browser(utkface_rows, tmp_path, session_cache_path
             _wait_for(lambda: any(p.name.startswith(second) for p in layout.image_files("male")),
                       what=f"{second} to move to images/male after the M key")
             page.get_by_text(re.compile(r"female: 4 left to review of 4")).wait_for(timeout=30_000)
+            _idle(page)
 
             # A selects the page, K keeps it (Streamlit's own button shortcuts)
             page.keyboard.press("a")
@@ -106,6 +116,7 @@ def test_click_move_in_a_real_browser(utkface_rows, tmp_path, session_cache_path
             page.wait_for_function("() => { const boxes = [...document.querySelectorAll("
                                    "'[class*=\"st-key-sel-\"] input')]; "
                                    "return boxes.length === 4 && boxes.every((b) => b.checked); }", timeout=30_000)
+            _idle(page)
             page.keyboard.press("k")
             page.screenshot(path=str(tmp_path / "after-keep.png"), full_page=True)
             page.get_by_text(re.compile(r"female: 0 left to review of 4")).wait_for(timeout=30_000)
