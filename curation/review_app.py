@@ -8,6 +8,7 @@ tested without a browser. Keyboard shortcuts use ``st.button(shortcut=...)`` (St
 from __future__ import annotations
 
 import base64
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -153,16 +154,31 @@ def _first_page() -> None:
     st.session_state["page"] = 0
 
 
-#: A ticked tile's box gives the focus back to the page, so K, M or X pressed next act at once
-#: (with the focus left on the box, the button shortcuts do not fire).
+#: The button each letter shortcut presses (the page's button keys).
+_BUTTONS = {"keep": "act-keep", "keep_rest": "act-keep-rest", "relabel": "act-relabel", "reject": "act-reject",
+            "undo": "undo", "undo_batch": "undo-batch", "select_all": "select-all", "select_none": "select-none"}
+#: Tick-then-key: with the focus on a tile's box just ticked, Streamlit's shortcuts do not fire, so
+#: a key pressed there presses its button here (at once, in the key event itself), and any tick
+#: hands the focus back to the page.
 _TICK_THEN_KEY = """<script>
 if (!window.anfeTickThenKey) {
   window.anfeTickThenKey = true;
+  const buttons = %s;
+  const inBox = (target) => target.closest && target.closest('[class*="st-key-sel-"]');
+  document.addEventListener("keydown", (event) => {
+    if (!inBox(event.target) || event.ctrlKey || event.altKey || event.metaKey) return;
+    const button = buttons[(event.shiftKey ? "Shift+" : "") + event.key.toUpperCase()];
+    if (!button) return;
+    event.preventDefault();
+    event.stopPropagation();
+    event.target.blur();
+    document.querySelector(".st-key-" + button + " button")?.click();
+  }, true);
   document.addEventListener("click", (event) => {
-    if (event.target.closest('[class*="st-key-sel-"]')) setTimeout(() => document.activeElement.blur(), 0);
+    if (inBox(event.target)) setTimeout(() => document.activeElement.blur(), 0);
   }, true);
 }
-</script>"""
+</script>""" % json.dumps({KEYS[name]: key for name, key in _BUTTONS.items()})
 
 
 def render(argv: Sequence[str]) -> None:
