@@ -36,7 +36,7 @@ from .config import AnalysisParams
 from .dataset import LabelledImage, by_gender, load_labelled
 from .errors import DatasetError, SizeTooLargeError
 from .layout import DatasetLayout
-from .people import attach_people
+from .people import PERSON_FIELDS, attach_people
 from .store import CATALOG_NAME, now_iso, open_store, plain
 
 log = logging.getLogger(__name__)
@@ -550,7 +550,7 @@ def load_items(source: str | Path | None, labels: str | Path | None = None,
     if labels is None and source is not None and DatasetLayout(Path(source)).is_dataset_root():
         if records is None and (Path(source) / CATALOG_NAME).is_file():
             with open_store(None, source) as store:
-                records = store.find_images()
+                records = store.find_images(fields=PERSON_FIELDS)
         if records is not None:
             items = attach_people(items, records)
     return apply_filters(items, conditions) if conditions else items

@@ -26,6 +26,7 @@ from .evaluation import DEFAULT_KNN_K, EvaluationResult, evaluate_build, test_se
 from .executor import Executor
 from .fairness import DEFAULT_MIN_GROUP, pct, pct_interval, points, points_interval
 from .layout import IMAGE_SUFFIXES
+from .people import PERSON_FIELDS
 from .prediction import default_max_distance, predict_paths
 from .splits import SPLIT_MODES
 from .store import CATALOG_NAME, Store, open_store
@@ -162,7 +163,7 @@ def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str
     records = None
     if db and labels is None and source.is_dir():  # a dataset root whose records live in --db
         with open_store(db) as catalog:
-            records = catalog.find_images()
+            records = catalog.find_images(fields=PERSON_FIELDS)
     items = load_items(source, labels, conditions, records)
     dataset = {
         "source": str(source.resolve()),

@@ -18,6 +18,9 @@ from typing import Any
 
 #: Label columns that name a photo's person, first found wins.
 PERSON_COLUMNS = ("identity", "person", "person_id")
+#: The store record fields :func:`person_from_record` and :func:`attach_people` read (ask the
+#: store for only these when reading the whole catalog for people).
+PERSON_FIELDS = ("content_hash", "person_id", "person_name", "site", "other_people")
 #: Label keys under which :func:`attach_people` records a store record's person.
 PERSON_LABEL, PERSON_NAME_LABEL, SITE_LABEL = "person", "person_name", "site"
 
@@ -112,6 +115,6 @@ def group_by_person(persons: Sequence[str | None]) -> dict[str, list[int]]:
 
 
 __all__ = [
-    "PERSON_COLUMNS", "Person", "attach_people", "group_by_person", "has_people", "person_from_labels",
+    "PERSON_COLUMNS", "PERSON_FIELDS", "Person", "attach_people", "group_by_person", "has_people", "person_from_labels",
     "person_from_record", "person_of_item",
 ]

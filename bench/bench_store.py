@@ -1,6 +1,6 @@
 """The store at 100,000 image records: the embedded SQLite file against MongoDB, in one run.
 
-    python bench/bench_store.py [--n 100000] [--mongodb-uri mongodb://host:27017]
+    python bench/bench_store.py [--n 100000] [--mongodb-uri mongodb://host:27017] [--reads-only]
 
 Without ``--mongodb-uri`` the MongoDB side is a ``secantusd-py --standalone`` (PyPI's secantusdb,
 WiredTiger, a test-only dependency) started on a free loopback port with a temporary storage
@@ -9,8 +9,8 @@ hashes, 16 fields, a 10% share of crops with an ``original_hash``, 2% waiting fo
 
 Timed, for each backend: inserts per second (one ``upsert_image`` per photo as a crawl writes, and
 ``upsert_images`` in bulk), the lookups the commands make (by content hash, by original hash, by
-status and gender), reading every record (clean, the review page and build read the catalog),
-appending and reading review decisions, and saving and reading a build with 100,000 member hashes.
+status and gender), reading every record in full and with the fields each command asks for
+(clean, the review page and build read the catalog: ``find_images(fields=...)``), appending and reading review decisions, and saving and reading a build with 100,000 member hashes.
 Then the store's share of each command against the 2-second target, the indexes each backend
 created itself with the plan each query used, and the MongoDB/embedded ratio of every figure.
 """
@@ -30,7 +30,11 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the test server helper
 
+from anfe.people import PERSON_FIELDS  # noqa: E402
 from anfe.store import Store, open_store  # noqa: E402
+from curation.clean import CATALOG_FIELDS  # noqa: E402
+from curation.queue import RECORD_FIELDS  # noqa: E402
+from curation.rules import AGE_FIELDS  # noqa: E402
 
 TARGET_S = 2.0
 SINGLE = 2000  # records written one by one (the crawl's way), before the bulk load
@@ -61,14 +65,40 @@ def timed(function: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
     return (time.perf_counter() - started) / repeat, result
 
 
-def measure(store: Store, n: int, rng: random.Random) -> dict[str, float]:
-    """Every figure for one backend (seconds unless the name says otherwise)."""
+#: The fields each command reads the whole catalog for (figure name -> projection).
+PROJECTIONS = {
+    "find_images: every record, clean's ages (s)": AGE_FIELDS,
+    "find_images: every record, clean's people+conflicts (s)": CATALOG_FIELDS,
+    "find_images: every record, build's people (s)": PERSON_FIELDS,
+    "find_images: every record, review page's (s)": RECORD_FIELDS,
+}
+
+
+def measure_reads(store: Store, n: int) -> dict[str, float]:
+    """Reading every record: in full, and with the fields each command asks for."""
+    figures: dict[str, float] = {}
+    seconds, everything = timed(lambda: store.find_images())
+    assert len(everything) == n
+    figures["find_images: every record, all fields (s)"] = seconds
+    del everything
+    for name, fields in PROJECTIONS.items():
+        seconds, found = timed(lambda fields=fields: store.find_images(fields=fields))
+        assert len(found) == n and all(set(doc) <= set(fields) for doc in found[:100])
+        figures[name] = seconds
+    return figures
+
+
+def measure(store: Store, n: int, rng: random.Random, reads_only: bool = False) -> dict[str, float]:
+    """Every figure for one backend (seconds unless the name says otherwise); only the writes
+    the reads need and the whole-catalog reads with ``reads_only``."""
     figures: dict[str, float] = {}
     seconds, _ = timed(lambda: [store.upsert_image(record(i)) for i in range(SINGLE)])
     figures["upsert_image one by one (records/s)"] = SINGLE / seconds
     seconds, _ = timed(lambda: store.upsert_images(record(i) for i in range(SINGLE, n)))
     figures["upsert_images bulk (records/s)"] = (n - SINGLE) / seconds
     assert store.count_images() == n
+    if reads_only:
+        return {**figures, **measure_reads(store, n)}
 
     hashes = [f"{rng.randrange(n):064x}" for _ in range(LOOKUPS)]
     seconds, _ = timed(lambda: [store.get_image(h) for h in hashes])
@@ -83,9 +113,7 @@ def measure(store: Store, n: int, rng: random.Random) -> dict[str, float]:
     seconds, count = timed(lambda: store.count_images(status="review"), 5)
     assert count == n // 50
     figures["count_images status=review, 2% (ms)"] = seconds * 1000
-    seconds, everything = timed(lambda: store.find_images())
-    assert len(everything) == n
-    figures["find_images: every record (s)"] = seconds
+    figures.update(measure_reads(store, n))
 
     seconds, _ = timed(lambda: [store.append_decision({"id": uuid.uuid4().hex, "kind": "review", "action": "keep",
                                                        "content_hash": h}) for h in hashes[:DECISIONS]])
@@ -115,8 +143,10 @@ def command_shares(f: dict[str, float]) -> dict[str, float]:
     return {
         "crawl, per photo (get_image, original_hash lookup, upsert_image)":
             f["get_image by content hash (ms)"] * ms + f["find_images by original_hash (ms)"] * ms + one_by_one,
-        "clean / review page / build: read the catalog (find_images)": f["find_images: every record (s)"],
-        "review page: read the catalog and the decision log": f["find_images: every record (s)"]
+        "clean: read the catalog (ages; people and conflicts)":
+            f["find_images: every record, clean's ages (s)"] + f["find_images: every record, clean's people+conflicts (s)"],
+        "build: read the catalog (people)": f["find_images: every record, build's people (s)"],
+        "review page: read the catalog and the decision log": f["find_images: every record, review page's (s)"]
             + f["decisions: whole log (ms)"] * ms,
         "review decision (append_decision, get_image, upsert_image)":
             f["append_decision (ms)"] * ms + f["get_image by content hash (ms)"] * ms + one_by_one,
@@ -175,6 +205,8 @@ def main() -> None:
     parser.add_argument("--mongodb-uri", default=None,
                         help="a MongoDB to use (a database anfe_bench_<random> is made and dropped) "
                              "[default: start secantusd-py]")
+    parser.add_argument("--reads-only", action="store_true",
+                        help="time only the writes and the whole-catalog reads (no decisions, builds or shares)")
     args = parser.parse_args()
     rng = random.Random(0)
     with tempfile.TemporaryDirectory(prefix="anfe-bench-store-") as folder:
@@ -199,8 +231,8 @@ def main() -> None:
             for name, uri in backends.items():
                 print(f"[{name}] writing {args.n:,} records and timing the queries ...", flush=True)
                 with open_store(uri, timeout_ms=30_000) as store:
-                    results[name] = measure(store, args.n, rng)
-                    plans[name] = indexes_and_plans(store, uri)
+                    results[name] = measure(store, args.n, rng, args.reads_only)
+                    plans[name] = [] if args.reads_only else indexes_and_plans(store, uri)
         finally:
             if args.mongodb_uri:
                 import pymongo
@@ -212,9 +244,11 @@ def main() -> None:
 
     embedded, mongo = results["embedded"], results["mongodb"]
     print(f"\n{args.n:,} image records, one run")
-    print(f"{'figure':44} {'embedded':>11} {'mongodb':>11} {'mongodb/embedded':>17}")
+    print(f"{'figure':56} {'embedded':>11} {'mongodb':>11} {'mongodb/embedded':>17}")
     for key in embedded:
-        print(f"{key:44} {embedded[key]:11.3f} {mongo[key]:11.3f} {mongo[key] / embedded[key]:16.2f}x")
+        print(f"{key:56} {embedded[key]:11.3f} {mongo[key]:11.3f} {mongo[key] / embedded[key]:16.2f}x")
+    if args.reads_only:
+        return
     print(f"\nthe store's share of each command (target < {TARGET_S:g} s)")
     shares = {name: command_shares(results[name]) for name in results}
     worst = 0.0

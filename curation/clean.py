@@ -19,7 +19,7 @@ from anfe.cache import AnalysisCache
 from anfe.config import AnalysisParams
 from anfe.hashing import content_hash
 from anfe.layout import DatasetLayout, open_dataset
-from anfe.people import Person, person_from_record
+from anfe.people import PERSON_FIELDS, Person, person_from_record
 from anfe.store import Store
 
 from . import quarantine as q
@@ -101,6 +101,12 @@ def not_a_file(path: Path) -> str | None:
     return next((kind for test, kind in kinds.items() if test(mode)), "not a plain file")
 
 
+#: The store record fields :func:`crawl_conflicts` reads.
+CONFLICT_FIELDS = ("content_hash", "label_conflict", "label_source", "conflicting_genders")
+#: The store record fields :func:`clean` reads: the people's and the conflicts'.
+CATALOG_FIELDS = tuple(dict.fromkeys(PERSON_FIELDS + CONFLICT_FIELDS))
+
+
 def crawl_conflicts(records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """Label conflicts the crawler recorded (the same bytes found under two genders), by content
     hash, unless a reviewer settled them since: the detail of each."""
@@ -153,12 +159,10 @@ def plan(
     return items, verdicts
 
 
-def people_of(store: Store | None) -> dict[str, Person]:
-    """Content hash -> person, from the store records that name one (empty without a store)."""
-    if store is None:
-        return {}
+def people_of(records: Iterable[Mapping[str, Any]]) -> dict[str, Person]:
+    """Content hash -> person, from the store records that name one."""
     found = {}
-    for record in store.find_images():
+    for record in records:
         person = person_from_record(record)
         if person is not None and record.get("content_hash"):
             found[str(record["content_hash"])] = person
@@ -193,8 +197,10 @@ def clean(
     odd = {path: kind for path, _ in entries if (kind := not_a_file(path))}
     files = [(path, gender) for path, gender in entries if path not in odd]
     analyses, report.stats = analyse_paths([p for p, _ in files], params, cache, workers, progress)
-    people = people_of(store) if rules.wrong_person or rules.mislabelled_person else {}
-    conflicts = crawl_conflicts(store.find_images()) if store is not None else {}
+    # One read of the catalog, of the fields the people rules and the crawl's conflicts need.
+    records = store.find_images(fields=CATALOG_FIELDS) if store is not None else []
+    people = people_of(records) if rules.wrong_person or rules.mislabelled_person else {}
+    conflicts = crawl_conflicts(records)
     items, verdicts = plan(layout, files, analyses, rules, ages, ages_by_name, people, conflicts)
     for path, gender in entries:  # links and pipes are never read: quarantined as what they are
         if path in odd:

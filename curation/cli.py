@@ -18,7 +18,7 @@ from anfe.layout import open_dataset
 from anfe.store import open_store
 
 from . import quarantine as q
-from .rules import RULES, CleanRules, ages_from_csv, ages_from_records
+from .rules import AGE_FIELDS, RULES, CleanRules, ages_from_csv, ages_from_records
 
 _ROOT = click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 
@@ -98,7 +98,7 @@ def clean(root: Path, dry_run: bool, labels: Path | None, report_path: Path | No
     store = None if dry_run and not db and not (layout.root / "catalog.sqlite").exists() else open_store(db, layout.root)
     try:
         if store is not None and rules.under_age:
-            ages = {**ages_from_records(store.find_images()), **ages}
+            ages = {**ages_from_records(store.find_images(fields=AGE_FIELDS)), **ages}
         with open_cache(cache_path, params) as cache:
             report = run_clean(layout.root, rules, params, cache, workers, store, ages, by_name,
                                dry_run=dry_run, progress=not quiet)

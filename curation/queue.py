@@ -16,7 +16,7 @@ from anfe.batch import analyse_paths
 from anfe.cache import AnalysisCache
 from anfe.config import AnalysisParams
 from anfe.layout import DatasetLayout
-from anfe.people import person_from_record
+from anfe.people import PERSON_FIELDS, person_from_record
 
 from . import quarantine
 from .decisions import ReviewLog
@@ -72,6 +72,14 @@ def load_analyses(
         for p in todo:
             known[p.name] = results[str(p)]
     return known
+
+
+#: The store record fields the queue reads (:func:`record_rule`, :func:`record_source`,
+#: :func:`record_person`): the review page asks the store for only these.
+RECORD_FIELDS = tuple(dict.fromkeys((
+    "content_hash", "rule", "review_rule", "review_reason", "quarantine_reason", "flag", "label_conflict", "status",
+    "site", "source", "source_url", "page_url", "url", "image_url", *PERSON_FIELDS,
+)))
 
 
 def record_rule(record: Mapping[str, Any] | None) -> str | None:
@@ -205,5 +213,5 @@ def other_labels(layout: DatasetLayout, gender: str) -> list[str]:
 
 __all__ = [
     "ORDERS", "QueueItem", "build_queue", "counts", "flagged_items", "load_analyses", "other_labels",
-    "page_of", "record_person", "record_rule", "record_source", "sort_queue",
+    "RECORD_FIELDS", "page_of", "record_person", "record_rule", "record_source", "sort_queue",
 ]

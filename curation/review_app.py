@@ -216,7 +216,7 @@ def _render(config: ReviewConfig, access: AccessConfig, identity: Identity, layo
     review_log = decisions.read_log(store)
     with st.spinner("Reading face embeddings (analysing new images once; cached afterwards)..."):
         with AnalysisCache(config.cache_path or default_cache_path(), config.params.cache_key) as cache:
-            records = {r["content_hash"]: r for r in store.find_images()}
+            records = {r["content_hash"]: r for r in store.find_images(fields=queue.RECORD_FIELDS)}
             flagged = queue.flagged_items(layout, records)
             analyses = queue.load_analyses(layout.image_files() + [i.path for i in flagged], config.params, cache,
                                             st.session_state.get("analyses"), config.workers)

@@ -238,6 +238,10 @@ def ages_from_csv(csv_path: str | Path) -> tuple[dict[str, float], dict[str, flo
     return by_hash, by_name
 
 
+#: The store record fields :func:`ages_from_records` reads (see :func:`anfe.dataset.age_of`).
+AGE_FIELDS = ("content_hash", "age", "birth_year", "photo_year")
+
+
 def ages_from_records(records: Iterable[Mapping[str, object]]) -> dict[str, float]:
     """Ages by content hash from store records (``age``, or ``birth_year`` and ``photo_year``)."""
     ages = {}

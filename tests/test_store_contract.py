@@ -125,13 +125,46 @@ def test_find_images_refuses_odd_field_names(store, field: str) -> None:
 
 
 def test_many_images_come_back_complete_and_sorted(store) -> None:
-    # More than one cursor batch on MongoDB (101 documents), so getMore is exercised.
+    # More than pymongo's default first batch (101 documents), had the store not asked for more.
     hashes = [f"{i:064x}" for i in range(120)]
     for digest in reversed(hashes):
         store.upsert_image({"content_hash": digest, "gender": "man", "embedding": [0.5] * 128})
     found = store.find_images(gender="man")
     assert [doc["content_hash"] for doc in found] == hashes
     assert store.count_images(gender="man") == 120
+
+
+def test_find_images_with_fields_returns_only_those(store) -> None:
+    records = [
+        {"content_hash": "b", "gender": "man", "person_id": "7", "reason": None, "ok": False, "n": 0,
+         "other_people": [{"person_id": "8", "person_name": "Bo"}], "gate": {"faces": 1}, "text": "[1]"},
+        {"content_hash": "a", "gender": "woman", "age": 31.5, "ok": True},
+        {"content_hash": "c", "gender": "man"},
+    ]
+    store.upsert_images(records)
+    fields = ("content_hash", "person_id", "reason", "ok", "n", "other_people", "gate", "text", "age", "missing")
+    found = store.find_images(fields=fields)
+    assert no_mongo_ids(found)
+    # Sorted as ever; each record keeps the asked fields it has, with their types (nested values,
+    # booleans, zero, a string that looks like JSON); missing and null fields are left out.
+    assert found == [
+        {"content_hash": "a", "ok": True, "age": 31.5},
+        {"content_hash": "b", "person_id": "7", "ok": False, "n": 0,
+         "other_people": [{"person_id": "8", "person_name": "Bo"}], "gate": {"faces": 1}, "text": "[1]"},
+        {"content_hash": "c"},
+    ]
+    # With a filter, one field (given twice), and a field no record has.
+    assert store.find_images(fields=["gate", "gate"], gender="man") == [{"gate": {"faces": 1}}, {}]
+    assert store.find_images(fields=("age",), gender="woman") == [{"age": 31.5}]
+    assert store.find_images(fields=("missing",)) == [{}, {}, {}]
+    assert store.find_images(fields=None, gender="woman") == [records[1]]
+
+
+@pytest.mark.parametrize("fields", ["content_hash", (), ("a.b",), ("$where",), ("x y",), (1,)])
+def test_find_images_refuses_odd_projections(store, fields) -> None:
+    store.upsert_image({"content_hash": "h1"})
+    with pytest.raises(ValueError):
+        store.find_images(fields=fields)
 
 
 # -- numpy and other non-plain values ---------------------------------------------------------

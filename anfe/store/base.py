@@ -7,8 +7,9 @@ Documents are plain dicts of str/int/float/bool/None/list/dict (valid BSON and J
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from ..errors import StoreVersionError
 
 #: Version of the documents this code writes; a store written by a newer one is refused.
 SCHEMA_VERSION = 1
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def plain(value: Any) -> Any:
@@ -76,8 +78,15 @@ class Store(ABC):
         """The record for that hash, or None."""
 
     @abstractmethod
-    def find_images(self, **equals: Any) -> list[dict]:
-        """Records whose top-level fields equal the given values (all records with no filter)."""
+    def find_images(self, fields: Sequence[str] | None = None, **equals: Any) -> list[dict]:
+        """Records whose top-level fields equal the given values (all records with no filter),
+        sorted by content hash.
+
+        With ``fields`` (top-level field names), each record holds only those of them it has
+        with a value other than null (read projected records with ``.get``): reading the whole
+        catalog for a few fields then takes about half the time of decoding every record in
+        full, which is what keeps clean, review and build within their budget at 100,000 records.
+        """
 
     def count_images(self, **equals: Any) -> int:
         return len(self.find_images(**equals))
@@ -136,3 +145,19 @@ class Store(ABC):
                 f"{self.uri} was written by a newer version (schema {found}, this one reads "
                 f"{SCHEMA_VERSION}): upgrade with `pip install -U anfe-faces`"
             )
+
+
+def field_names(fields: Sequence[str]) -> list[str]:
+    """The distinct top-level field names of a ``find_images`` projection, in order.
+
+    Raises ValueError for a bare string (a common slip for a one-field tuple), an empty
+    projection, or a name that is not a plain identifier."""
+    if isinstance(fields, str):
+        raise ValueError(f"fields must be a sequence of field names, not the string {fields!r}")
+    names = list(dict.fromkeys(fields))
+    if not names:
+        raise ValueError("fields names no field: pass None to read whole records")
+    for name in names:
+        if not isinstance(name, str) or not _FIELD_NAME.match(name):
+            raise ValueError(f"bad field name {name!r}")
+    return names

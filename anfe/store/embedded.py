@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError, UnknownBuildError
-from .base import Store, plain
+from .base import Store, field_names, plain
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (content_hash TEXT PRIMARY KEY, doc TEXT NOT NULL);
@@ -90,7 +90,7 @@ class EmbeddedStore(Store):
         ).fetchone()
         return json.loads(row[0]) if row else None
 
-    def find_images(self, **equals: Any) -> list[dict]:
+    def find_images(self, fields: Sequence[str] | None = None, **equals: Any) -> list[dict]:
         clauses, args = [], []
         for field, value in equals.items():
             if not _FIELD.match(field):
@@ -101,8 +101,20 @@ class EmbeddedStore(Store):
                 clauses.append(f"json_extract(doc, '$.{field}') = ?")
                 args.append(plain(value))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._db.execute(f"SELECT doc FROM images {where} ORDER BY content_hash", args)
-        return [json.loads(doc) for (doc,) in rows]
+        if fields is None:
+            rows = self._db.execute(f"SELECT doc FROM images {where} ORDER BY content_hash", args)
+            return [json.loads(doc) for (doc,) in rows]
+        return self._projected(field_names(fields), where, args)
+
+    def _projected(self, fields: list[str], where: str, args: list) -> list[dict]:
+        """Only ``fields`` of each record: SQLite extracts them as one JSON array (json_extract
+        with several paths; a lone path is given twice, as one would come back bare), so Python
+        decodes a few values per record instead of the whole document (about half the time)."""
+        paths = ", ".join(f"'$.{f}'" for f in (fields * 2 if len(fields) == 1 else fields))
+        sql = f"SELECT json_extract(doc, {paths}) FROM images {where} ORDER BY content_hash"
+        loads = json.loads
+        return [{f: v for f, v in zip(fields, loads(values)) if v is not None}
+                for (values,) in self._db.execute(sql, args)]
 
     # decisions
     def append_decision(self, decision: dict) -> int:

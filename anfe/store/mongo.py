@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import islice
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -26,7 +26,7 @@ from bson import ObjectId
 from pymongo import errors as mongo_errors
 
 from ..errors import StoreError, StoreUnreachableError, UnknownBuildError
-from .base import Store, plain
+from .base import Store, field_names, plain
 
 #: Database used when the URI names none (``mongodb://host:27017``).
 DEFAULT_DATABASE = "anfe"
@@ -36,6 +36,9 @@ _USERINFO = re.compile(r"^(mongodb(?:\+srv)?://)([^@/]*)@")
 #: Attempts at appending one decision before giving up (each failure means another writer won).
 _APPEND_ATTEMPTS = 1000
 _NO_ID = {"_id": 0}
+#: Documents per reply when reading many records (the default first batch is 101, so reading the
+#: catalog would take a thousand round trips at 100,000 records).
+_READ_BATCH = 10_000
 #: Server error codes after which the same (idempotent) operation may simply be sent again:
 #: not primary / node recovering / shutting down / network errors reported by the server.
 _RETRYABLE_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
@@ -199,11 +202,20 @@ class MongoStore(Store):
     def get_image(self, content_hash: str) -> dict | None:
         return self._retrying("read from", lambda: self._db.images.find_one({"content_hash": content_hash}, _NO_ID))
 
-    def find_images(self, **equals: Any) -> list[dict]:
+    def find_images(self, fields: Sequence[str] | None = None, **equals: Any) -> list[dict]:
         query = _equality_filter(equals)
-        return self._retrying(
-            "read from", lambda: list(self._db.images.find(query, _NO_ID).sort("content_hash", 1))
-        )
+        if fields is None:
+            return self._retrying(
+                "read from",
+                lambda: list(self._db.images.find(query, _NO_ID).sort("content_hash", 1).batch_size(_READ_BATCH)),
+            )
+        projection = {**{f: 1 for f in field_names(fields)}, **_NO_ID}
+
+        def read() -> list[dict]:
+            cursor = self._db.images.find(query, projection).sort("content_hash", 1).batch_size(_READ_BATCH)
+            return [{f: v for f, v in doc.items() if v is not None} for doc in cursor]
+
+        return self._retrying("read from", read)
 
     def count_images(self, **equals: Any) -> int:
         query = _equality_filter(equals)
