@@ -204,16 +204,18 @@ class MongoStore(Store):
 
     def find_images(self, fields: Sequence[str] | None = None, **equals: Any) -> list[dict]:
         query = _equality_filter(equals)
-        if fields is None:
-            return self._retrying(
-                "read from",
-                lambda: list(self._db.images.find(query, _NO_ID).sort("content_hash", 1).batch_size(_READ_BATCH)),
-            )
-        projection = {**{f: 1 for f in field_names(fields)}, **_NO_ID}
+        names = None if fields is None else field_names(fields)
+        # content_hash always comes back, to sort by here: a server's sort of the whole catalog
+        # costs more than Python's (a fifth of the read on secantusd-py at 100,000 records).
+        projection = _NO_ID if names is None else {"content_hash": 1, **{f: 1 for f in names}, **_NO_ID}
 
         def read() -> list[dict]:
-            cursor = self._db.images.find(query, projection).sort("content_hash", 1).batch_size(_READ_BATCH)
-            return [{f: v for f, v in doc.items() if v is not None} for doc in cursor]
+            docs = list(self._db.images.find(query, projection).batch_size(_READ_BATCH))
+            docs.sort(key=_by_content_hash)
+            if names is None:
+                return docs
+            keep = "content_hash" in names
+            return [{f: v for f, v in doc.items() if v is not None and (keep or f != "content_hash")} for doc in docs]
 
         return self._retrying("read from", read)
 
@@ -344,6 +346,12 @@ def _image_doc(record: dict) -> dict:
         if not field or "." in field or field.startswith("$") or field == "_id":
             raise ValueError(f"bad field name {field!r} in an image record")
     return doc
+
+
+def _by_content_hash(doc: dict) -> str:
+    """The sort key of image records (every record has a str content_hash; Python's order of
+    str is MongoDB's binary order of their UTF-8 bytes)."""
+    return str(doc.get("content_hash", ""))
 
 
 def _equality_filter(equals: dict[str, Any]) -> dict[str, Any]:
