@@ -83,9 +83,9 @@ class Store(ABC):
         sorted by content hash.
 
         With ``fields`` (top-level field names), each record holds only those of them it has
-        with a value other than null (read projected records with ``.get``): reading the whole
-        catalog for a few fields then takes about half the time of decoding every record in
-        full, which is what keeps clean, review and build within their budget at 100,000 records.
+        with a value other than null (read projected records with ``.get``). Clean, review and
+        build read the whole catalog this way, for a few fields: that takes about half the time
+        of reading every record in full (``python bench/bench_store.py``).
         """
 
     def count_images(self, **equals: Any) -> int:
