@@ -125,7 +125,7 @@ def test_find_images_refuses_odd_field_names(store, field: str) -> None:
 
 
 def test_many_images_come_back_complete_and_sorted(store) -> None:
-    # More than pymongo's default first batch (101 documents), had the store not asked for more.
+    # More than one cursor batch on MongoDB (101 documents), so getMore is exercised.
     hashes = [f"{i:064x}" for i in range(120)]
     for digest in reversed(hashes):
         store.upsert_image({"content_hash": digest, "gender": "man", "embedding": [0.5] * 128})
