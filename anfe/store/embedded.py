@@ -54,17 +54,7 @@ class EmbeddedStore(Store):
 
     # images
     def upsert_image(self, record: dict) -> None:
-        doc = plain(record)
-        key = doc["content_hash"]
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            row = self._db.execute("SELECT doc FROM images WHERE content_hash=?", (key,)).fetchone()
-            merged = {**json.loads(row[0]), **doc} if row else doc
-            self._write("INSERT OR REPLACE INTO images VALUES (?, ?)", (key, json.dumps(merged)))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        self.upsert_images([record])  # one record: one transaction, the same merge
 
     def upsert_images(self, records: Iterable[dict]) -> int:
         count = 0
