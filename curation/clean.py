@@ -24,7 +24,7 @@ from anfe.store import Store
 
 from . import quarantine as q
 from .people_rules import check_people
-from .rules import ALL_REASONS, CleanRules, Item, Verdict, check_collection, check_image
+from .rules import ALL_REASONS, CleanRules, Item, Verdict, by_content_hash, check_collection, check_image
 
 log = logging.getLogger(__name__)
 
@@ -161,12 +161,7 @@ def plan(
 
 def people_of(records: Iterable[Mapping[str, Any]]) -> dict[str, Person]:
     """Content hash -> person, from the store records that name one."""
-    found = {}
-    for record in records:
-        person = person_from_record(record)
-        if person is not None and record.get("content_hash"):
-            found[str(record["content_hash"])] = person
-    return found
+    return by_content_hash(records, person_from_record)
 
 
 def clean(

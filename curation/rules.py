@@ -8,9 +8,10 @@ label conflicts) look at all the items that passed the per-image rules.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from anfe import checks
 from anfe.analysis import ImageAnalysis
@@ -20,6 +21,8 @@ from anfe.hashing import content_hash
 
 from .dedup import DEFAULT_NEAR_DISTANCE, exact_groups, near_duplicate_groups
 from .identity import DEFAULT_WRONG_PERSON_DISTANCE
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -242,11 +245,16 @@ def ages_from_csv(csv_path: str | Path) -> tuple[dict[str, float], dict[str, flo
 AGE_FIELDS = ("content_hash", "age", "birth_year", "photo_year")
 
 
+def by_content_hash(records: Iterable[Mapping[str, Any]], read: Callable[[Mapping[str, Any]], T | None]) -> dict[str, T]:
+    """``read(record)`` by content hash, for the store records that have a hash and a value."""
+    found: dict[str, T] = {}
+    for record in records:
+        value = read(record)
+        if value is not None and record.get("content_hash"):
+            found[str(record["content_hash"])] = value
+    return found
+
+
 def ages_from_records(records: Iterable[Mapping[str, object]]) -> dict[str, float]:
     """Ages by content hash from store records (``age``, or ``birth_year`` and ``photo_year``)."""
-    ages = {}
-    for record in records:
-        age = age_of(record)
-        if age is not None and record.get("content_hash"):
-            ages[str(record["content_hash"])] = age
-    return ages
+    return by_content_hash(records, age_of)
