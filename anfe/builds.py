@@ -34,7 +34,7 @@ from .centroids import (
 from .checks import LABEL_CONFLICT, one_face_reason
 from .config import AnalysisParams
 from .dataset import LabelledImage, by_gender, load_labelled
-from .errors import DatasetError, SizeTooLargeError
+from .errors import DatasetError, MissingGroupError, SizeTooLargeError
 from .layout import DatasetLayout
 from .people import PERSON_FIELDS, attach_people
 from .store import CATALOG_NAME, now_iso, open_store, plain
@@ -295,7 +295,7 @@ class BuildOptions:
         if self.k == AUTO and self.variant not in K_VARIANTS:
             raise DatasetError(f"k=auto is for the variants {', '.join(K_VARIANTS)}, not {self.variant}")
         if self.variant in GROUP_VARIANTS and not self.group_by:
-            raise DatasetError(f"the variant {self.variant} needs a group column: --group-by race")
+            raise MissingGroupError(f"the variant {self.variant} needs a group column (such as race)")
         if self.validation_folds < 1:
             raise DatasetError(f"the validation folds must be at least 1, not {self.validation_folds}")
         if not 0.0 < self.validation_fraction < 1.0:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DatasetError
+from .errors import DatasetError, MissingGroupError
 
 VARIANTS = ("mean", "kmeans", "group-mean", "group-centroids", "group-kmeans", "group-adaptive")
 GROUP_VARIANTS = ("group-mean", "group-centroids", "group-kmeans", "group-adaptive")
@@ -68,7 +68,7 @@ def fit_gender(vectors: np.ndarray, groups: Sequence[str] | None, variant: str, 
             raise DatasetError(f"k-means with k={k} needs at least {k} images per gender, not {len(vectors)}")
         return _kmeans(vectors, k, seed)
     if groups is None:
-        raise DatasetError(f"the variant {variant} needs a group column (--group-by race)")
+        raise MissingGroupError(f"the variant {variant} needs a group column (such as race)")
     labels = np.asarray(list(groups), dtype=object)
     parts = [vectors[labels == value] for value in sorted(set(labels.tolist()))]
     if variant == "group-mean":

@@ -13,7 +13,7 @@ import click
 from .batch import default_workers
 from .cache import AnalysisCache, cache_location
 from .config import DEFAULT_MAX_PIXELS, DEVICES, ENCODERS, AnalysisParams
-from .errors import AnfeError
+from .errors import AnfeError, StoreUnreachableError
 
 
 def analysis_options(command: Callable) -> Callable:
@@ -56,7 +56,7 @@ def analysis_options(command: Callable) -> Callable:
             try:
                 providers_for(device)
             except EncoderUnavailableError as exc:
-                raise click.ClickException(str(exc)) from exc
+                raise click.ClickException(f"{exc}, or use --device cpu") from exc
         kwargs["params"] = AnalysisParams(detector, upsample, max_side, jitters, max_pixels,
                                           encoder, device)
         kwargs["cache_path"] = cache_location(cache_path)
@@ -97,6 +97,10 @@ def store_option(command: Callable) -> Callable:
     )(command)
 
 
+#: Hints every command adds: the store is named by ``--db`` (every command that opens one has it).
+COMMON_HINTS: Mapping[type[AnfeError], str] = {StoreUnreachableError: "--db URI (or ANFE_DB) names it"}
+
+
 def friendly_errors(command: Callable | None = None, *,
                     hints: Mapping[type[AnfeError], str] | None = None) -> Callable:
     """Turns the library's precise exceptions into one-line ``Error: ...`` messages (exit 1).
@@ -107,7 +111,7 @@ def friendly_errors(command: Callable | None = None, *,
     """
     if command is None:
         return functools.partial(friendly_errors, hints=hints)
-    table = dict(hints or {})
+    table = {**dict(hints or {}), **COMMON_HINTS}
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -21,7 +21,9 @@ from .cache import AnalysisCache, cache_location
 from .centroids import DEFAULT_K_CANDIDATES, DEFAULT_VALIDATION_FRACTION, parse_candidates, parse_k
 from .cliutil import analysis_options, friendly_errors, open_cache, run_with_executor, store_option
 from .dataset import LabelledImage
-from .errors import AnfeError, DatasetError, NoTestSplitError, SizeTooLargeError, StoreError, UnknownBuildError
+from .errors import (
+    AnfeError, DatasetError, MissingGroupError, NoTestSplitError, SizeTooLargeError, StoreError, UnknownBuildError,
+)
 from .evaluation import DEFAULT_KNN_K, EvaluationResult, evaluate_build, test_set_for
 from .executor import Executor
 from .fairness import DEFAULT_MIN_GROUP, pct, pct_interval, points, points_interval
@@ -138,7 +140,8 @@ def _dataset_root(source: Path, labels: Path | None) -> Path:
 @store_option
 @analysis_options
 @friendly_errors(hints={SizeTooLargeError: "use a smaller --sizes, --sizes all, or --clamp to take every "
-                                          "image of a smaller gender"})
+                                          "image of a smaller gender",
+                        MissingGroupError: "name it with --group-by COLUMN"})
 def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str, k_text: str, k_choices: str,
           group_by: str | None, validation_fraction: float, validation_folds: int, test_fraction: float,
           split_seed: int, split_by: str, clamp: bool, prefix: str, conditions: list, db: str | None, params,

@@ -68,6 +68,10 @@ class NoTestSplitError(DatasetError):
     """A build recorded no held-out split, and no test set was given."""
 
 
+class MissingGroupError(DatasetError):
+    """A fairness variant was asked for without the group column it averages over."""
+
+
 class NotADatasetError(DatasetError):
     """The folder given is not a dataset root (no ``images/<gender>/`` folders)."""
 

@@ -201,7 +201,7 @@ def providers_for(device: str) -> list[str]:
     if device == "cuda" and not has_cuda:
         raise EncoderUnavailableError(
             "no CUDA execution provider in onnxruntime (providers: "
-            f"{', '.join(available)}): install onnxruntime-gpu with a CUDA device, or use --device cpu"
+            f"{', '.join(available)}): install onnxruntime-gpu on a machine with a CUDA device"
         )
     if device != "cpu" and has_cuda:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]

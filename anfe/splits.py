@@ -29,7 +29,7 @@ def _rng(seed: int, gender: str) -> np.random.Generator:
 
 def check_fraction(test_fraction: float) -> None:
     if not 0.0 <= test_fraction < 1.0:
-        raise DatasetError(f"--test-fraction must be in [0, 1), not {test_fraction}")
+        raise DatasetError(f"the test fraction must be in [0, 1), not {test_fraction}")
 
 
 def split_by_person(

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from anfe.cli import cli
+from anfe.cliutil import COMMON_HINTS
 from anfe.errors import StoreUnreachableError
 from anfe.store import open_store
 from scraper.demosite import DemoServer, generate_site
@@ -132,7 +133,9 @@ def test_unreachable_mongodb_stops_crawl_and_review_with_the_line_of_build_and_c
     uri = f"mongodb://127.0.0.1:{closed_port()}/anfe"
     with pytest.raises(StoreUnreachableError) as caught:
         open_store(uri)
-    line = f"Error: {caught.value}"
+    # the library says what is wrong; every command adds the same flag that names the store
+    assert "--db" not in str(caught.value)
+    line = f"Error: {caught.value}: {COMMON_HINTS[StoreUnreachableError]}"
     root = tmp_path / "data"
     (root / "images" / "male").mkdir(parents=True)
     (root / "images" / "male" / "a.jpg").write_bytes(Path(utkface_rows[0]["path"]).read_bytes())

@@ -125,7 +125,7 @@ class MongoStore(Store):
         except (mongo_errors.ServerSelectionTimeoutError, mongo_errors.ConnectionFailure) as exc:
             raise StoreUnreachableError(
                 f"cannot {action} MongoDB at {self.uri} within {self.timeout_ms / 1000:g} s "
-                f"({_first_line(exc)}): start mongod there, or check the URI (--db / ANFE_DB)"
+                f"({_first_line(exc)}): start mongod there, or check the URI"
             ) from exc
         except mongo_errors.OperationFailure as exc:
             if exc.code in (13, 18):  # Unauthorized, AuthenticationFailed
