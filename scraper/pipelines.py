@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -76,6 +77,15 @@ class _PipelineBase:
     def store_down(self) -> bool:
         """True once the store has failed in this crawl (later photos are not even tried)."""
         return bool(self.stats.get_value(STORE_ERROR_STAT))
+
+    def with_store(self, item: PhotoItem, step: Callable[[PhotoItem], PhotoItem]) -> PhotoItem:
+        """``step(item)``, unless the store has failed in this crawl; a store failure stops the crawl."""
+        if self.store_down():
+            self.store_failed(item, None)
+        try:
+            return step(item)
+        except StoreError as exc:
+            self.store_failed(item, exc)
 
 
 class ImageCheckPipeline(_PipelineBase):
@@ -171,12 +181,7 @@ class CurationGatePipeline(_PipelineBase):
     def process_item(self, item: PhotoItem) -> PhotoItem:
         if not self.enabled or not isinstance(item, PhotoItem):
             return item
-        if self.store_down():
-            self.store_failed(item, None)
-        try:
-            return self._gate(item)
-        except StoreError as exc:
-            self.store_failed(item, exc)
+        return self.with_store(item, self._gate)
 
     def _gate(self, item: PhotoItem) -> PhotoItem:
         digest = content_hash(item.body)
@@ -232,12 +237,7 @@ class DatasetWriterPipeline(_PipelineBase):
     def process_item(self, item: PhotoItem) -> PhotoItem:
         if not isinstance(item, PhotoItem):
             return item
-        if self.store_down():
-            self.store_failed(item, None)
-        try:
-            return self._write(item)
-        except StoreError as exc:
-            self.store_failed(item, exc)
+        return self.with_store(item, self._write)
 
     def _write(self, item: PhotoItem) -> PhotoItem:
         assert self.store is not None

@@ -31,14 +31,18 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-@pytest.fixture(scope="session")
-def utkface_rows(shared_faces: Path) -> list[dict[str, str]]:
-    """UTKFace labels with absolute paths, in file order."""
-    base = _need(shared_faces / "utkface")
-    rows = read_csv(base / "labels.csv")
+def _rows_with_absolute_paths(base: Path, csv_name: str) -> list[dict[str, str]]:
+    """The rows of ``base/csv_name`` (or skip when the set is absent), each ``path`` made absolute."""
+    rows = read_csv(_need(base) / csv_name)
     for row in rows:
         row["path"] = str(base / row["path"])
     return rows
+
+
+@pytest.fixture(scope="session")
+def utkface_rows(shared_faces: Path) -> list[dict[str, str]]:
+    """UTKFace labels with absolute paths, in file order."""
+    return _rows_with_absolute_paths(shared_faces / "utkface", "labels.csv")
 
 
 @pytest.fixture(scope="session")
@@ -63,11 +67,8 @@ def lfw_labels(shared_faces: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def facecount_rows(shared_faces: Path) -> list[dict[str, str]]:
-    base = _need(shared_faces / "facecount")
-    rows = read_csv(base / "manifest.csv")
-    for row in rows:
-        row["path"] = str(base / row["path"])
-    return rows
+    """The face-count set's manifest (photos with 0, 1 or several faces), absolute paths."""
+    return _rows_with_absolute_paths(shared_faces / "facecount", "manifest.csv")
 
 
 @pytest.fixture(scope="session")

@@ -16,12 +16,10 @@ MALE_WORDS = ("aktor", "Actor", "aktor lub aktorka")
 
 def build_filmweb(site: SiteWriter, people: list[Person], picker: Picker, per_page: int) -> Expect:
     """Rankings of actresses, actors and a "popular" one (an actress known only by her words, a director)."""
-    expect = Expect()
-    gendered = [p for p in people if p.stated]
-    for person in people:
-        person.page = f"{PREFIX}/person/{'+'.join(person.name.split())}-{site.new_id()}"
-        if person.stated:
-            expect.people[person.gender].append(person.name)
+    def page_of(person: Person) -> str:
+        return f"{PREFIX}/person/{'+'.join(person.name.split())}-{site.new_id()}"
+
+    expect, gendered = Expect.placing(people, page_of)
     serial = 0
     for n, person in enumerate(gendered):
         entries: list[str] = []

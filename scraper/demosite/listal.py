@@ -35,12 +35,7 @@ def write_pictures(site: SiteWriter, person: Person, views: list[str], per_page:
 
 def build_listal(site: SiteWriter, people: list[Person], picker: Picker, per_page: int) -> Expect:
     """Lists of actresses, actors and favourites (a person with no gender, a 404, an off-site link)."""
-    expect = Expect()
-    gendered = [p for p in people if p.stated]
-    for person in people:
-        person.page = f"{PREFIX}/{person.slug}"
-        if person.stated:
-            expect.people[person.gender].append(person.name)
+    expect, gendered = Expect.placing(people, lambda p: f"{PREFIX}/{p.slug}")
     serial = 0
     for n, person in enumerate(gendered):
         views: list[tuple[str, str | None]] = []

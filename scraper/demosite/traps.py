@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -35,6 +36,17 @@ class Expect:
     people: dict[str, list[str]] = field(default_factory=lambda: {"female": [], "male": []})
     robots_forbidden: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def placing(cls, people: list[Person], page_of: Callable[[Person], str]) -> tuple["Expect", list[Person]]:
+        """Give every person their page (``page_of``), expect those whose gender the site states,
+        and return them (in order) with this expectation: the first step of every site part."""
+        expect = cls()
+        for person in people:
+            person.page = page_of(person)
+            if person.stated:
+                expect.people[person.gender].append(person.name)
+        return expect, [p for p in people if p.stated]
 
     def drop(self, reason: str, n: int = 1) -> None:
         """One more image (or person, for ``no-gender``) a correct crawl drops for ``reason``."""
