@@ -22,6 +22,7 @@ from anfe.layout import DatasetLayout, open_dataset
 from anfe.people import PERSON_FIELDS, Person, person_from_record
 from anfe.store import Store
 
+from . import moves
 from . import quarantine as q
 from .people_rules import check_people
 from .rules import ALL_REASONS, CleanRules, Item, Verdict, by_content_hash, check_collection, check_image
@@ -185,8 +186,8 @@ def clean(
     layout = open_dataset(root)
     report = CleanReport(layout.root, dry_run, rules)
     if not dry_run:
-        q.check_writable(layout, [layout.images / g for g in layout.genders()])
-        report.repaired = q.repair(layout, store)
+        moves.check_writable(layout, [layout.images / g for g in layout.genders()])
+        report.repaired = moves.replay(layout, store)
     entries = scan(layout)
     report.scanned = len(entries)
     odd = {path: kind for path, _ in entries if (kind := not_a_file(path))}
@@ -217,7 +218,7 @@ def _apply(layout: DatasetLayout, item: Item, verdict: Verdict, store: Store | N
         return rejection
     to_review = verdict.reason in (checks.LABEL_CONFLICT.name, checks.MISLABELLED_PERSON.name) or (
         verdict.reason == checks.WRONG_PERSON.name and not rules.quarantine_wrong_person)
-    status = q.STATUS_REVIEW if to_review else q.STATUS_QUARANTINED
+    status = moves.STATUS_REVIEW if to_review else moves.STATUS_QUARANTINED
     try:
         moved = q.quarantine_file(
             layout, item.path, verdict.reason, verdict.detail, store, actor="clean",
@@ -226,9 +227,9 @@ def _apply(layout: DatasetLayout, item: Item, verdict: Verdict, store: Store | N
             update_store=verdict.reason not in (checks.EXACT_DUPLICATE.name, checks.NOT_A_FILE.name),
             extra={"width": a.width, "height": a.height, "faces": a.face_count, "phash": a.phash},
         )
-    except q.ReadOnlyDatasetError:
+    except moves.ReadOnlyDatasetError:
         raise
-    except q.QuarantineError as exc:  # vanished since the scan, or a name taken: one file never stops a run
+    except moves.QuarantineError as exc:  # vanished since the scan, or a name taken: one file never stops a run
         log.warning("skipped: %s", exc)
         return Rejection(**{**rejection.__dict__, "problem": str(exc)})
     return Rejection(**{**rejection.__dict__, "moved_to": moved})

@@ -17,6 +17,7 @@ from anfe.errors import DatasetError
 from anfe.layout import open_dataset
 from anfe.store import open_store
 
+from . import moves
 from . import quarantine as q
 from .rules import AGE_FIELDS, RULES, CleanRules, ages_from_csv, ages_from_records
 
@@ -74,7 +75,7 @@ def _rules_from(kwargs: dict[str, Any]) -> CleanRules:
 @_rule_switches
 @analysis_options
 @store_option
-@friendly_errors(hints={q.ReadOnlyDatasetError: "to see what would move without moving anything, use --dry-run"})
+@friendly_errors(hints={moves.ReadOnlyDatasetError: "to see what would move without moving anything, use --dry-run"})
 def clean(root: Path, dry_run: bool, labels: Path | None, report_path: Path | None, quiet: bool,
           params, cache_path, workers, db, **kwargs: Any) -> None:
     """Take bad images out of the dataset ROOT (ROOT/images/<gender>/...) into ROOT/quarantine/.
@@ -93,7 +94,7 @@ def clean(root: Path, dry_run: bool, labels: Path | None, report_path: Path | No
     rules = _rules_from(kwargs)
     layout = open_dataset(root)
     if not dry_run:
-        q.check_writable(layout, [layout.images / g for g in layout.genders()])
+        moves.check_writable(layout, [layout.images / g for g in layout.genders()])
     ages, by_name = ages_from_csv(labels) if labels else ({}, {})
     store = None if dry_run and not db and not (layout.root / "catalog.sqlite").exists() else open_store(db, layout.root)
     try:
@@ -140,11 +141,11 @@ def list_command(root: Path, reason: str | None, as_json: bool) -> None:
     entries = q.list_quarantined(layout, reason)
     for e in entries:
         if as_json:
-            click.echo(json.dumps({"quarantined": e.quarantined, "original": e.original, "reason": e.reason,
+            click.echo(json.dumps({"quarantined": e.dst, "original": e.original, "reason": e.reason,
                                    "detail": e.detail, "gender": e.gender, "content_hash": e.content_hash,
                                    "actor": e.actor, "time": e.time}))
         else:
-            click.echo(f"{e.reason:16} {e.quarantined}  <- {e.original}  ({e.detail})")
+            click.echo(f"{e.reason:16} {e.dst}  <- {e.original}  ({e.detail})")
     if not as_json:
         counts = q.reasons(layout)
         total = ", ".join(f"{k}: {v}" for k, v in counts.items()) if reason is None else f"{reason}: {len(entries)}"
@@ -159,7 +160,7 @@ def repair_command(root: Path, db: str | None) -> None:
     """Finish moves that a crash interrupted (replays ROOT/quarantine/manifest.jsonl)."""
     layout = open_dataset(root)
     with open_store(db, layout.root) as store:
-        done = q.repair(layout, store)
+        done = moves.replay(layout, store)
     for line in done:
         click.echo(line)
     click.echo(f"{len(done)} interrupted move(s) finished")
@@ -185,7 +186,7 @@ def restore(root: Path, targets: tuple[str, ...], reason: str | None, restore_al
         raise click.UsageError("name what to restore: quarantined PATHS or content hashes, --reason R, or --all")
     refused = 0
     with open_store(db, layout.root) as store:
-        for line in q.repair(layout, store):  # a restore a crash cut short is finished first
+        for line in moves.replay(layout, store):  # a restore a crash cut short is finished first
             click.echo(f"repaired an interrupted move: {line}")
         chosen: list[Any] = list(targets)
         if reason or restore_all:
@@ -198,7 +199,7 @@ def restore(root: Path, targets: tuple[str, ...], reason: str | None, restore_al
         for target in chosen:
             try:
                 back = q.restore_file(layout, target, store)
-            except q.QuarantineError as exc:
+            except moves.QuarantineError as exc:
                 refused += 1
                 click.echo(f"refused: {exc}", err=True)
             else:

@@ -114,14 +114,14 @@ def locate(layout: DatasetLayout, item: "QueueItem", live: dict[str, Move]) -> P
     """The place of ``item`` now, or why it cannot be decided (a one-line problem)."""
     if item.entry_id:
         entry = next((m for m in live.values() if m.id == item.entry_id), None)
-        if entry is None or not entry.quarantined_path(layout).is_file():
+        if entry is None or not (layout.root / entry.dst).is_file():
             return f"{item.file_name} is no longer in quarantine (decided meanwhile?): nothing recorded"
         return Place(entry.dst, entry.gender or item.gender, entry)
     for label in layout.genders():
         if (layout.images / label / item.file_name).is_file():
             return Place(f"images/{label}/{item.file_name}", label)
     for entry in live.values():
-        if entry.in_quarantine and entry.content_hash == item.content_hash and entry.quarantined_path(layout).is_file():
+        if entry.in_quarantine and entry.content_hash == item.content_hash and (layout.root / entry.dst).is_file():
             return f"{item.file_name} is in quarantine/{entry.reason} now (rejected meanwhile): not changed"
     return (f"{item.file_name} is gone from {item.gender} (moved or deleted since the page was loaded): "
             f"nothing recorded")

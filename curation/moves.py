@@ -1,12 +1,8 @@
 """The one mover and its journal: every file move of a dataset root (quarantine, restore, a
-reviewer's keep, relabel or reject, an undo) is one :class:`Move`, appended and fsynced to
-``quarantine/manifest.jsonl`` *before* the file moves, then applied with a hard link and an
-unlink that never replace a file. :func:`replay` finishes, at the next start, every move whose
-line was written but whose file did not (fully) move: a kill -9 between the two loses nothing.
-
-A move may leave its file where it is (``src == dst``): that records a new status or reason,
-e.g. a file "sent to review" that a reviewer rejects stays in quarantine with the new reason.
-Where a file is now, and what it is (``status``), is the fold of the journal (:func:`live`).
+reviewer's decision, an undo) is one :class:`Move`, fsynced to ``quarantine/manifest.jsonl``
+*before* the file moves by a hard link and an unlink that never replace a file. :func:`replay`
+finishes at the next start a move a kill -9 cut short. A move with ``src == dst`` records a new
+status or reason only. Where each file is now is the fold of the journal (:func:`live`).
 """
 
 from __future__ import annotations
@@ -90,28 +86,13 @@ class Move:
     def in_quarantine(self) -> bool:
         return self.dst.startswith("quarantine/")
 
-    @property
-    def quarantined(self) -> str:
-        """Where the file is after this move (named for the quarantine listing)."""
-        return self.dst
-
-    def quarantined_path(self, layout: DatasetLayout) -> Path:
-        return layout.root / self.dst
-
-    def original_path(self, layout: DatasetLayout) -> Path:
-        return layout.root / self.original
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
     @classmethod
     def from_dict(cls, doc: dict) -> "Move":
         if int(doc.get("v", 1)) < 2:  # version 1 lines: quarantine/restore between two named places
             there, back = doc.get("original", ""), doc.get("quarantined", "")
             doc = {**doc, "src": back if doc.get("action") == "restore" else there,
                    "dst": there if doc.get("action") == "restore" else back}
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in doc.items() if k in known})
+        return cls(**{k: v for k, v in doc.items() if k in cls.__dataclass_fields__})
 
 
 def new_id() -> str:
@@ -130,8 +111,7 @@ def relative(layout: DatasetLayout, path: str | Path) -> str:
 
 def check_writable(layout: DatasetLayout, folders: Iterable[Path] = ()) -> None:
     """Raise :class:`ReadOnlyDatasetError` unless the root, ``images/``, ``quarantine/`` (where
-    present) and ``folders`` can be written. Root bypasses permission bits, so a move can still
-    fail later; those failures raise the same error and lose nothing."""
+    present) and ``folders`` can be written (root ignores permission bits: a move can still fail)."""
     for folder in [layout.root, layout.images, layout.quarantine, *folders]:
         if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
             raise ReadOnlyDatasetError(
@@ -157,7 +137,7 @@ def append(layout: DatasetLayout, move: Move) -> None:
     """Append one line and fsync it before anything moves."""
     layout.quarantine.mkdir(parents=True, exist_ok=True)
     with open(journal_path(layout), "a", encoding="utf-8") as out:
-        out.write(move.to_json() + "\n")
+        out.write(json.dumps(asdict(move), sort_keys=True) + "\n")
         out.flush()
         os.fsync(out.fileno())
 
@@ -166,10 +146,8 @@ def read(layout: DatasetLayout) -> list[Move]:
     """Every journal line, oldest first. A half-written last line (a crash mid-write) is skipped
     with a warning; a line from a newer version raises :class:`ManifestVersionError`."""
     path = journal_path(layout)
-    if not path.is_file():
-        return []
     moves: list[Move] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines() if path.is_file() else [], 1):
         if not line.strip():
             continue
         try:
@@ -214,16 +192,15 @@ def live(layout: DatasetLayout) -> dict[str, Move]:
 def _unique(path: Path) -> Path:
     for n in range(1_000_000):
         candidate = path if n == 0 else path.with_name(f"{path.stem}~{n}{path.suffix}")
-        if not candidate.exists() and not candidate.is_symlink():
+        if not os.path.lexists(candidate):
             return candidate
     raise QuarantineError(f"no free name for {path}")  # pragma: no cover
 
 
 def _move_file(src: Path, dst: Path) -> None:
-    """Move ``src`` to ``dst`` (same file system), refusing to replace anything at ``dst``.
-
-    A hard link then an unlink: a crash between the two leaves both names on one file, which
-    :func:`replay` finishes. Where links are not supported, check then ``os.replace``."""
+    """Move ``src`` to ``dst`` (same file system), refusing to replace anything at ``dst``: a hard
+    link then an unlink (a crash between leaves two names, which :func:`replay` finishes); where
+    links are not supported, check then ``os.replace``."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dst, follow_symlinks=False)  # a symbolic link moves as itself
@@ -239,28 +216,26 @@ def _move_file(src: Path, dst: Path) -> None:
 
 def record_of(move: Move) -> dict[str, Any]:
     """The store fields a move sets on the image's record (key: the content hash)."""
-    quarantined = move.in_quarantine
+    here = move.in_quarantine
     return {
         "content_hash": move.content_hash, "status": move.status, "path": move.dst, "gender": move.gender,
-        "quarantine_reason": move.reason if quarantined else None,
-        "quarantine_detail": move.detail if quarantined else None,
-        "quarantine_id": move.id if quarantined else None,
-        **({"quarantined_at": move.time, "quarantined_by": move.actor} if quarantined else {}),
+        "quarantine_reason": move.reason if here else None,
+        "quarantine_detail": move.detail if here else None, "quarantine_id": move.id if here else None,
+        **({"quarantined_at": move.time, "quarantined_by": move.actor} if here else {}),
         **move.extra,
     }
 
 
 def apply(layout: DatasetLayout, move: Move, store: Store | None = None, *, unique: bool = False) -> Move:
-    """Journal ``move``, then do it; returns the move as done (``dst`` may have been renamed to a
-    free ``<stem>~N<suffix>`` when ``unique``). A file already at ``dst`` and gone from ``src``
-    counts as moved (another process did it). Raises :class:`VanishedFileError` when the file is
-    at neither place, :class:`RestoreConflictError` rather than replace a file and
-    :class:`ReadOnlyDatasetError` when the move fails; then a ``cancel`` line follows the move's
-    line and nothing is lost."""
+    """Journal ``move``, then do it; returns the move as done (``dst`` renamed to a free
+    ``<stem>~N<suffix>`` when ``unique``). A file already at ``dst`` and gone from ``src`` counts as
+    moved (by another process). Raises :class:`VanishedFileError` when the file is at neither
+    place; :class:`RestoreConflictError` rather than replace a file and :class:`ReadOnlyDatasetError`
+    when the move fails, after a ``cancel`` line: nothing is lost."""
     src, dst = layout.root / move.src, layout.root / move.dst
     check_writable(layout, [p for p in (src.parent, dst.parent) if p.exists()])
     with locked(layout):
-        moving, there = src != dst, src.exists() or src.is_symlink()
+        moving, there = src != dst, os.path.lexists(src)
         if moving and not there and (unique or not dst.exists()):
             raise VanishedFileError(f"{src} is gone (moved or deleted since it was seen): nothing moved")
         if moving and unique:
@@ -268,7 +243,7 @@ def apply(layout: DatasetLayout, move: Move, store: Store | None = None, *, uniq
             move = replace(move, dst=relative(layout, dst))
         append(layout, move)
         if store is not None and move.update_store:
-            _note_store_update(layout, f"+{move.id}")
+            _note_pending(layout, f"+{move.id}")
         if moving and there:
             try:
                 _move_file(src, dst)
@@ -287,52 +262,8 @@ def apply(layout: DatasetLayout, move: Move, store: Store | None = None, *, uniq
     if store is not None and move.update_store:
         store.upsert_image(record_of(move))
         with locked(layout):
-            _note_store_update(layout, f"-{move.id}")
+            _note_pending(layout, f"-{move.id}")
     return move
-
-
-def _note_store_update(layout: DatasetLayout, line: str) -> None:
-    """Append ``+id`` (begun) or ``-id`` (finished); the file goes once nothing is left unfinished.
-    Under the journal lock. No fsync: it guards against a failing store or a killed process."""
-    path = layout.quarantine / _PENDING_NAME
-    with open(path, "a", encoding="utf-8") as out:
-        out.write(line + "\n")
-    if line[0] == "-" and not _unfinished(path):
-        path.unlink()
-
-
-def _unfinished(path: Path) -> set[str]:
-    begun: set[str] = set()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line[:1] == "+":
-            begun.add(line[1:])
-        elif line[:1] == "-":
-            begun.discard(line[1:])
-    return begun
-
-
-def _redo_store_updates(layout: DatasetLayout, store: Store, moves: list[Move]) -> int:
-    """Write the records of the moves whose store update began but never finished (the file is
-    where the journal says; its record may not say so). Called under the journal lock."""
-    path = layout.quarantine / _PENDING_NAME
-    if not path.is_file():
-        return 0
-    begun = _unfinished(path)
-    # Only a file's latest move (an older one's record would be out of date), and only where the
-    # file did move: a move still to finish writes its record itself once the file is there.
-    records = [record_of(m) for m in fold(moves).values()
-               if m.id in begun and m.update_store and _moved(layout, m)]
-    if records:
-        store.upsert_images(records)
-        log.warning("wrote %d store record(s) an interrupted run had not written", len(records))
-    path.unlink()
-    return len(records)
-
-
-def _moved(layout: DatasetLayout, move: Move) -> bool:
-    """Whether ``move``'s file stands at its destination and no longer at its source."""
-    src, dst = layout.root / move.src, layout.root / move.dst
-    return src == dst or ((dst.exists() or dst.is_symlink()) and not (src.exists() or src.is_symlink()))
 
 
 def _cancel(layout: DatasetLayout, move: Move, why: str) -> None:
@@ -343,39 +274,56 @@ def _cancel(layout: DatasetLayout, move: Move, why: str) -> None:
         log.warning("could not record the cancelled move of %s", move.src)
 
 
+def _note_pending(layout: DatasetLayout, line: str) -> None:
+    """Append ``+id`` (store update begun) or ``-id`` (finished), under the journal lock; the file
+    goes once nothing is unfinished. No fsync: it guards against a failing store or a kill."""
+    path = layout.quarantine / _PENDING_NAME
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(line + "\n")
+    if line[0] == "-" and not _pending(path):
+        path.unlink()
+
+
+def _pending(path: Path) -> set[str]:
+    """Ids of the moves whose store update began and never finished."""
+    begun: set[str] = set()
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
+        if line[:1] == "+":
+            begun.add(line[1:])
+        else:
+            begun.discard(line[1:])
+    return begun
+
+
 def _finish(src: Path, dst: Path) -> str | None:
     """Complete one interrupted move; returns what was done (None when nothing was needed)."""
-    src_there, dst_there = src.exists() or src.is_symlink(), dst.exists() or dst.is_symlink()
-    if src_there and dst_there:
-        if os.path.samefile(src, dst):  # link made, unlink not: drop the extra name only
-            os.unlink(src)
-            return f"finished moving {src.name}"
-        return None  # two different files: leave both, report nothing (never overwrite)
-    if src_there:
+    if not os.path.lexists(src):
+        return None
+    if not os.path.lexists(dst):
         _move_file(src, dst)
         return f"moved {src} -> {dst}"
-    return None
+    if os.path.samefile(src, dst):  # link made, unlink not: drop the extra name only
+        os.unlink(src)
+        return f"finished moving {src.name}"
+    return None  # two different files: leave both (never overwrite)
 
 
 def replay(layout: DatasetLayout, store: Store | None = None) -> list[str]:
-    """Finish every journalled move whose file did not (fully) move (a crash between the line and
-    the move). Returns one message per repaired file; updates their store records when a store
-    is given. Idempotent."""
+    """Finish every journalled move whose file did not (fully) move, and, given a store, write the
+    records of those and of the moves whose store update never finished. Returns one message per
+    repair; idempotent."""
     moves = read(layout)
     if not moves:
         return []
     messages: list[str] = []
+    redo: list[dict[str, Any]] = []
     with locked(layout):
-        if store is not None:
-            redone = _redo_store_updates(layout, store, moves)
-            if redone:
-                messages.append(f"wrote {redone} store record(s) that an interrupted run had not written")
-        for move in fold(moves).values():
+        pending = layout.quarantine / _PENDING_NAME
+        begun = _pending(pending) if store is not None else set()
+        for move in fold(moves).values():  # a file's latest move: an older one's record is out of date
             src, dst = layout.root / move.src, layout.root / move.dst
-            if src == dst:
-                continue
             try:
-                done = _finish(src, dst)
+                done = _finish(src, dst) if src != dst else None
             except OSError as exc:
                 raise ReadOnlyDatasetError(
                     f"cannot finish the interrupted move {src} -> {dst}: {exc.strerror or exc}; "
@@ -384,8 +332,18 @@ def replay(layout: DatasetLayout, store: Store | None = None) -> list[str]:
             if done:
                 messages.append(done)
                 log.warning("repaired an interrupted move: %s", done)
-                if store is not None and move.update_store:
-                    store.upsert_image(record_of(move))
+            if store is None or not move.update_store:
+                continue
+            if done:
+                store.upsert_image(record_of(move))
+            elif move.id in begun and (src == dst or (os.path.lexists(dst) and not os.path.lexists(src))):
+                redo.append(record_of(move))  # the file did move; its record may not say so
+        if store is not None:
+            if redo:
+                store.upsert_images(redo)
+                messages.insert(0, f"wrote {len(redo)} store record(s) that an interrupted run missed")
+                log.warning(messages[0])
+            pending.unlink(missing_ok=True)
     return messages
 
 

@@ -19,6 +19,7 @@ from anfe.layout import DatasetLayout
 from anfe.people import PERSON_FIELDS, person_from_record
 
 from . import quarantine
+from .moves import STATUS_ACTIVE, STATUS_REVIEW
 from .decisions import ReviewLog
 from .suspicion import most_suspicious_first, suspicion_by_key
 
@@ -92,7 +93,7 @@ def record_rule(record: Mapping[str, Any] | None) -> str | None:
     if record.get("label_conflict"):  # the crawler found the same bytes under two genders
         return "label-conflict"
     status = record.get("status")
-    return str(status) if status and status not in ("active", quarantine.STATUS_ACTIVE) else None
+    return str(status) if status and status != STATUS_ACTIVE else None
 
 
 def record_source(record: Mapping[str, Any] | None) -> str | None:
@@ -181,11 +182,11 @@ def flagged_items(layout: DatasetLayout, records: Mapping[str, Mapping[str, Any]
     two genders), held in ``quarantine/`` until a person decides, by file name."""
     records = records or {}
     items = [
-        QueueItem(e.quarantined_path(layout), e.gender or "unknown", e.content_hash, rule=e.reason,
+        QueueItem((layout.root / e.dst), e.gender or "unknown", e.content_hash, rule=e.reason,
                   source=record_source(records.get(e.content_hash)), entry_id=e.id, detail=e.detail,
                   person=record_person(records.get(e.content_hash)))
         for e in quarantine.list_quarantined(layout)
-        if e.status == quarantine.STATUS_REVIEW and e.quarantined_path(layout).is_file()
+        if e.status == STATUS_REVIEW and (layout.root / e.dst).is_file()
     ]
     return sorted(items, key=lambda i: (i.file_name, i.gender))
 

@@ -21,7 +21,7 @@ from anfe.errors import AnfeError, ImageError
 from anfe.imaging import thumbnail_jpeg
 from anfe.layout import DatasetLayout, open_dataset
 from anfe.store import Store, open_store
-from curation import decisions, people_queue, queue, quarantine, review_gate, signin
+from curation import decisions, moves, people_queue, queue, review_gate, signin
 from curation.review_gate import Identity
 from curation.signin import AccessConfig
 from curation.review_cli import ReviewConfig, parse_args
@@ -194,7 +194,7 @@ def render(argv: Sequence[str]) -> None:
     identity = review_gate.gate(access, config.root)  # the sign-in form only, until signed in
     try:
         layout = open_dataset(config.root)
-        quarantine.check_writable(layout)
+        moves.check_writable(layout)
         store = open_store(config.db, config.root)
     except AnfeError as exc:
         _fail(exc)

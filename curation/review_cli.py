@@ -29,7 +29,7 @@ from anfe.errors import DatasetError
 from anfe.layout import open_dataset
 from anfe.store import open_store
 
-from . import quarantine
+from . import moves
 from . import reviewers as reviewer_file
 from .signin import AccessConfig, SignInPolicy, is_loopback
 
@@ -219,7 +219,7 @@ def serve(root: Path, address: str, port: int, reviewers_option: Path | None, tl
     name with every decision; a session ends after --idle-minutes without an action.
     """
     layout = open_dataset(root)
-    quarantine.check_writable(layout)
+    moves.check_writable(layout)
     access, configured, tls = serving_plan(layout.root, address, reviewers_option, tls_cert, tls_key, insecure_http,
                                            SignInPolicy(idle_seconds=idle_minutes * 60))
     # The store must answer before the server starts: an unreachable MongoDB is this one line

@@ -113,7 +113,7 @@ def test_every_rule_on_a_messy_dataset(messy_root, session_cache_path):
         assert len(review) == 1 and review[0]["quarantine_reason"] == "label-conflict"  # one hash, two copies
     entries = q.list_quarantined(DatasetLayout(root))
     assert len(entries) == len(report.rejections) == len(report.moved)
-    assert all(e.quarantined_path(DatasetLayout(root)).is_file() for e in entries)
+    assert all((DatasetLayout(root).root / e.dst).is_file() for e in entries)
     table = summary_table(report)
     assert "unreadable" in table and table.splitlines()[-1].split() == ["kept", "1", "3", "4"]
     page = write_html(report).read_text()
@@ -155,7 +155,7 @@ def test_read_only_dataset_is_refused_before_anything_moves(messy_root, session_
     root, _ = messy_root
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
     monkeypatch.setattr(q.os, "access", lambda path, mode: not mode & os.W_OK)  # what a read-only mount reports
-    with pytest.raises(q.ReadOnlyDatasetError, match="read-only.*nothing was moved"):
+    with pytest.raises(moves.ReadOnlyDatasetError, match="read-only.*nothing was moved"):
         _run(root, session_cache_path)
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
 
@@ -167,7 +167,7 @@ def test_read_only_dataset_with_chmod(messy_root, session_cache_path):
     for folder in folders:
         folder.chmod(0o555)
     try:
-        with pytest.raises(q.ReadOnlyDatasetError):
+        with pytest.raises(moves.ReadOnlyDatasetError):
             _run(root, session_cache_path)
     finally:
         for folder in folders:

@@ -238,7 +238,7 @@ def cleaned_root(lfw_sample, session_cache_path, tmp_path_factory):
 def test_clean_sends_wrong_person_photos_and_flipped_people_to_review(cleaned_root) -> None:
     from anfe.layout import DatasetLayout
     from anfe.store import open_store
-    from curation import quarantine as q
+    from curation import moves, quarantine as q
 
     report, root = cleaned_root["report"], cleaned_root["root"]
     found = {r.content_hash: r for r in report.rejections}
@@ -247,13 +247,13 @@ def test_clean_sends_wrong_person_photos_and_flipped_people_to_review(cleaned_ro
     assert mislabelled == cleaned_root["flipped_hashes"]
     assert len(wrong & cleaned_root["planted"]) >= 2
     assert len(wrong - cleaned_root["planted"]) <= 3  # a few odd photos of the right person
-    reviewing = {e.content_hash for e in q.list_quarantined(DatasetLayout(root)) if e.status == q.STATUS_REVIEW}
+    reviewing = {e.content_hash for e in q.list_quarantined(DatasetLayout(root)) if e.status == moves.STATUS_REVIEW}
     assert wrong | mislabelled <= reviewing  # sent to review, not quarantined outright
     sample = next(r for r in report.rejections if r.reason == "mislabelled-person")
     assert sample.moved_to is not None and sample.moved_to.parent.parent.name == "mislabelled-person"
     assert "look male, not female" in sample.detail
     with open_store(None, root) as store:
-        assert store.get_image(sample.content_hash)["status"] == q.STATUS_REVIEW
+        assert store.get_image(sample.content_hash)["status"] == moves.STATUS_REVIEW
 
 
 # -- review by person ----------------------------------------------------------------------------
@@ -349,10 +349,10 @@ def test_review_page_by_person(cleaned_root, session_cache_path, tmp_path: Path)
     at.button(key="person-reject").click().run()
     assert at.success[0].value.startswith(f"Rejected the marked photos of {target.name} (wrong-person)")
     from anfe.layout import DatasetLayout
-    from curation import quarantine as q
+    from curation import moves, quarantine as q
 
     rejected = {e.content_hash for e in q.list_quarantined(DatasetLayout(root), "wrong-person")
-                if e.status == q.STATUS_QUARANTINED}
+                if e.status == moves.STATUS_QUARANTINED}
     assert {i.content_hash for i in target.items if i.key in target.marked} <= rejected
 
 

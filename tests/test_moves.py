@@ -42,10 +42,10 @@ def test_kill_between_journal_and_quarantine_move(dataset):
     (line,) = moves.read(dataset)
     assert line.action == "quarantine" and path.is_file()  # journalled, not moved
     with open_store(None, dataset.root) as store:
-        assert len(q.repair(dataset, store)) == 1
+        assert len(moves.replay(dataset, store)) == 1
         assert store.get_image(line.content_hash)["status"] == "quarantined"
     assert not path.exists() and (dataset.root / line.dst).is_file()
-    assert q.repair(dataset) == [] and [e.id for e in q.list_quarantined(dataset)] == [line.id]
+    assert moves.replay(dataset) == [] and [e.id for e in q.list_quarantined(dataset)] == [line.id]
 
 
 def test_kill_between_journal_and_restore_move(dataset):
@@ -54,8 +54,8 @@ def test_kill_between_journal_and_restore_move(dataset):
     _killed_at_the_move(lambda: q.restore_file(dataset, moved))
     assert [m.action for m in moves.read(dataset)] == ["quarantine", "restore"] and moved.is_file()
     with open_store(None, dataset.root) as store:
-        assert len(q.repair(dataset, store)) == 1
-        assert store.get_image(q.read_manifest(dataset)[-1].content_hash)["status"] == "active"
+        assert len(moves.replay(dataset, store)) == 1
+        assert store.get_image(moves.read(dataset)[-1].content_hash)["status"] == "active"
     assert path.is_file() and not moved.exists() and q.list_quarantined(dataset) == []
 
 

@@ -29,7 +29,7 @@ def _dataset(tmp_path: Path, utkface_rows: list[dict], count: int = 4) -> tuple[
 
 
 def _lines(layout: DatasetLayout) -> list[dict]:
-    return [json.loads(line) for line in q.manifest_path(layout).read_text().splitlines()]
+    return [json.loads(line) for line in moves.journal_path(layout).read_text().splitlines()]
 
 
 def test_quarantine_then_restore_round_trip(tmp_path, utkface_rows):
@@ -45,7 +45,7 @@ def test_quarantine_then_restore_round_trip(tmp_path, utkface_rows):
         assert line["reason"] == "no-face" and line["actor"] == "tester" and line["gender"] == original.parent.name
         record = store.find_images(status="quarantined")[0]
         assert record["quarantine_reason"] == "no-face" and record["path"] == line["dst"]
-        assert [e.quarantined for e in q.list_quarantined(layout)] == [line["dst"]]
+        assert [e.dst for e in q.list_quarantined(layout)] == [line["dst"]]
         assert q.reasons(layout) == {"no-face": 1}
 
         back = q.restore_file(layout, moved, store=store)
@@ -70,7 +70,7 @@ def test_restore_refuses_to_overwrite(tmp_path, utkface_rows):
     layout, files = _dataset(tmp_path, utkface_rows)
     moved = q.quarantine_file(layout, files[0], "rejected", "by a reviewer", actor="alice")
     files[0].write_bytes(b"a new file under the old name")
-    with pytest.raises(q.RestoreConflictError, match="already exists"):
+    with pytest.raises(moves.RestoreConflictError, match="already exists"):
         q.restore_file(layout, moved)
     assert moved.is_file() and files[0].read_bytes() == b"a new file under the old name"
     assert len(q.list_quarantined(layout)) == 1
@@ -87,7 +87,7 @@ def test_same_name_twice_gets_distinct_places(tmp_path, utkface_rows):
 def test_vanished_file_is_reported_and_nothing_recorded(tmp_path, utkface_rows, monkeypatch):
     layout, files = _dataset(tmp_path, utkface_rows)
     files[0].unlink()
-    with pytest.raises(q.VanishedFileError, match="gone"):
+    with pytest.raises(moves.VanishedFileError, match="gone"):
         q.quarantine_file(layout, files[0], "no-face")
     # vanishes after the manifest line was written: the line is cancelled
     real_link = os.link
@@ -97,10 +97,10 @@ def test_vanished_file_is_reported_and_nothing_recorded(tmp_path, utkface_rows, 
         return real_link(src, dst, **kwargs)
 
     monkeypatch.setattr(q.os, "link", vanish_then_link)
-    with pytest.raises(q.VanishedFileError):
+    with pytest.raises(moves.VanishedFileError):
         q.quarantine_file(layout, files[1], "no-face")
     assert [line["action"] for line in _lines(layout)] == ["quarantine", "cancel"]
-    assert q.list_quarantined(layout) == [] and q.repair(layout) == []
+    assert q.list_quarantined(layout) == [] and moves.replay(layout) == []
 
 
 def test_failed_move_loses_nothing(tmp_path, utkface_rows, monkeypatch):
@@ -111,7 +111,7 @@ def test_failed_move_loses_nothing(tmp_path, utkface_rows, monkeypatch):
 
     monkeypatch.setattr(q.os, "link", refuse)
     monkeypatch.setattr(q.os, "replace", refuse)
-    with pytest.raises(q.ReadOnlyDatasetError, match="nothing was moved"):
+    with pytest.raises(moves.ReadOnlyDatasetError, match="nothing was moved"):
         q.quarantine_file(layout, files[0], "no-face")
     assert files[0].is_file() and q.list_quarantined(layout) == []
 
@@ -122,7 +122,7 @@ def test_read_only_dataset_is_refused(tmp_path, utkface_rows):
     folder = files[0].parent
     folder.chmod(0o555)
     try:
-        with pytest.raises(q.ReadOnlyDatasetError, match="read-only"):
+        with pytest.raises(moves.ReadOnlyDatasetError, match="read-only"):
             q.quarantine_file(layout, files[0], "no-face")
     finally:
         folder.chmod(0o755)
@@ -141,12 +141,12 @@ def test_crash_between_manifest_and_move_is_replayed(tmp_path, utkface_rows, mon
     monkeypatch.undo()
     assert files[0].is_file()
     with open_store(None, layout.root) as store:
-        messages = q.repair(layout, store)
+        messages = moves.replay(layout, store)
         assert len(messages) == 1 and not files[0].exists()
         entry = q.list_quarantined(layout)[0]
-        assert entry.quarantined_path(layout).is_file()
+        assert (layout.root / entry.dst).is_file()
         assert store.get_image(entry.content_hash)["status"] == "quarantined"
-    assert q.repair(layout) == []  # idempotent
+    assert moves.replay(layout) == []  # idempotent
 
 
 def test_crash_between_link_and_unlink_is_finished(tmp_path, utkface_rows, monkeypatch):
@@ -155,9 +155,9 @@ def test_crash_between_link_and_unlink_is_finished(tmp_path, utkface_rows, monke
     os.link(moved, files[0])  # as if a restore linked the file back and died before the unlink
     entry = q.list_quarantined(layout)[0]
     moves.append(layout, moves.Move(
-        id="x" * 32, action="restore", src=entry.quarantined, dst=entry.original, original=entry.original,
+        id="x" * 32, action="restore", src=entry.dst, dst=entry.original, original=entry.original,
         reason=entry.reason))
-    assert q.repair(layout) == [f"finished moving {moved.name}"]
+    assert moves.replay(layout) == [f"finished moving {moved.name}"]
     assert files[0].is_file() and not moved.exists() and q.list_quarantined(layout) == []
 
 
@@ -173,12 +173,12 @@ def test_a_symbolic_link_moves_as_itself(tmp_path, utkface_rows):
 def test_newer_manifest_and_torn_line(tmp_path, utkface_rows):
     layout, files = _dataset(tmp_path, utkface_rows)
     q.quarantine_file(layout, files[0], "no-face")
-    with q.manifest_path(layout).open("a") as out:
+    with moves.journal_path(layout).open("a") as out:
         out.write('{"id": "half-writ')  # torn last line: skipped with a warning
     assert len(q.list_quarantined(layout)) == 1
-    with q.manifest_path(layout).open("a") as out:
+    with moves.journal_path(layout).open("a") as out:
         out.write('\n{"v": 99, "id": "new", "action": "quarantine"}\n')
-    with pytest.raises(q.ManifestVersionError, match="newer version"):
+    with pytest.raises(moves.ManifestVersionError, match="newer version"):
         q.list_quarantined(layout)
 
 
@@ -186,7 +186,7 @@ def test_only_dataset_images_can_be_quarantined(tmp_path, utkface_rows):
     layout, files = _dataset(tmp_path, utkface_rows)
     outside = tmp_path / "elsewhere.jpg"
     shutil.copyfile(files[0], outside)
-    with pytest.raises(q.QuarantineError, match="not an image of the dataset"):
+    with pytest.raises(moves.QuarantineError, match="not an image of the dataset"):
         q.quarantine_file(layout, outside, "no-face")
     with pytest.raises(Exception, match="folder name"):
         q.quarantine_file(layout, files[0], "../escape")

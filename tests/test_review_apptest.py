@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from anfe.cli import cli
 from anfe.store import open_store
-from curation import quarantine
+from curation import moves, quarantine
 from test_review_logic import make_review_dataset
 
 
@@ -148,7 +148,7 @@ def test_files_sent_to_review_by_the_cleaning(dataset, session_cache_path):
     twin.write_bytes(source.read_bytes())
     for path in (source, twin):  # as `anfe clean` does with a label conflict
         quarantine.quarantine_file(dataset, path, "label-conflict", "same bytes under both genders",
-                                   status=quarantine.STATUS_REVIEW, content_hash=source.stem)
+                                   status=moves.STATUS_REVIEW, content_hash=source.stem)
     at = app_for(dataset.root, session_cache_path)
     at.radio(key="gender").set_value("sent-to-review").run()
     assert at.subheader[0].value == "Sent to review by the automatic cleaning: 2 left"

@@ -16,7 +16,7 @@ from anfe.layout import DatasetLayout, content_file_name
 from anfe.store import open_store
 from anfe.errors import DatasetError, NotADatasetError
 from anfe.layout import open_dataset
-from curation import decisions, queue, quarantine
+from curation import decisions, moves, queue, quarantine
 from curation.queue import QueueItem
 from curation.review_cli import ReviewConfig, parse_args
 
@@ -237,7 +237,7 @@ def test_read_only_dataset(dataset, store, monkeypatch):
     item = items_of(dataset, "male")[0]
     with monkeypatch.context() as patch:  # as root, permission bits do not stop writes: inject
         patch.setattr(os, "access", lambda *a, **k: False)
-        with pytest.raises(quarantine.ReadOnlyDatasetError, match="is read-only"):
+        with pytest.raises(moves.ReadOnlyDatasetError, match="is read-only"):
             decisions.decide(dataset, store, [item], "relabel", "ann", new_label="female")
     assert store.decisions() == []
 
@@ -268,7 +268,7 @@ def _conflict(dataset: DatasetLayout) -> str:
     twin.write_bytes(source.read_bytes())
     for path in (source, twin):
         quarantine.quarantine_file(dataset, path, "label-conflict", "same bytes under both genders",
-                                   status=quarantine.STATUS_REVIEW, content_hash=source.stem)
+                                   status=moves.STATUS_REVIEW, content_hash=source.stem)
     return source.stem
 
 
