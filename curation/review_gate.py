@@ -2,35 +2,23 @@
 
 When the page needs sign-in (reviewers are configured, or it is served beyond loopback), a
 session sees only the sign-in form until a reviewer signs in: nothing of the dataset is read or
-sent before. The signed-in name is then the reviewer recorded with every decision. The action
-callbacks ask :func:`acting_reviewer` again, because Streamlit runs a button's callback before
-the page script, so an expired session can still click a button drawn before it expired.
+sent before. The action callbacks ask :func:`acting_reviewer` again, because Streamlit runs a
+button's callback before the page script, so an expired session can still click a button.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import streamlit as st
 
+from . import decisions, signin
 from . import reviewers as reviewer_file
-from . import signin
-from .signin import AccessConfig, FailureLimiter, Session, SignInPolicy
+from .review_cli import ReviewConfig
+from .signin import FailureLimiter, Session, SignInPolicy
 
 SESSION_KEY = "_signed_in"
-#: Shown for the client when the page is reached from this machine (Streamlit gives no address then).
-LOCAL_CLIENT = "loopback"
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who is using the page: ``name`` when signed in; None when the page needs no sign-in (one
-    local user, who may type a name)."""
-
-    name: str | None
 
 
 @st.cache_resource(show_spinner=False)
@@ -41,7 +29,7 @@ def _limiter(policy: SignInPolicy) -> FailureLimiter:
 
 @st.cache_resource(show_spinner=False)
 def _audit_log() -> logging.Logger:
-    """``curation.signin`` writes to the server's standard error (Streamlit configures only its own loggers)."""
+    """``curation.signin``, on the server's standard error (Streamlit configures only its own loggers)."""
     logger = logging.getLogger("curation.signin")
     if not any(getattr(h, "_anfe_signin", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
@@ -55,16 +43,13 @@ def _audit_log() -> logging.Logger:
 
 def _client() -> str:
     ip = st.context.ip_address
-    return ip if isinstance(ip, str) and ip else LOCAL_CLIENT
+    return ip if isinstance(ip, str) and ip else "loopback"  # Streamlit gives none for this machine
 
 
-def _server_is_shared() -> bool:
-    return not signin.is_loopback(st.get_option("server.address"))
-
-
-def needs_sign_in(access: AccessConfig, path: Path) -> bool:
+def needs_sign_in(config: ReviewConfig) -> bool:
     """True when reviewers are configured, sign-in was asked for, or the server listens beyond loopback."""
-    return access.require_sign_in or _server_is_shared() or bool(reviewer_file.load(path))
+    return (config.require_sign_in or not signin.is_loopback(st.get_option("server.address"))
+            or bool(reviewer_file.load(config.reviewers_file)))
 
 
 def sign_out(message: str = "Signed out.") -> None:
@@ -75,62 +60,65 @@ def sign_out(message: str = "Signed out.") -> None:
     st.session_state["signin_message"] = message
 
 
-def acting_reviewer(access: AccessConfig, root: Path) -> Identity | None:
-    """For an action: the identity allowed to act now, or None (not signed in, or the session
-    just ended) when the page needs sign-in."""
-    path = access.reviewers_file(root)
-    if not needs_sign_in(access, path):
-        return Identity(None)
+def _signed_in(config: ReviewConfig) -> str | None:
+    """The signed-in reviewer, or None (not signed in, or the session just ended)."""
     session: Session | None = st.session_state.get(SESSION_KEY)
-    if session is None:
-        return None
-    ended = session.check(path, access.policy)
+    ended = session.check(config.reviewers_file, config.policy) if session else None
     if ended:
         sign_out(ended)
-        return None
-    return Identity(session.name)
+    return None if session is None or ended else session.name
 
 
-def gate(access: AccessConfig, root: Path) -> Identity:
-    """The identity using the page; when sign-in is needed and missing, draws the sign-in form
-    and stops the script (so nothing below it runs)."""
-    path = access.reviewers_file(root)
+def acting_reviewer(config: ReviewConfig) -> str | None:
+    """The name an action is recorded as: the signed-in reviewer, or (no sign-in needed) the name
+    typed in the sidebar; None when the session must sign in (again) first."""
+    if needs_sign_in(config):
+        return _signed_in(config)
+    return st.session_state.get("reviewer") or decisions.default_reviewer()
+
+
+def gate(config: ReviewConfig) -> str | None:
+    """The signed-in reviewer, or None when the page needs no sign-in; when it needs one and none
+    is there, draws the sign-in form and stops the script (so nothing below it runs)."""
     logger = _audit_log()
     try:
-        identity = acting_reviewer(access, root)
+        required = needs_sign_in(config)
+        name = _signed_in(config) if required else None
+        configured = bool(reviewer_file.load(config.reviewers_file))
     except reviewer_file.ReviewersError as exc:  # the details are for the operator, not for visitors
         logger.error("review page closed: %s", exc)
-        st.error("The page cannot check sign-ins now: its reviewers file is unusable (the server's log says why).")
+        st.error("The page cannot check sign-ins now: its reviewers file is unusable "
+                 "(the server's log says why).")
         st.stop()
-        raise AssertionError("unreachable") from exc
-    if identity is not None and identity.name and not st.get_option("server.enableXsrfProtection"):
+    if not required:
+        return None
+    if name is None:
+        _form(config, configured)
+        st.stop()
+    if not st.get_option("server.enableXsrfProtection"):
         st.error("Sign-in needs Streamlit's XSRF protection: serve the page with `anfe review`, or "
                  "`streamlit run` with --server.enableXsrfProtection true.")
         st.stop()
-    if identity is not None:
-        if identity.name:
-            with st.sidebar:
-                st.caption(f"Signed in as **{identity.name}**")
-                st.button("Sign out", key="sign-out", on_click=sign_out)
-        return identity
-    _form(access, path)
-    st.stop()
-    raise AssertionError("unreachable: st.stop() ends the script run")
+    with st.sidebar:
+        st.caption(f"Signed in as **{name}**")
+        st.button("Sign out", key="sign-out", on_click=sign_out)
+    return name
 
 
-def _form(access: AccessConfig, path: Path) -> None:
+def _form(config: ReviewConfig, configured: bool) -> None:
     st.title("Label review: sign in")
     message = st.session_state.pop("signin_message", None)
-    if not reviewer_file.load(path):
+    if not configured:
         st.error("This page is shared beyond this machine but has no reviewers: stop it and add one with "
                  "`anfe review reviewers add NAME --root DATASET_ROOT`.")
         return
     with st.form("signin", clear_on_submit=True):
         name = st.text_input("Name", key="signin-name", autocomplete="username")
-        password = st.text_input("Password", type="password", key="signin-password", autocomplete="current-password")
+        password = st.text_input("Password", type="password", key="signin-password",
+                                 autocomplete="current-password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:  # (a reviewers file made unusable meanwhile fails at the next run, above)
-        attempt = signin.sign_in(path, _limiter(access.policy), _client(), name, password)
+        attempt = signin.sign_in(config.reviewers_file, _limiter(config.policy), _client(), name, password)
         if attempt.reviewer is not None:
             st.session_state[SESSION_KEY] = Session(attempt.reviewer.name, attempt.reviewer.fingerprint)
             st.rerun()
@@ -139,4 +127,4 @@ def _form(access: AccessConfig, path: Path) -> None:
         st.warning(message)
 
 
-__all__ = ["Identity", "acting_reviewer", "gate", "needs_sign_in", "sign_out"]
+__all__ = ["acting_reviewer", "gate", "needs_sign_in", "sign_out"]

@@ -1,11 +1,9 @@
 """Who may sign in to a shared review page: names with salted scrypt password hashes, in one file.
 
-The file is ``reviewers.json`` in the dataset root (or any path given with ``--reviewers``),
-written atomically with owner-only permissions (0600) and refused when others can read it, as
-ssh does with private keys. Hashes use the standard library's :func:`hashlib.scrypt` (a
-memory-hard key-derivation function) with a random 16-byte salt per password; the parameters
-are stored with each hash so they can be raised later without breaking old entries. Nothing
-here is home-made crypto: scrypt, :func:`secrets.token_bytes` and :func:`hmac.compare_digest`.
+The file (``reviewers.json`` in the dataset root, or ``--reviewers FILE``) is written atomically
+with mode 0600 and refused when others can read it, as ssh does with private keys. Hashes are
+the standard library's :func:`hashlib.scrypt` with a random salt, the cost stored with each hash
+(so it can be raised later): no home-made crypto.
 """
 
 from __future__ import annotations
@@ -85,18 +83,9 @@ def check_name(name: str) -> str:
     """``name`` stripped, or :class:`BadReviewerError` saying what a name may hold."""
     name = name.strip()
     if not NAME_PATTERN.fullmatch(name):
-        raise BadReviewerError(
-            f"{name!r} is not a usable reviewer name: use 1 to 64 letters, digits, '.', '_', '@' or '-', "
-            f"starting with a letter or digit"
-        )
+        raise BadReviewerError(f"{name!r} is not a usable reviewer name: use 1 to 64 letters, digits, "
+                               f"'.', '_', '@' or '-', starting with a letter or digit")
     return name
-
-
-def check_password(password: str) -> str:
-    """``password`` if long enough, else :class:`BadReviewerError`."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise BadReviewerError(f"the password is too short: use at least {MIN_PASSWORD_LENGTH} characters")
-    return password
 
 
 @dataclass(frozen=True)
@@ -113,32 +102,23 @@ class Reviewer:
         return hashlib.sha256(self.password_hash.encode("ascii")).hexdigest()[:16]
 
 
-def reviewers_path(root: Path | str | None, explicit: Path | str | None = None) -> Path:
+def reviewers_path(root: Path | str, explicit: Path | str | None = None) -> Path:
     """The reviewers file: ``explicit`` if given, else ``ROOT/reviewers.json``."""
-    if explicit:
-        return Path(explicit).expanduser()
-    if root is None:
-        raise ReviewersError("give a dataset root or --reviewers FILE")
-    return Path(root).expanduser() / REVIEWERS_FILE
-
-
-def _check_private(path: Path, mode: int) -> None:
-    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ReviewersError(
-            f"{path} can be read or written by other users (mode {stat.S_IMODE(mode):o}): run `chmod 600 {path}`"
-        )
+    return Path(explicit or Path(root) / REVIEWERS_FILE).expanduser()
 
 
 def load(path: Path) -> dict[str, Reviewer]:
     """The reviewers in ``path`` by name; an absent file holds none."""
     try:
-        info = path.stat()
+        mode = path.stat().st_mode
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
     except OSError as exc:
         raise ReviewersError(f"cannot read the reviewers file {path}: {exc.strerror or exc}") from None
-    _check_private(path, info.st_mode)
+    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ReviewersError(f"{path} can be read or written by other users (mode {stat.S_IMODE(mode):o}): "
+                             f"run `chmod 600 {path}`")
     try:
         data = json.loads(text)
         version = int(data.get("version", 1))
@@ -146,7 +126,7 @@ def load(path: Path) -> dict[str, Reviewer]:
         if version > FILE_VERSION:
             raise ReviewersError(f"{path} was written by a newer version (file version {version}): "
                                  f"upgrade with `pip install -U anfe-faces`")
-        return {name: Reviewer(name, entry["hash"], entry.get("added", "")) for name, entry in entries.items()}
+        return {name: Reviewer(name, e["hash"], e.get("added", "")) for name, e in entries.items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ReviewersError(f"{path} is not a reviewers file ({exc}): fix it or remove it and add the "
                              f"reviewers again with `anfe review reviewers add NAME`") from None
@@ -154,14 +134,13 @@ def load(path: Path) -> dict[str, Reviewer]:
 
 def save(path: Path, reviewers: dict[str, Reviewer]) -> None:
     """Write ``reviewers`` to ``path`` atomically, created with mode 0600 (owner only)."""
-    data = {"version": FILE_VERSION,
-            "reviewers": {r.name: {"hash": r.password_hash, "added": r.added} for r in sorted(
-                reviewers.values(), key=lambda r: r.name)}}
+    ordered = sorted(reviewers.values(), key=lambda r: r.name)
+    entries = {r.name: {"hash": r.password_hash, "added": r.added} for r in ordered}
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp creates 0600
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1)
+            json.dump({"version": FILE_VERSION, "reviewers": entries}, out, indent=1)
             out.write("\n")
             out.flush()
             os.fsync(out.fileno())
@@ -174,7 +153,9 @@ def save(path: Path, reviewers: dict[str, Reviewer]) -> None:
 
 def add(path: Path, name: str, password: str) -> bool:
     """Add ``name`` or change their password; True when the name is new."""
-    name, password = check_name(name), check_password(password)
+    name = check_name(name)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise BadReviewerError(f"the password is too short: use at least {MIN_PASSWORD_LENGTH} characters")
     reviewers = load(path)
     is_new = name not in reviewers
     reviewers[name] = Reviewer(name, hash_password(password), now_iso())
@@ -196,13 +177,10 @@ def authenticate(reviewers: dict[str, Reviewer], name: str, password: str) -> Re
     """The reviewer when ``name`` and ``password`` match, else None. An unknown name costs the
     same scrypt work as a wrong password, so timing does not tell which names exist."""
     reviewer = reviewers.get(name.strip())
-    encoded = reviewer.password_hash if reviewer else _decoy_hash()
-    matches = verify_password(password, encoded)
+    matches = verify_password(password, reviewer.password_hash if reviewer else _decoy_hash())
     return reviewer if reviewer and matches else None
 
 
-__all__ = [
-    "BadReviewerError", "MIN_PASSWORD_LENGTH", "REVIEWERS_FILE", "Reviewer", "ReviewersError", "add",
-    "authenticate", "check_name", "check_password", "hash_password", "load", "remove", "reviewers_path",
-    "save", "verify_password",
-]
+__all__ = ["BadReviewerError", "MIN_PASSWORD_LENGTH", "REVIEWERS_FILE", "Reviewer", "ReviewersError", "add",
+           "authenticate", "check_name", "hash_password", "load", "remove", "reviewers_path", "save",
+           "verify_password"]

@@ -1,28 +1,22 @@
 """Sign-in for the review page, free of Streamlit: the policy, failed-attempt limits, idle expiry.
 
-A sign-in attempt is checked against the reviewers file (:mod:`curation.reviewers`). Failed
-attempts are counted per client (its IP address) and per name typed, known or not, over a
-sliding window; once either count reaches its limit, attempts from that client or for that
-name are refused without checking the password until the oldest failure leaves the window.
-A wrong password and an unknown name get the same answer, and every failure and refusal is
-logged (logger ``curation.signin``, on the server's standard error). A signed-in session ends
-after :attr:`SignInPolicy.idle_seconds` without any action, when the reviewer is removed from
-the file, or when their password changes.
+Failed attempts are counted per client (IP address) and per name typed, known or not, over a
+sliding window; past either limit, attempts are refused unchecked until the oldest failure leaves
+the window. A wrong password and an unknown name get the same answer; failures and refusals are
+logged (logger ``curation.signin``). A session ends when idle too long, or when the reviewer is
+removed or their password changes.
 """
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import logging
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from anfe.errors import DatasetError
 
 from . import reviewers as reviewer_file
 
@@ -34,71 +28,28 @@ WRONG = "Wrong name or password."
 
 @dataclass(frozen=True)
 class SignInPolicy:
-    """How long a session may stay idle and how many failed sign-ins are allowed."""
+    """How long a session may stay idle (30 min), and how many failed sign-ins per name (5) and per
+    client address (20) are allowed within the sliding window (15 min)."""
 
-    #: A signed-in session with no action for this long is signed out (30 minutes).
     idle_seconds: float = 30 * 60
-    #: Failed sign-ins allowed per name within ``window_seconds``.
     failures_per_name: int = 5
-    #: Failed sign-ins allowed per client address within ``window_seconds``.
     failures_per_client: int = 20
-    #: The sliding window over which failures are counted (15 minutes).
     window_seconds: float = 15 * 60
 
     def __post_init__(self) -> None:
-        if self.idle_seconds <= 0 or self.window_seconds <= 0 or self.failures_per_name < 1 \
-                or self.failures_per_client < 1:
+        if min(self.idle_seconds, self.window_seconds, self.failures_per_name, self.failures_per_client) <= 0:
             raise ValueError(f"sign-in limits must be positive: {self}")
 
 
 def is_loopback(address: str | None) -> bool:
     """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost). None, which
     Streamlit binds to every interface, is not."""
-    if not address:
-        return False
-    if address.strip().lower() in ("localhost", "localhost."):
+    if address and address.strip().lower() in ("localhost", "localhost."):
         return True
     try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
+        return ipaddress.ip_address((address or "").strip("[]")).is_loopback
     except ValueError:
-        return False  # a host name: it may resolve to anything
-
-
-@dataclass(frozen=True)
-class AccessConfig:
-    """Who may use the page: the reviewers file (None: ROOT/reviewers.json), whether sign-in is
-    required even when that file is empty (a shared page), and the sign-in policy."""
-
-    reviewers: Path | None = None
-    require_sign_in: bool = False
-    policy: SignInPolicy = SignInPolicy()
-
-    def to_args(self) -> list[str]:
-        """The page's command-line arguments for this (after the dataset's own)."""
-        args = ["--idle-minutes", f"{self.policy.idle_seconds / 60:g}"]
-        if self.reviewers:
-            args += ["--reviewers", str(self.reviewers)]
-        if self.require_sign_in:
-            args.append("--require-sign-in")
-        return args
-
-    def reviewers_file(self, root: Path) -> Path:
-        """The reviewers file that applies to the dataset ``root``."""
-        return reviewer_file.reviewers_path(root, self.reviewers)
-
-
-def split_access_args(argv: Sequence[str]) -> tuple[AccessConfig, list[str]]:
-    """(the access options in ``argv``, the other arguments): the inverse of :meth:`AccessConfig.to_args`."""
-    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False, allow_abbrev=False)
-    parser.add_argument("--reviewers", default=None)
-    parser.add_argument("--require-sign-in", action="store_true")
-    parser.add_argument("--idle-minutes", type=float, default=SignInPolicy().idle_seconds / 60)
-    try:
-        ns, rest = parser.parse_known_args(list(argv))
-        policy = SignInPolicy(idle_seconds=ns.idle_minutes * 60)
-    except (argparse.ArgumentError, ValueError, SystemExit) as exc:
-        raise DatasetError(f"bad sign-in arguments in {list(argv)}: {exc}") from None
-    return AccessConfig(Path(ns.reviewers) if ns.reviewers else None, ns.require_sign_in, policy), rest
+        return False  # a host name (it may resolve to anything), or None
 
 
 class FailureLimiter:
@@ -199,4 +150,4 @@ class Session:
         return None
 
 
-__all__ = ["AccessConfig", "Attempt", "FailureLimiter", "Session", "SignInPolicy", "WRONG", "is_loopback", "sign_in", "split_access_args"]
+__all__ = ["Attempt", "FailureLimiter", "Session", "SignInPolicy", "WRONG", "is_loopback", "sign_in"]
