@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from anfe.cache import AnalysisCache, default_cache_path
 from anfe.config import DEFAULT_MAX_PIXELS
@@ -24,9 +25,9 @@ from anfe.store import Store, open_store
 from curation import decisions, moves, people_queue, queue, review_gate
 from curation.review_cli import ReviewConfig, parse_args
 
-#: Keyboard shortcuts (Streamlit reserves C and R).
-KEYS = {"keep": "K", "keep_rest": "Shift+K", "relabel": "M", "reject": "X", "undo": "U",
-        "undo_batch": "Shift+U", "select_all": "A", "select_none": "N", "prev": "Left", "next": "Right"}
+#: Keyboard shortcuts by button key (Streamlit reserves C and R).
+KEYS = {"act-keep": "K", "act-keep-rest": "Shift+K", "act-relabel": "M", "act-reject": "X", "undo": "U",
+        "undo-batch": "Shift+U", "select-all": "A", "select-none": "N", "prev": "Left", "next": "Right"}
 PAGE_SIZES = (6, 12, 24, 48, 96)
 #: The "gender" choice that shows the files the automatic cleaning sent to review.
 FLAGGED = "sent-to-review"
@@ -99,8 +100,8 @@ def _act(config: ReviewConfig, action: str, rest_of_page: bool = False) -> None:
     words = WORDS[any(i.entry_id for i in chosen)]
     verb = {"keep": words["kept"], "relabel": f"{words['moved']} {st.session_state.get('target')}",
             "reject": f"Rejected ({st.session_state.get('reason')})"}[action]
-    _apply(config, verb, lambda layout, store, who: decisions.decide(layout, store, chosen, action, who, **options),
-           chosen)
+    _apply(config, verb, chosen=chosen,
+           act=lambda layout, store, who: decisions.decide(layout, store, chosen, action, who, **options))
 
 
 def _undo(config: ReviewConfig, whole_batch: bool) -> None:
@@ -130,9 +131,6 @@ def _first_page() -> None:
     st.session_state["page"] = 0
 
 
-#: The button each letter shortcut presses (the page's button keys).
-_BUTTONS = {"keep": "act-keep", "keep_rest": "act-keep-rest", "relabel": "act-relabel", "reject": "act-reject",
-            "undo": "undo", "undo_batch": "undo-batch", "select_all": "select-all", "select_none": "select-none"}
 #: Tick-then-key: with the focus on a tile's box just ticked, Streamlit's shortcuts do not fire, so
 #: a key pressed there presses its button here (at once, in the key event itself), and any tick
 #: hands the focus back to the page.
@@ -154,7 +152,7 @@ if (!window.anfeTickThenKey) {
     if (inBox(event.target)) setTimeout(() => document.activeElement.blur(), 0);
   }, true);
 }
-</script>""" % json.dumps({KEYS[name]: key for name, key in _BUTTONS.items()})
+</script>""" % json.dumps({shortcut: key for key, shortcut in KEYS.items() if key not in ("prev", "next")})
 
 
 def render(argv: Sequence[str]) -> None:
@@ -221,7 +219,7 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
         st.selectbox(words["move"], targets, key="target", disabled=len(targets) == 1)
         st.selectbox("Reject reason", decisions.REJECT_REASONS, key="reason")
         st.text_input("Reject detail (optional)", key="detail")
-        _keys_caption(KEYS)
+        _keys_caption()
 
     if is_flagged:
         shown = flagged
@@ -248,55 +246,63 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
     # first"): a tick and a key pressed at once reach the button before the rerun that counts the
     # tick, and a disabled button would swallow the key.
     bar = st.container(horizontal=True)
-    _button(bar, "keep", f"{words['keep']} ({selected})", _act, config, "keep", type="primary")
-    _button(bar, "keep_rest", f"{words['keep']} the rest of the page", _act, config, "keep", True,
+    _button(bar, "act-keep", f"{words['keep']} ({selected})", _act, config, "keep", type="primary")
+    _button(bar, "act-keep-rest", f"{words['keep']} the rest of the page", _act, config, "keep", True,
             disabled=not items)
-    _button(bar, "relabel", f"{words['move']} {st.session_state['target']} ({selected})", _act, config, "relabel")
-    _button(bar, "reject", f"Reject: {st.session_state['reason']} ({selected})", _act, config, "reject")
-    _button(bar, "select_all", "Select page", _set_selection, True)
-    _button(bar, "select_none", "Select none", _set_selection, False)
+    target = st.session_state["target"]
+    _button(bar, "act-relabel", f"{words['move']} {target} ({selected})", _act, config, "relabel")
+    _button(bar, "act-reject", f"Reject: {st.session_state['reason']} ({selected})", _act, config, "reject")
+    _button(bar, "select-all", "Select page", _set_selection, True)
+    _button(bar, "select-none", "Select none", _set_selection, False)
     _button(bar, "undo", "Undo last", _undo, config, False)
-    _button(bar, "undo_batch", "Undo batch", _undo, config, True)
+    _button(bar, "undo-batch", "Undo batch", _undo, config, True)
 
     if not items:
         st.success("No images." if show_reviewed and not is_flagged else
                    f"Nothing left to review in {'this view' if is_flagged else gender}.")
-    _grid(items, lambda item: _tile(item, _facts(item), selectable=True))
+    _grid(items, _tile)
     nav = st.container(horizontal=True)
-    nav.button("◀ Previous", key="prev", on_click=_turn, args=(-1,), shortcut=KEYS["prev"], disabled=page == 0)
+    _button(nav, "prev", "◀ Previous", _turn, -1, disabled=page == 0)
     nav.markdown(f"page {page + 1} of {pages} · {len(shown)} in this view")
-    nav.button("Next ▶", key="next", on_click=_turn, args=(1,), shortcut=KEYS["next"], disabled=page >= pages - 1)
+    _button(nav, "next", "Next ▶", _turn, 1, disabled=page >= pages - 1)
 
 
-def _button(bar, name: str, label: str, on_click: Callable[..., None], *args: object, **options: object) -> None:
-    """One of the page's shortcut buttons (its key and its shortcut follow from ``name``)."""
-    bar.button(label, key=_BUTTONS[name], on_click=on_click, args=args, shortcut=KEYS[name], **options)
+def _button(bar: DeltaGenerator, key: str, label: str, on_click: Callable[..., None], *args: object,
+            **options: object) -> None:
+    """One of the page's buttons with a keyboard shortcut (:data:`KEYS`)."""
+    bar.button(label, key=key, on_click=on_click, args=args, shortcut=KEYS[key], **options)
 
 
-def _keys_caption(keys: dict[str, str]) -> None:
-    st.caption("Keys: " + " · ".join(f"{name.replace('_', ' ')} **{key}**" for name, key in keys.items()))
+def _keys_caption(*keys: str) -> None:
+    st.caption("Keys: " + " · ".join(f"{key.removeprefix('act-').replace('-', ' ')} **{KEYS[key]}**"
+                                      for key in keys or KEYS))
 
 
-def _grid(items: Sequence[queue.QueueItem], tile: Callable[[queue.QueueItem], None], columns: int = 6) -> None:
+def _grid(items: Sequence[queue.QueueItem], tile: Callable[[queue.QueueItem], None]) -> None:
+    columns = 6
     for start in range(0, len(items), columns):
         for column, item in zip(st.columns(columns), items[start : start + columns]):
             with column:
                 tile(item)
 
 
-def _facts(item: queue.QueueItem) -> list[str | None]:
-    """What a tile of a gender's queue says about its image."""
+def _facts(item: queue.QueueItem, view: people_queue.PersonView | None) -> list[str | None]:
+    """What a tile says about its image: in a person's row, whether it is marked and where it is."""
+    if view is not None:
+        marked = view.marked.get(item.key)
+        return [f"**marked**: {marked}" if marked else None,
+                f"sent to review ({item.rule})" if item.entry_id else item.gender]
     if item.entry_id:  # sent to review: where it was and why
         return [f"was {item.gender}", item.rule, item.detail]
     if item.score is not None:
         return [f"score {item.score:+.3f}", item.rule]
-    return ["no face" if item.faces == 0 else f"{item.faces} faces" if item.faces else item.error or "not scored",
-            item.rule]
+    faces = "no face" if item.faces == 0 else f"{item.faces} faces" if item.faces else None
+    return [faces or item.error or "not scored", item.rule]
 
 
-def _tile(item: queue.QueueItem, facts: list[str | None], selectable: bool) -> None:
+def _tile(item: queue.QueueItem, view: people_queue.PersonView | None = None) -> None:
     """The thumbnail (or a one-line warning when the file is gone or unreadable), a tick box to
-    select it, and a caption: ``facts``, the source site, whether it was reviewed."""
+    select it (not in a person's row, ``view``), and a caption of what is known of the image."""
     try:
         data = _thumbnail(str(item.path), item.path.stat().st_mtime_ns)
     except OSError:
@@ -305,10 +311,10 @@ def _tile(item: queue.QueueItem, facts: list[str | None], selectable: bool) -> N
         st.warning(f"{item.file_name[:12]}… is gone or unreadable")
     else:
         st.image(data, width="stretch")
-    if selectable:
+    if view is None:
         st.checkbox(item.person or item.content_hash[:10], key=f"sel-{item.key}", help=str(item.path))
-    facts = [*facts, item.source, "reviewed" if item.reviewed else None]
-    st.caption(" · ".join(f for f in facts if f), help=None if selectable else str(item.path))
+    facts = [*_facts(item, view), item.source, "reviewed" if item.reviewed else None]
+    st.caption(" · ".join(f for f in facts if f), help=None if view is None else str(item.path))
 
 
 def _render_people(config: ReviewConfig, layout: DatasetLayout, review_log: decisions.ReviewLog,
@@ -320,7 +326,7 @@ def _render_people(config: ReviewConfig, layout: DatasetLayout, review_log: deci
     with st.sidebar:
         chosen = st.selectbox("Person", list(by_key), key="person", format_func=lambda k: by_key[k].title,
                               help="Suspect people first, then those with the most marked photos.")
-        _keys_caption({k: v for k, v in KEYS.items() if k in ("undo", "undo_batch")})
+        _keys_caption("undo", "undo-batch")
     _show_flash()
     if chosen is None:
         st.success("No people: no record names the person a photo shows.")
@@ -333,16 +339,15 @@ def _render_people(config: ReviewConfig, layout: DatasetLayout, review_log: deci
     targets = queue.other_labels(layout, view.gender)
     bar = st.container(horizontal=True)
     bar.selectbox("Move the whole person to", targets, key="person_target", label_visibility="collapsed")
-    bar.button(f"Move {view.name} to {st.session_state.get('person_target') or targets[0]}", key="person-move",
-               on_click=_person_act, args=(config, view, "move"), type="primary" if view.suspect else "secondary")
+    bar.button(f"Move {view.name} to {st.session_state.get('person_target') or targets[0]}",
+               key="person-move", on_click=_person_act, args=(config, view, "move"),
+               type="primary" if view.suspect else "secondary")
     bar.button(f"Keep {view.name} as {view.gender}", key="person-keep", on_click=_person_act,
                args=(config, view, "keep"))
     bar.button(f"Reject the {len(view.marked)} marked as wrong-person", key="person-reject",
                on_click=_person_act, args=(config, view, "reject"), disabled=not view.marked)
-    _button(bar, "undo_batch", "Undo batch", _undo, config, True)
-    _grid(view.items, lambda item: _tile(item, [
-        f"**marked**: {view.marked[item.key]}" if item.key in view.marked else None,
-        f"sent to review ({item.rule})" if item.entry_id else item.gender], selectable=False))
+    _button(bar, "undo-batch", "Undo batch", _undo, config, True)
+    _grid(view.items, partial(_tile, view=view))
 
 
 @st.cache_data(max_entries=4000, show_spinner=False)

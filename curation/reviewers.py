@@ -16,12 +16,12 @@ import os
 import re
 import secrets
 import stat
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from anfe.errors import AnfeError
+from anfe.layout import write_atomically
 from anfe.store import now_iso
 
 #: The file's name in the dataset root.
@@ -133,22 +133,12 @@ def load(path: Path) -> dict[str, Reviewer]:
 
 
 def save(path: Path, reviewers: dict[str, Reviewer]) -> None:
-    """Write ``reviewers`` to ``path`` atomically, created with mode 0600 (owner only)."""
+    """Write ``reviewers`` to ``path`` atomically, with mode 0600 (owner only: the temporary file
+    :func:`~anfe.layout.write_atomically` renames into place comes from :func:`tempfile.mkstemp`)."""
     ordered = sorted(reviewers.values(), key=lambda r: r.name)
-    entries = {r.name: {"hash": r.password_hash, "added": r.added} for r in ordered}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp creates 0600
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump({"version": FILE_VERSION, "reviewers": entries}, out, indent=1)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    data = {"version": FILE_VERSION, "reviewers": {r.name: {"hash": r.password_hash, "added": r.added}
+                                                   for r in ordered}}
+    write_atomically(path, (json.dumps(data, indent=1) + "\n").encode("utf-8"))
 
 
 def add(path: Path, name: str, password: str) -> bool:
