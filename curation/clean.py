@@ -229,7 +229,7 @@ def _apply(layout: DatasetLayout, item: Item, verdict: Verdict, store: Store | N
         )
     except moves.ReadOnlyDatasetError:
         raise
-    except moves.QuarantineError as exc:  # vanished since the scan, or a name taken: one file never stops a run
+    except moves.QuarantineError as exc:  # vanished since the scan, or a name taken: a file never stops a run
         log.warning("skipped: %s", exc)
         return Rejection(**{**rejection.__dict__, "problem": str(exc)})
     return Rejection(**{**rejection.__dict__, "moved_to": moved})
