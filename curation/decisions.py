@@ -1,18 +1,16 @@
 """Acting on review items: decide (keep, relabel, reject), undo and crash repair.
 
-A decision is appended to the store's decision log first (who, what, when: the audit and the
-source of undo), then carried out as one :class:`curation.moves.Move` through the one mover and
-its journal. The decision names its move's id, so :func:`repair` knows, at the next start, which
-logged decisions never reached the journal and finishes them; the journal's own replay finishes
-moves that a crash cut short. Items in ``images/`` and items sent to review (held in quarantine
-with the status ``review``) go through the same code: only where the file starts differs.
+A decision is appended to the store's decision log first (who, what, when: the audit and what
+undo reads), then carried out as one :class:`curation.moves.Move`, whose id it names: at the next
+start :func:`repair` finishes a logged decision that never reached the journal. Files in
+``images/`` and files sent to review (held in quarantine) go through the same code.
 """
 
 from __future__ import annotations
 
 import getpass
 import logging
-import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +34,9 @@ REVIEW_SCHEMA_VERSION = 1
 DECISION_KIND = "review"
 ACTIONS = ("keep", "relabel", "reject")
 #: Reasons offered for "reject" (any safe folder name is accepted).
-REJECT_REASONS = ("wrong-person", "no-face", "many-faces", "not-a-photo", "too-small", "minor", "duplicate", "other")
+REJECT_REASONS = (
+    "wrong-person", "no-face", "many-faces", "not-a-photo", "too-small", "minor", "duplicate", "other",
+)
 
 
 class DecisionLogVersionError(StoreVersionError):
@@ -83,20 +83,17 @@ class ReviewLog:
 def read_log(store: Store) -> ReviewLog:
     """The review decisions in ``store``; raises :class:`DecisionLogVersionError` if any was
     written by a newer version (nothing is changed then)."""
-    decisions = []
-    for doc in store.decisions():
-        if doc.get("kind") != DECISION_KIND:
-            continue
-        version = int(doc.get("schema_version", 1))
-        if version > REVIEW_SCHEMA_VERSION:
+    decisions = [doc for doc in store.decisions() if doc.get("kind") == DECISION_KIND]
+    for doc in decisions:
+        if (version := int(doc.get("schema_version", 1))) > REVIEW_SCHEMA_VERSION:
             raise DecisionLogVersionError(
                 f"the decision log in {store.uri} holds decision #{doc.get('seq')} written by a newer "
                 f"version (review schema {version}, this one reads {REVIEW_SCHEMA_VERSION}): nothing was "
                 f"changed; upgrade with `pip install -U anfe-faces`"
             )
-        decisions.append(doc)
     undone = frozenset(d["undoes"] for d in decisions if d["action"] == "undo" and d.get("undoes"))
-    return ReviewLog(decisions, {d["content_hash"]: d for d in decisions}, {_key(d): d for d in decisions}, undone)
+    by_hash, by_key = {d["content_hash"]: d for d in decisions}, {_key(d): d for d in decisions}
+    return ReviewLog(decisions, by_hash, by_key, undone)
 
 
 # -- where a file is -----------------------------------------------------------------------------
@@ -120,8 +117,8 @@ def locate(layout: DatasetLayout, item: "QueueItem", live: dict[str, Move]) -> P
     for label in layout.genders():
         if (layout.images / label / item.file_name).is_file():
             return Place(f"images/{label}/{item.file_name}", label)
-    for entry in live.values():
-        if entry.in_quarantine and entry.content_hash == item.content_hash and (layout.root / entry.dst).is_file():
+    for entry in (m for m in live.values() if m.in_quarantine and m.content_hash == item.content_hash):
+        if (layout.root / entry.dst).is_file():
             return f"{item.file_name} is in quarantine/{entry.reason} now (rejected meanwhile): not changed"
     return (f"{item.file_name} is gone from {item.gender} (moved or deleted since the page was loaded): "
             f"nothing recorded")
@@ -132,34 +129,28 @@ def locate(layout: DatasetLayout, item: "QueueItem", live: dict[str, Move]) -> P
 class Outcome:
     """What an action did: the batch id, decisions logged, and anything that needs a person."""
 
-    batch: str
+    batch: str = field(default_factory=lambda: moves.new_id()[:12])
     logged: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for the page: counts per action, and whether something needs a look."""
-        actions: dict[str, int] = {}
-        for d in self.logged:
-            actions[d["action"]] = actions.get(d["action"], 0) + 1
+        actions = Counter(d["action"] for d in self.logged)
         done = ", ".join(f"{n} {a}" for a, n in sorted(actions.items())) or "nothing done"
-        return done + ("" if not self.problems else f"; {len(self.problems)} problem(s)")
+        return done + (f"; {len(self.problems)} problem(s)" if self.problems else "")
 
 
-def _decision(action: str, who: str, batch: str, item_key: str, digest: str, name: str, old: str | None,
-              new: str | None, src: str, dst: str, status: str, reason: str | None, detail: str,
-              before: Move | None, **extra: Any) -> dict:
-    """A decision document: the move it makes (``from``/``to``/``status``/``reason``) and what the
-    file was before (``prev_*``, what an undo restores)."""
+def _decision(who: str, batch: str, before: Move | None, src: str, dst: str, **fields: Any) -> dict:
+    """A decision document: the move it makes (``from``/``to``, ``fields``: ``status``, ``reason``...)
+    and what the file was before (``prev_*`` from ``before``: what an undo restores)."""
     return {
-        "kind": DECISION_KIND, "schema_version": REVIEW_SCHEMA_VERSION, "id": uuid.uuid4().hex,
-        "move": moves.new_id(), "batch": batch, "who": who, "when": now_iso(), "key": item_key,
-        "content_hash": digest, "file_name": name, "action": action, "old_label": old, "new_label": new,
-        "from": src, "to": dst, "status": status, "reason": reason, "detail": detail,
-        "original": before.original if before else "",
+        "kind": DECISION_KIND, "schema_version": REVIEW_SCHEMA_VERSION, "id": moves.new_id(),
+        "move": moves.new_id(), "batch": batch, "who": who, "when": now_iso(), "from": src, "to": dst,
+        "original": before.original if before else "", "prev_detail": before.detail if before else "",
         "prev_status": before.status if before else STATUS_ACTIVE,
-        "prev_reason": before.reason if before else None, "prev_detail": before.detail if before else "",
-        "undoes": None, "undone_action": None, **extra,
+        "prev_reason": before.reason if before else None,
+        "undoes": None, "undone_action": None, **fields,
     }
 
 
@@ -167,44 +158,46 @@ def _plan(layout: DatasetLayout, item: "QueueItem", place: Place, action: str, w
           new_label: str | None, reason: str | None, detail: str) -> dict | None:
     """The decision document for one item, or None (with a problem noted) when it cannot be done."""
     old, entry, name = place.label, place.entry, item.file_name
+    new = None if action == "reject" else old if action == "keep" else new_label
     extra: dict[str, Any] = {}
     if action == "reject":
         dst = place.path if entry else f"quarantine/{reason}/{safe_label(old)}/{name}"
         status, why, text = STATUS_QUARANTINED, reason, detail
     else:
-        label = old if action == "keep" else new_label
-        dst, status, why, text = f"images/{label}/{name}", STATUS_ACTIVE, None, ""
+        dst, status, why, text = f"images/{new}/{name}", STATUS_ACTIVE, None, ""
         if dst != place.path and (layout.root / dst).exists():
             if entry is None:
-                outcome.problems.append(f"{name} exists under both {Path(place.path).parent} and images/{label}: "
-                                        f"left both untouched; `anfe clean` reports such label conflicts")
+                outcome.problems.append(f"{name} exists under both {Path(place.path).parent} and "
+                                        f"images/{new}: left both untouched; `anfe clean` reports such "
+                                        "label conflicts")
                 return None
-            outcome.notes.append(f"{name}: the same photo is already in images/{label}; this copy stays in quarantine")
+            outcome.notes.append(f"{name}: the same photo is already in images/{new}; "
+                                 "this copy stays in quarantine")
             dst, status, why, text = place.path, STATUS_QUARANTINED, entry.reason, entry.detail
             extra["update_store"] = False  # the record is the kept twin's (same content hash)
-    new = None if action == "reject" else (old if action == "keep" else new_label)
-    return _decision(action, who, outcome.batch, item.key, item.content_hash, name, old, new, place.path, dst,
-                     status, why, text, entry, **extra)
+    return _decision(who, outcome.batch, entry, place.path, dst, key=item.key, content_hash=item.content_hash,
+                     file_name=name, action=action, old_label=old, new_label=new, status=status, reason=why,
+                     detail=text, **extra)
 
 
 def _apply(layout: DatasetLayout, store: Store, doc: dict) -> None:
     """Carry out one logged decision as one journalled move (and its store record)."""
-    dst = doc["to"]
+    src, dst = doc["from"], doc["to"]
     in_images = dst.startswith("images/")
     review = {"review_decision": doc["id"], "reviewed_by": doc["who"], "reviewed_at": doc["when"],
               "review_action": None if doc["action"] == "undo" else doc["action"]}
-    if in_images and doc["from"] != dst:
+    if in_images and src != dst:
         review["label_source"] = "review"
+    # an undo's new label is where the file was before the decision, in quarantine too
+    new_label = in_images or (doc["action"] == "undo" and doc["new_label"])
     moves.apply(layout, Move(
-        id=doc["move"], action=doc["action"], src=doc["from"], dst=dst,
-        original=doc.get("original") or (doc["from"] if not in_images and doc["from"].startswith("images/") else dst),
-        reason=doc.get("reason") or "", detail=doc.get("detail") or "",
-        # an undo's new label is where the file was before the decision, in quarantine too
-        gender=doc["new_label"] if in_images or (doc["action"] == "undo" and doc["new_label"]) else doc["old_label"],
-        content_hash=doc["content_hash"],
-        status=doc["status"], actor=f"review:{doc['who']}", time=doc["when"],
-        update_store=doc.get("update_store", True), extra=review,
-    ), store, unique=not in_images and doc["from"] != dst)
+        id=doc["move"], action=doc["action"], src=src, dst=dst, content_hash=doc["content_hash"],
+        gender=doc["new_label"] if new_label else doc["old_label"],
+        original=doc.get("original") or (src if not in_images and src.startswith("images/") else dst),
+        reason=doc.get("reason") or "", detail=doc.get("detail") or "", status=doc["status"],
+        actor=f"review:{doc['who']}", time=doc["when"], update_store=doc.get("update_store", True),
+        extra=review,
+    ), store, unique=not in_images and src != dst)
 
 
 def _log_and_apply(layout: DatasetLayout, store: Store, doc: dict, outcome: Outcome) -> None:
@@ -213,47 +206,36 @@ def _log_and_apply(layout: DatasetLayout, store: Store, doc: dict, outcome: Outc
     outcome.logged.append(doc)
     try:
         _apply(layout, store, doc)
-    except VanishedFileError as exc:
-        outcome.problems.append(f"{doc['file_name']}: {exc} (the decision is in the log)")
-    except ReadOnlyDatasetError as exc:
-        outcome.problems.append(
-            f"{doc['file_name']}: {exc}; the decision is in the log and the move is finished at the next start"
-        )
     except DatasetError as exc:
-        outcome.problems.append(f"{doc['file_name']}: {exc}")
+        why = (" (the decision is in the log)" if isinstance(exc, VanishedFileError)
+               else "; the decision is in the log and the move is finished at the next start"
+               if isinstance(exc, ReadOnlyDatasetError) else "")
+        outcome.problems.append(f"{doc['file_name']}: {exc}{why}")
+
+
+def _reviewer(layout: DatasetLayout, who: str) -> str:
+    """``who``, or the OS user when blank; refuses a read-only dataset before anything is logged."""
+    moves.check_writable(layout)
+    return who.strip() or default_reviewer()
 
 
 def decide(
-    layout: DatasetLayout,
-    store: Store,
-    items: Iterable["QueueItem"],
-    action: str,
-    who: str,
-    *,
-    new_label: str | None = None,
-    reason: str | None = None,
-    detail: str = "",
+    layout: DatasetLayout, store: Store, items: Iterable["QueueItem"], action: str, who: str, *,
+    new_label: str | None = None, reason: str | None = None, detail: str = "",
 ) -> Outcome:
     """Apply ``action`` (keep, relabel to ``new_label``, reject for ``reason``) to ``items`` as one
-    batch: per image, log the decision, then move the file.
-
-    An image that vanished is reported and nothing is logged for it; one that another reviewer
-    moved meanwhile is decided from where it is now; one rejected meanwhile is left alone. A file
-    sent to review is put back under its label (keep) or another (relabel), or stays in
-    quarantine with the reviewer's reason (reject).
-    """
+    batch: per image, log the decision, then move the file. A vanished image is reported and not
+    logged; one moved by another reviewer meanwhile is decided from where it is now; one rejected
+    meanwhile is left alone. A file sent to review is put back under a label or stays in quarantine."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
-    if action == "relabel":
-        if not new_label:
-            raise ValueError("relabel needs the new label")
-        new_label = safe_label(new_label)
-    if action == "reject":
-        reason = safe_label(reason or "")
-    who = who.strip() or default_reviewer()
-    moves.check_writable(layout)
+    if action == "relabel" and not new_label:
+        raise ValueError("relabel needs the new label")
+    new_label = safe_label(new_label) if action == "relabel" and new_label else new_label
+    reason = safe_label(reason or "") if action == "reject" else reason
+    who = _reviewer(layout, who)
     read_log(store)  # refuses a log from a newer version before anything is written
-    outcome = Outcome(uuid.uuid4().hex[:12])
+    outcome = Outcome()
     live = moves.live(layout)
     for item in items:
         place = locate(layout, item, live)
@@ -261,7 +243,8 @@ def decide(
             outcome.problems.append(place)
             continue
         if place.entry is None and place.label != item.gender:
-            outcome.notes.append(f"{item.file_name} had been moved to {place.label} meanwhile; decided from there")
+            outcome.notes.append(f"{item.file_name} had been moved to {place.label} meanwhile; "
+                                 "decided from there")
         doc = _plan(layout, item, place, action, who, outcome, new_label, reason, detail)
         if doc is not None:
             _log_and_apply(layout, store, doc, outcome)
@@ -272,34 +255,35 @@ def decide(
 def undo(layout: DatasetLayout, store: Store, who: str, whole_batch: bool = False) -> Outcome:
     """Undo ``who``'s last decision (or all of their last batch): log an ``undo`` decision per
     image (the inverse move), then move the file back. An image changed since is left alone."""
-    who = who.strip() or default_reviewer()
-    moves.check_writable(layout)
+    who = _reviewer(layout, who)
     candidates = read_log(store).undoable(who)
-    outcome = Outcome(uuid.uuid4().hex[:12])
+    outcome = Outcome()
     if not candidates:
         outcome.notes.append(f"nothing to undo for {who}")
         return outcome
-    targets = [d for d in candidates if d["batch"] == candidates[0]["batch"]] if whole_batch else candidates[:1]
+    batch = candidates[0]["batch"]
     journal = moves.read(layout)
     done_by_id, live = {m.id: m for m in journal}, moves.fold(journal)
-    for d in targets:
+    for d in [d for d in candidates if d["batch"] == batch] if whole_batch else candidates[:1]:
         done = done_by_id.get(d.get("move") or "")
         if done is None or getattr(live.get(done.dst), "id", None) != done.id:
-            outcome.problems.append(f"{d['file_name']} is no longer where the decision put it ({d['to']}): not undone")
+            outcome.problems.append(f"{d['file_name']} is no longer where the decision put it ({d['to']}): "
+                                    "not undone")
             continue
-        doc = _decision("undo", who, outcome.batch, _key(d), d["content_hash"], d["file_name"], d["new_label"],
-                        d["old_label"], done.dst, d["from"], d["prev_status"], d["prev_reason"],
-                        d.get("prev_detail") or "", done, undoes=d["id"], undone_action=d["action"],
-                        update_store=d.get("update_store", True))
-        doc.update(prev_status=d["status"], prev_reason=d["reason"], original=d.get("original") or done.original,
-                   old_label=d["new_label"] or d["old_label"])
+        doc = _decision(
+            who, outcome.batch, done, done.dst, d["from"], key=_key(d), content_hash=d["content_hash"],
+            file_name=d["file_name"], action="undo", old_label=d["new_label"] or d["old_label"],
+            new_label=d["old_label"], status=d["prev_status"], reason=d["prev_reason"],
+            detail=d.get("prev_detail") or "", original=d.get("original") or done.original,
+            prev_status=d["status"], prev_reason=d["reason"], undoes=d["id"], undone_action=d["action"],
+            update_store=d.get("update_store", True))
         _log_and_apply(layout, store, doc, outcome)
     return outcome
 
 
 # -- crash repair --------------------------------------------------------------------------------
 def repair(layout: DatasetLayout, store: Store) -> list[str]:
-    """Finish what a crash interrupted: first every journalled move (the journal's replay), then
+    """Finish what a crash interrupted: every journalled move (:func:`curation.moves.replay`), then
     every item's latest decision whose move never reached the journal. One message per repair."""
     messages = [f"quarantine: {m}" for m in moves.replay(layout, store)]
     applied = moves.applied_ids(moves.read(layout))

@@ -233,7 +233,7 @@ def apply(layout: DatasetLayout, move: Move, store: Store | None = None, *, uniq
     place; :class:`RestoreConflictError` rather than replace a file and :class:`ReadOnlyDatasetError`
     when the move fails, after a ``cancel`` line: nothing is lost."""
     src, dst = layout.root / move.src, layout.root / move.dst
-    check_writable(layout, [p for p in (src.parent, dst.parent) if p.exists()])
+    check_writable(layout, [src.parent, dst.parent])
     with locked(layout):
         moving, there = src != dst, os.path.lexists(src)
         if moving and not there and (unique or not dst.exists()):

@@ -37,14 +37,10 @@ def _absolute(layout: DatasetLayout, path: str | Path) -> Path:
     return under_root if os.path.lexists(under_root) or not path.exists() else Path(os.path.abspath(path))
 
 
-def _live(layout: DatasetLayout) -> dict[str, Move]:
-    """Files now in quarantine by journal line id, oldest first."""
-    return {m.id: m for m in moves.live(layout).values() if m.in_quarantine}
-
-
 def list_quarantined(layout: DatasetLayout, reason: str | None = None) -> list[Move]:
     """The journal lines of the files now in quarantine (optionally for one reason), oldest first."""
-    return [e for e in _live(layout).values() if reason is None or e.reason == safe_label(reason)]
+    wanted = None if reason is None else safe_label(reason)
+    return [m for m in moves.live(layout).values() if m.in_quarantine and wanted in (None, m.reason)]
 
 
 def reasons(layout: DatasetLayout) -> dict[str, int]:
@@ -94,7 +90,7 @@ def resolve_entry(layout: DatasetLayout, target: Move | dict | str | Path) -> Mo
     """The live quarantine line for ``target``: a :class:`Move`, a store record (its
     ``quarantine_id``), a quarantined path (absolute or relative to the root), or a content hash
     or unique hash prefix of at least 8 hex digits."""
-    live = _live(layout)
+    live = {e.id: e for e in list_quarantined(layout)}
     if isinstance(target, (Move, dict)):
         key, where = (target.id, target.dst) if isinstance(target, Move) else (
             target.get("quarantine_id"), target.get("path") or target.get("content_hash"))

@@ -19,11 +19,20 @@ from anfe.layout import DatasetLayout
 from anfe.people import PERSON_FIELDS, person_from_record
 
 from . import quarantine
-from .moves import STATUS_ACTIVE, STATUS_REVIEW
 from .decisions import ReviewLog
+from .moves import STATUS_ACTIVE, STATUS_REVIEW
 from .suspicion import most_suspicious_first, suspicion_by_key
 
 ORDERS = ("suspicion", "filename", "rule", "source")
+_RULE_FIELDS = ("rule", "review_rule", "review_reason", "quarantine_reason", "flag")
+_SOURCE_FIELDS, _URL_FIELDS = ("site", "source"), ("source_url", "page_url", "url", "image_url")
+#: The store record fields the queue reads: the review page asks the store for only these.
+RECORD_FIELDS = tuple(dict.fromkeys((
+    "content_hash", *_RULE_FIELDS, "label_conflict", "status", *_SOURCE_FIELDS, *_URL_FIELDS, *PERSON_FIELDS,
+)))
+#: Store records by content hash, and analyses by file name.
+Records = Mapping[str, Mapping[str, Any]]
+Analyses = Mapping[str, ImageAnalysis]
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ class QueueItem:
     reviewed: bool = False
     faces: int | None = None
     error: str | None = None
-    #: Set for a file the cleaner sent to review (in ``quarantine/``): its manifest line id.
+    #: Set for a file the cleaner sent to review (in ``quarantine/``): its journal line id.
     entry_id: str | None = None
     detail: str | None = None
     #: Who the photo is supposed to show (the store record's person name), when known.
@@ -57,37 +66,23 @@ class QueueItem:
 
 
 def load_analyses(
-    paths: Sequence[Path],
-    params: AnalysisParams,
-    cache: AnalysisCache | None,
-    known: Mapping[str, ImageAnalysis] | None = None,
-    workers: int = 1,
-    progress: bool = False,
+    paths: Sequence[Path], params: AnalysisParams, cache: AnalysisCache | None,
+    known: Analyses | None = None, workers: int = 1, progress: bool = False,
 ) -> dict[str, ImageAnalysis]:
-    """Analysis per file name (content-addressed, so a move keeps it), reading ``known`` first,
-    then the cache, analysing only new images."""
+    """Analysis per file name (content-addressed, so a move keeps it): ``known`` ones, then the
+    cache, analysing only new images."""
     known = dict(known or {})
     todo = [p for p in paths if p.name not in known]
     if todo:
         results, _stats = analyse_paths(todo, params, cache, workers=workers, progress=progress)
-        for p in todo:
-            known[p.name] = results[str(p)]
+        known.update((p.name, results[str(p)]) for p in todo)
     return known
-
-
-#: The store record fields the queue reads (:func:`record_rule`, :func:`record_source`,
-#: :func:`record_person`): the review page asks the store for only these.
-RECORD_FIELDS = tuple(dict.fromkeys((
-    "content_hash", "rule", "review_rule", "review_reason", "quarantine_reason", "flag", "label_conflict", "status",
-    "site", "source", "source_url", "page_url", "url", "image_url", *PERSON_FIELDS,
-)))
 
 
 def record_rule(record: Mapping[str, Any] | None) -> str | None:
     """The rule or status the automatic cleaning left on an image record, if any."""
-    if not record:
-        return None
-    for key in ("rule", "review_rule", "review_reason", "quarantine_reason", "flag"):
+    record = record or {}
+    for key in _RULE_FIELDS:
         if record.get(key):
             return str(record[key])
     if record.get("label_conflict"):  # the crawler found the same bytes under two genders
@@ -98,14 +93,10 @@ def record_rule(record: Mapping[str, Any] | None) -> str | None:
 
 def record_source(record: Mapping[str, Any] | None) -> str | None:
     """The site an image came from (``site``/``source`` field, or the host of its URL)."""
-    if not record:
-        return None
-    for key in ("site", "source"):
+    record = record or {}
+    for key in _SOURCE_FIELDS + _URL_FIELDS:
         if record.get(key):
-            return str(record[key])
-    for key in ("source_url", "page_url", "url", "image_url"):
-        if record.get(key):
-            return urlparse(str(record[key])).netloc or None
+            return str(record[key]) if key in _SOURCE_FIELDS else urlparse(str(record[key])).netloc or None
     return None
 
 
@@ -115,40 +106,33 @@ def record_person(record: Mapping[str, Any] | None) -> str | None:
     return person.name if person else None
 
 
+def _digest(path: Path, analyses: Analyses) -> str:
+    """The content hash of an image (its file name's stem until analysed)."""
+    analysis = analyses.get(path.name)
+    return analysis.content_hash if analysis and analysis.content_hash else path.stem
+
+
 def build_queue(
-    layout: DatasetLayout,
-    analyses: Mapping[str, ImageAnalysis],
-    review_log: ReviewLog,
-    records: Mapping[str, Mapping[str, Any]] | None = None,
-    gender: str | None = None,
-    order: str = "suspicion",
-    include_reviewed: bool = False,
+    layout: DatasetLayout, analyses: Analyses, review_log: ReviewLog, records: Records | None = None,
+    gender: str | None = None, order: str = "suspicion", include_reviewed: bool = False,
 ) -> list[QueueItem]:
     """The images of ``gender`` (all when None) in review order; reviewed ones only if asked.
-
-    Suspicion is computed over every image of every gender with exactly one face, from the
-    folders as they are now, so a relabel re-scores the rest.
-    """
+    Suspicion is computed over every single-face image of every gender as the folders are now,
+    so a relabel re-scores the rest."""
     if order not in ORDERS:
         raise ValueError(f"unknown order {order!r}: use one of {', '.join(ORDERS)}")
     records = records or {}
-    files = [(p, p.parent.name) for p in layout.image_files()]
-    embeddings = {}
-    labels = {}
-    for path, label in files:
-        analysis = analyses.get(path.name)
-        embeddings[path.name] = analysis.single_embedding if analysis else None
-        labels[path.name] = label
-    scores = suspicion_by_key(embeddings, labels)
+    files = layout.image_files()
+    vectors = {p.name: getattr(analyses.get(p.name), "single_embedding", None) for p in files}
+    scores = suspicion_by_key(vectors, {p.name: p.parent.name for p in files})
     items = []
-    for path, label in files:
-        if gender is not None and label != gender:
+    for path in files:
+        if gender is not None and path.parent.name != gender:
             continue
-        analysis = analyses.get(path.name)
-        digest = analysis.content_hash if analysis and analysis.content_hash else path.stem
+        analysis, digest = analyses.get(path.name), _digest(path, analyses)
         record = records.get(digest)
         item = QueueItem(
-            path, label, digest, scores.get(path.name), record_rule(record), record_source(record),
+            path, path.parent.name, digest, scores.get(path.name), record_rule(record), record_source(record),
             review_log.reviewed(digest), analysis.face_count if analysis else None,
             analysis.error if analysis else None, person=record_person(record),
         )
@@ -161,13 +145,11 @@ def sort_queue(items: Sequence[QueueItem], order: str) -> list[QueueItem]:
     """``items`` in one of :data:`ORDERS`; ties and unscored images fall back to the file name."""
     by_name = sorted(items, key=lambda i: i.file_name)
     suspicion = [by_name[i] for i in most_suspicious_first([i.score for i in by_name])]
-    if order == "suspicion":
-        return suspicion
     if order == "filename":
         return by_name
-    if order == "rule":
-        return sorted(suspicion, key=lambda i: (i.rule is None, i.rule or ""))
-    return sorted(suspicion, key=lambda i: (i.source is None, i.source or ""))
+    if order in ("rule", "source"):
+        return sorted(suspicion, key=lambda i: (getattr(i, order) is None, getattr(i, order) or ""))
+    return suspicion
 
 
 def page_of(items: Sequence[QueueItem], page: int, per_page: int) -> tuple[list[QueueItem], int, int]:
@@ -177,12 +159,11 @@ def page_of(items: Sequence[QueueItem], page: int, per_page: int) -> tuple[list[
     return list(items[page * per_page : (page + 1) * per_page]), page, pages
 
 
-def flagged_items(layout: DatasetLayout, records: Mapping[str, Mapping[str, Any]] | None = None) -> list[QueueItem]:
-    """Files with the status "sent to review" (the cleaner's label conflicts: the same photo under
-    two genders), held in ``quarantine/`` until a person decides, by file name."""
+def flagged_items(layout: DatasetLayout, records: Records | None = None) -> list[QueueItem]:
+    """Files sent to review (held in ``quarantine/`` until a person decides), by file name."""
     records = records or {}
     items = [
-        QueueItem((layout.root / e.dst), e.gender or "unknown", e.content_hash, rule=e.reason,
+        QueueItem(layout.root / e.dst, e.gender or "unknown", e.content_hash, rule=e.reason,
                   source=record_source(records.get(e.content_hash)), entry_id=e.id, detail=e.detail,
                   person=record_person(records.get(e.content_hash)))
         for e in quarantine.list_quarantined(layout)
@@ -191,19 +172,11 @@ def flagged_items(layout: DatasetLayout, records: Mapping[str, Mapping[str, Any]
     return sorted(items, key=lambda i: (i.file_name, i.gender))
 
 
-
-def counts(layout: DatasetLayout, review_log: ReviewLog, analyses: Mapping[str, ImageAnalysis]) -> dict[str, tuple[int, int]]:
+def counts(layout: DatasetLayout, review_log: ReviewLog, analyses: Analyses) -> dict[str, tuple[int, int]]:
     """Per gender: (images left to review, images in total)."""
-    result: dict[str, tuple[int, int]] = {}
-    for label in layout.genders():
-        files = layout.image_files(label)
-        left = 0
-        for p in files:
-            a = analyses.get(p.name)
-            digest = a.content_hash if a and a.content_hash else p.stem
-            left += not review_log.reviewed(digest)
-        result[label] = (left, len(files))
-    return result
+    files = {label: layout.image_files(label) for label in layout.genders()}
+    return {label: (sum(not review_log.reviewed(_digest(p, analyses)) for p in paths), len(paths))
+            for label, paths in files.items()}
 
 
 def other_labels(layout: DatasetLayout, gender: str) -> list[str]:
@@ -211,8 +184,7 @@ def other_labels(layout: DatasetLayout, gender: str) -> list[str]:
     return [g for g in layout.genders() if g != gender] or [g for g in ("female", "male") if g != gender]
 
 
-
 __all__ = [
-    "ORDERS", "QueueItem", "build_queue", "counts", "flagged_items", "load_analyses", "other_labels",
-    "RECORD_FIELDS", "page_of", "record_person", "record_rule", "record_source", "sort_queue",
+    "ORDERS", "QueueItem", "RECORD_FIELDS", "build_queue", "counts", "flagged_items", "load_analyses",
+    "other_labels", "page_of", "record_person", "record_rule", "record_source", "sort_queue",
 ]
