@@ -15,12 +15,36 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from anfe.builds import distances
 from anfe.people import group_by_person
 
 from curation.identity import (
-    DEFAULT_WRONG_PERSON_DISTANCE, MIN_PERSON_PHOTOS, check_people_labels, person_outlier_distances,
-    suspicious_first,
+    DEFAULT_WRONG_PERSON_DISTANCE, MIN_PERSON_PHOTOS, _loo_median, check_people_labels, person_outlier_distances,
 )
+from curation.suspicion import most_suspicious_first
+
+
+def _loo_mean(x: np.ndarray) -> np.ndarray:
+    """Row i: the mean of every row but i (the non-robust baseline)."""
+    return (x.sum(axis=0)[None, :] - x) / (len(x) - 1)
+
+
+def _loo_medoid(x: np.ndarray) -> np.ndarray:
+    """Row i: the medoid of every row but i (the row with the least distance sum to the others)."""
+    d = distances(x, x)
+    cost = d.sum(axis=1)[None, :] - d  # cost[i, j]: j's distance sum to the others without i
+    np.fill_diagonal(cost, np.inf)
+    return x[cost.argmin(axis=1)]
+
+
+#: The leave-one-out centres the bench compares: the product's median, the medoid and the mean.
+CENTRES = {"median": _loo_median, "medoid": _loo_medoid, "mean": _loo_mean}
+
+
+def suspicious_first(scores: np.ndarray) -> list[int]:
+    """Indices of the judged photos (not NaN), the largest score first (ties by index): the
+    wrong-person review queue."""
+    return [i for i in most_suspicious_first(list(scores)) if scores[i] == scores[i]]
 
 
 @dataclass(frozen=True)
@@ -87,7 +111,7 @@ def wrong_person_trial(
         donor = donors[gender].pop()
         noisy[donor] = gallery
         planted.append(donor)
-    distance = person_outlier_distances(vectors, noisy, centre, min_photos)
+    distance = person_outlier_distances(vectors, noisy, min_photos, CENTRES[centre])
     queue = suspicious_first(distance)
     cut = int(np.ceil(top_fraction * len(queue)))
     planted_set = set(planted)
@@ -142,4 +166,7 @@ def flipped_people_trial(
     return FlippedPeopleTrial(len(chosen), len(flagged & chosen), len(checks) - len(chosen), len(flagged - chosen))
 
 
-__all__ = ["FlippedPeopleTrial", "WrongPersonTrial", "flipped_people_trial", "wrong_person_trial"]
+__all__ = [
+    "CENTRES", "FlippedPeopleTrial", "WrongPersonTrial", "flipped_people_trial", "suspicious_first",
+    "wrong_person_trial",
+]

@@ -14,10 +14,8 @@ import pytest
 from anfe.dataset import LabelledImage, from_labels_csv
 from anfe.people import Person, attach_people, person_from_labels, person_from_record
 from anfe.splits import leak_count, people_on_both_sides, split_by_person
-from curation.identity import (
-    _loo_median, check_people_labels, person_outlier_distances, same_face_pairs, suspicious_first,
-)
-from identity_trials import flipped_people_trial, wrong_person_trial
+from curation.identity import _loo_median, check_people_labels, person_outlier_distances, same_face_pairs
+from identity_trials import flipped_people_trial, suspicious_first, wrong_person_trial
 
 
 # -- identity in the data model ------------------------------------------------------------------
