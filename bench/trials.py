@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curation.dedup import popcount
+from curation.dedup import MultiIndexHash
 from curation.suspicion import most_suspicious_first, suspicion_scores
 
 
@@ -22,10 +22,18 @@ def brute_force_pairs(hashes: np.ndarray, radius: int) -> set[tuple[int, int]]:
     hashes = np.asarray(hashes, dtype=np.uint64)
     found: set[tuple[int, int]] = set()
     for i in range(len(hashes) - 1):
-        distances = popcount(hashes[i + 1 :] ^ hashes[i])
+        distances = np.bitwise_count(hashes[i + 1 :] ^ hashes[i])
         for j in np.nonzero(distances <= radius)[0]:
             found.add((i, i + 1 + int(j)))
     return found
+
+
+def query(index: MultiIndexHash, value: int, radius: int) -> list[tuple[int, int]]:
+    """``(index, distance)`` of every indexed hash within ``radius`` of ``value``, by index: the
+    pairs of the hashes with ``value`` appended (the product only ever asks for all pairs)."""
+    n = len(index.hashes)
+    i, j, d = MultiIndexHash(np.append(index.hashes, np.uint64(value)), index.chunks).pairs(radius)
+    return list(zip(i[j == n].tolist(), d[j == n].tolist()))
 
 
 
