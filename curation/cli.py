@@ -13,13 +13,14 @@ from typing import Any
 import click
 
 from anfe.cliutil import analysis_options, friendly_errors, open_cache, store_option
+from anfe.dataset import age_of
 from anfe.errors import DatasetError
 from anfe.layout import open_dataset
 from anfe.store import open_store
 
 from . import moves
 from . import quarantine as q
-from .rules import AGE_FIELDS, RULES, CleanRules, ages_from_csv, ages_from_records
+from .rules import AGE_FIELDS, RULES, CleanRules, ages_from_csv, by_content_hash
 
 _ROOT = click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 
@@ -94,12 +95,12 @@ def clean(root: Path, dry_run: bool, labels: Path | None, report_path: Path | No
     rules = _rules_from(kwargs)
     layout = open_dataset(root)
     if not dry_run:
-        moves.check_writable(layout, [layout.images / g for g in layout.genders()])
+        moves.check_writable(layout, layout.label_folders())
     ages, by_name = ages_from_csv(labels) if labels else ({}, {})
     store = None if dry_run and not db and not (layout.root / "catalog.sqlite").exists() else open_store(db, layout.root)
     try:
         if store is not None and rules.under_age:
-            ages = {**ages_from_records(store.find_images(fields=AGE_FIELDS)), **ages}
+            ages = {**by_content_hash(store.find_images(fields=AGE_FIELDS), age_of), **ages}
         with open_cache(cache_path, params) as cache:
             report = run_clean(layout.root, rules, params, cache, workers, store, ages, by_name,
                                dry_run=dry_run, progress=not quiet)

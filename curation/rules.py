@@ -89,8 +89,7 @@ class CleanRules:
     quarantine_wrong_person: bool = False
 
     def enabled(self, reason: str) -> bool:
-        rule = next(r for r in RULES if r.reason == reason)
-        return bool(getattr(self, rule.field))
+        return bool(getattr(self, reason.replace("-", "_")))
 
 
 @dataclass(frozen=True)
@@ -102,10 +101,6 @@ class Item:
     analysis: ImageAnalysis
     age: float | None = None
     size_bytes: int = 0
-
-    @property
-    def pixels(self) -> int:
-        return self.analysis.width * self.analysis.height
 
 
 @dataclass(frozen=True)
@@ -146,74 +141,54 @@ def _rel(item: Item, root: Path | None) -> str:
 def check_collection(
     items: Sequence[Item], rules: CleanRules, root: Path | None = None
 ) -> dict[int, Verdict]:
-    """Verdicts (by index into ``items``) of the duplicate and label-conflict rules.
-
-    Exact copies under one gender keep the first by path; copies under several genders all go
-    to ``label-conflict``. Near-duplicate groups (see :func:`near_duplicate_groups`) keep the
-    largest image; a group spanning genders sends its cross-gender members and the kept one
-    to ``label-conflict``.
-    """
+    """Verdicts (by index into ``items``) of the duplicate and label-conflict rules. Exact copies
+    under one gender keep the first by path, near duplicates (:func:`near_duplicate_groups`) the
+    largest image; copies under another gender go to ``label-conflict``, with the copy kept."""
     verdicts: dict[int, Verdict] = {}
+    rel = [_rel(item, root) for item in items]
     order = sorted(range(len(items)), key=lambda i: str(items[i].path))
-    hashes = [items[i].analysis.content_hash or f"unknown-{i}" for i in order]
-    for group in exact_groups(hashes):
-        members = [order[g] for g in group]
+    twins: dict[int, int] = {}  # exact duplicate -> the copy kept
+    for group in exact_groups([items[i].analysis.content_hash or f"unknown-{i}" for i in order]):
         firsts: dict[str, int] = {}
-        for index in members:
-            gender = items[index].gender
-            if gender not in firsts:
-                firsts[gender] = index
-            elif rules.exact_duplicate:
-                kept = items[firsts[gender]]
-                verdicts[index] = Verdict("exact-duplicate", f"same bytes as {_rel(kept, root)} (kept)",
-                                          (_rel(kept, root),))
+        for index in (order[g] for g in group):
+            kept = firsts.setdefault(items[index].gender, index)
+            if kept != index and rules.exact_duplicate:
+                twins[index] = kept
+                verdicts[index] = Verdict("exact-duplicate", f"same bytes as {rel[kept]} (kept)", (rel[kept],))
         if len(firsts) > 1 and rules.label_conflict:
             for gender, index in firsts.items():
-                others = [_rel(items[i], root) for g, i in firsts.items() if g != gender]
-                verdicts[index] = Verdict("label-conflict", "the same bytes are also under another "
-                                          "gender: " + ", ".join(others), tuple(others))
-    if not (rules.near_duplicate or rules.label_conflict):
-        return verdicts
-    left = [i for i in order if i not in verdicts and items[i].analysis.phash]
-    quality = [float(items[i].pixels) * 1e9 + items[i].size_bytes for i in left]
-    groups = near_duplicate_groups([items[i].analysis.phash for i in left], quality, rules.near_distance)
-    for group in groups:
-        kept = items[left[group.keep]]
-        conflicts = []
-        for member, distance in group.others:
-            index = left[member]
-            item = items[index]
-            if item.gender != kept.gender:
-                if rules.label_conflict:
-                    conflicts.append(index)
-                    verdicts[index] = Verdict(
-                        "label-conflict", f"{distance} bits from {_rel(kept, root)} under {kept.gender}",
-                        (_rel(kept, root),))
-            elif rules.near_duplicate:
+                others = tuple(rel[i] for g, i in firsts.items() if g != gender)
                 verdicts[index] = Verdict(
-                    "near-duplicate", f"{distance} bits from {_rel(kept, root)} "
-                    f"({kept.analysis.width}x{kept.analysis.height}, kept)", (_rel(kept, root),))
+                    "label-conflict", "the same bytes are also under another gender: " + ", ".join(others), others)
+    near = rules.near_duplicate or rules.label_conflict
+    left = [i for i in order if near and i not in verdicts and items[i].analysis.phash]
+    quality = [float(items[i].analysis.width * items[i].analysis.height) * 1e9 + items[i].size_bytes for i in left]
+    for group in near_duplicate_groups([items[i].analysis.phash for i in left], quality, rules.near_distance):
+        keep, conflicts = left[group.keep], []
+        kept = items[keep].analysis
+        for index, distance in ((left[m], d) for m, d in group.others):
+            if items[index].gender != items[keep].gender and rules.label_conflict:
+                conflicts.append(rel[index])
+                verdicts[index] = Verdict(
+                    "label-conflict", f"{distance} bits from {rel[keep]} under {items[keep].gender}", (rel[keep],))
+            elif items[index].gender == items[keep].gender and rules.near_duplicate:
+                verdicts[index] = Verdict(
+                    "near-duplicate", f"{distance} bits from {rel[keep]} ({kept.width}x{kept.height}, kept)", (rel[keep],))
         if conflicts:
-            others = [_rel(items[i], root) for i in conflicts]
-            verdicts[left[group.keep]] = Verdict(
-                "label-conflict", "near duplicates under another gender: " + ", ".join(others), tuple(others))
-    # an exact copy's kept twin may itself have gone as a near duplicate: say where it went
-    by_path = {_rel(items[i], root): i for i in order}
-    for index, verdict in list(verdicts.items()):
-        if verdict.reason == "exact-duplicate":
-            twin = verdicts.get(by_path[verdict.related[0]])
-            if twin is not None:
-                verdicts[index] = Verdict(
-                    "exact-duplicate", f"same bytes as {verdict.related[0]}, itself taken out "
-                    f"({twin.reason}: {twin.detail})", verdict.related + twin.related)
+            verdicts[keep] = Verdict(
+                "label-conflict", "near duplicates under another gender: " + ", ".join(conflicts), tuple(conflicts))
+    for index, twin in twins.items():  # the copy kept may itself have gone: say where
+        if (gone := verdicts.get(twin)) is not None:
+            verdicts[index] = Verdict("exact-duplicate", f"same bytes as {rel[twin]}, itself taken out "
+                                      f"({gone.reason}: {gone.detail})", (rel[twin], *gone.related))
     return verdicts
 
 
 # -- ages ----------------------------------------------------------------------------------------
 def ages_from_csv(csv_path: str | Path) -> tuple[dict[str, float], dict[str, float]]:
-    """Ages from a labels CSV (``path`` plus ``age``, or ``birth_year`` and ``photo_year``),
-    keyed by the content hash of each listed file that exists and by file name (for files that
-    were since renamed to their hash). Paths are relative to the CSV's folder."""
+    """Ages from a labels CSV (``path`` plus ``age``, or ``birth_year`` and ``photo_year``; paths
+    relative to its folder), by the content hash of each listed file that exists and by file name
+    (for files since renamed to their hash)."""
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise DatasetError(f"labels file {csv_path} does not exist")
@@ -225,36 +200,26 @@ def ages_from_csv(csv_path: str | Path) -> tuple[dict[str, float], dict[str, flo
                 f"{csv_path} needs a 'path' column and an 'age' column (or 'birth_year' and "
                 f"'photo_year'); it has {', '.join(sorted(columns)) or 'none'}"
             )
-        rows = list(reader)
+        rows = [(csv_path.parent / row["path"], age) for row in reader if (age := age_of(row)) is not None]
     by_hash: dict[str, float] = {}
-    by_name: dict[str, float] = {}
-    for row in rows:
-        age = age_of(row)
-        if age is None:
-            continue
-        path = csv_path.parent / row["path"]
-        by_name[path.name] = age
+    for path, age in rows:
         try:
             by_hash[content_hash(path.read_bytes())] = age
         except OSError:
             pass
-    return by_hash, by_name
+    return by_hash, {path.name: age for path, age in rows}
 
 
-#: The store record fields :func:`ages_from_records` reads (see :func:`anfe.dataset.age_of`).
+#: The store record fields the ages are read from (by ``by_content_hash(records, age_of)``).
 AGE_FIELDS = ("content_hash", "age", "birth_year", "photo_year")
 
 
 def by_content_hash(records: Iterable[Mapping[str, Any]], read: Callable[[Mapping[str, Any]], T | None]) -> dict[str, T]:
-    """``read(record)`` by content hash, for the store records that have a hash and a value."""
+    """``read(record)`` by content hash, for the store records that have a hash and a value
+    (e.g. :func:`anfe.dataset.age_of`, :func:`anfe.people.person_from_record`)."""
     found: dict[str, T] = {}
     for record in records:
         value = read(record)
         if value is not None and record.get("content_hash"):
             found[str(record["content_hash"])] = value
     return found
-
-
-def ages_from_records(records: Iterable[Mapping[str, object]]) -> dict[str, float]:
-    """Ages by content hash from store records (``age``, or ``birth_year`` and ``photo_year``)."""
-    return by_content_hash(records, age_of)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from anfe.analysis import ImageAnalysis
+from anfe.dataset import age_of
 from anfe.errors import DatasetError
 from anfe.faces import DetectedFace
 from curation.rules import (
@@ -18,7 +19,7 @@ from curation.rules import (
     CleanRules,
     Item,
     ages_from_csv,
-    ages_from_records,
+    by_content_hash,
     check_collection,
     check_image,
 )
@@ -121,7 +122,7 @@ def test_ages_from_a_utkface_style_csv(tmp_path, utkface_rows):
 def test_ages_from_records_and_bad_csv(tmp_path):
     records = [{"content_hash": "a", "age": 12}, {"content_hash": "b", "birth_year": 1980, "photo_year": 2010},
                {"content_hash": "c", "birth_year": 1980}, {"content_hash": "d", "age": "n/a"}]
-    assert ages_from_records(records) == {"a": 12.0, "b": 30.0}
+    assert by_content_hash(records, age_of) == {"a": 12.0, "b": 30.0}
     bad = tmp_path / "bad.csv"
     bad.write_text("path,gender\nx.jpg,male\n")
     with pytest.raises(DatasetError, match="'age' column"):
