@@ -7,8 +7,9 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from anfe.cache import AnalysisCache
 from anfe.config import AnalysisParams
 from anfe.hashing import content_hash
 from anfe.layout import DatasetLayout, open_dataset
-from anfe.people import PERSON_FIELDS, Person, person_from_record
+from anfe.people import PERSON_FIELDS, person_from_record
 from anfe.store import Store
 
 from . import moves
@@ -66,13 +67,9 @@ class CleanReport:
     def counts(self) -> dict[str, dict[str, int]]:
         """Rejections by reason then gender (reasons in rule order, only those that occurred)."""
         table: dict[str, dict[str, int]] = {}
-        for reason in ALL_REASONS:
-            row = {}
-            for r in self.rejections:
-                if r.reason == reason:
-                    row[r.gender] = row.get(r.gender, 0) + 1
-            if row:
-                table[reason] = row
+        for r in sorted(self.rejections, key=lambda r: ALL_REASONS.index(r.reason)):
+            row = table.setdefault(r.reason, {})
+            row[r.gender] = row.get(r.gender, 0) + 1
         return table
 
     @property
@@ -95,9 +92,7 @@ def not_a_file(path: Path) -> str | None:
     if path.is_symlink():
         return f"a symbolic link to {os.readlink(path)}"
     mode = path.lstat().st_mode
-    if stat.S_ISREG(mode):
-        return None
-    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a named pipe", stat.S_ISSOCK: "a socket",
+    kinds = {stat.S_ISREG: None, stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a named pipe", stat.S_ISSOCK: "a socket",
              stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
     return next((kind for test, kind in kinds.items() if test(mode)), "not a plain file")
 
@@ -118,31 +113,13 @@ def crawl_conflicts(records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     }
 
 
-def plan(
-    layout: DatasetLayout,
-    files: list[tuple[Path, str]],
-    analyses: Mapping[str, object],
-    rules: CleanRules,
-    ages: Mapping[str, float] | None = None,
-    ages_by_name: Mapping[str, float] | None = None,
-    people: Mapping[str, Person] | None = None,
-    conflicts: Mapping[str, str] | None = None,
-) -> tuple[list[Item], dict[int, Verdict]]:
-    """Items (one per file) and the verdict of every rejected one, by index. The people rules
-    run last, on what every other rule kept, when ``people`` (content hash -> person) is given.
-    ``conflicts`` are the crawl-time label conflicts (content hash -> detail): those go to review too."""
-    ages, ages_by_name, conflicts = ages or {}, ages_by_name or {}, conflicts or {}
-    items = []
-    for path, gender in files:
-        analysis = analyses[str(path)]
-        age = ages.get(analysis.content_hash)
-        if age is None:
-            age = ages_by_name.get(path.name)
-        try:
-            size = path.stat().st_size
-        except OSError:
-            size = 0
-        items.append(Item(path, gender, analysis, age, size))
+def plan(items: Sequence[Item], rules: CleanRules, root: Path, records: Sequence[Mapping[str, Any]] = ()
+         ) -> dict[int, Verdict]:
+    """The verdict of every rejected item, by index: the per-image rules and the label conflicts
+    the crawl recorded (in the store ``records``), then the collection rules on what those kept,
+    then the people rules (each photo's person from its record) on what every other rule kept."""
+    conflicts = crawl_conflicts(records)
+    people = by_content_hash(records, person_from_record) if rules.wrong_person or rules.mislabelled_person else {}
     verdicts: dict[int, Verdict] = {}
     for index, item in enumerate(items):
         verdict = check_image(item, rules)
@@ -151,18 +128,12 @@ def plan(
         if verdict is not None:
             verdicts[index] = verdict
     survivors = [i for i in range(len(items)) if i not in verdicts and items[i].analysis.ok]
-    for local, verdict in check_collection([items[i] for i in survivors], rules, layout.root).items():
+    for local, verdict in check_collection([items[i] for i in survivors], rules, root).items():
         verdicts[survivors[local]] = verdict
-    if people:
-        survivors = [i for i in survivors if i not in verdicts]
-        for local, verdict in check_people([items[i] for i in survivors], people, rules, layout.root).items():
-            verdicts[survivors[local]] = verdict
-    return items, verdicts
-
-
-def people_of(records: Iterable[Mapping[str, Any]]) -> dict[str, Person]:
-    """Content hash -> person, from the store records that name one."""
-    return by_content_hash(records, person_from_record)
+    survivors = [i for i in survivors if i not in verdicts]
+    for local, verdict in check_people([items[i] for i in survivors], people, rules, root).items():
+        verdicts[survivors[local]] = verdict
+    return verdicts
 
 
 def clean(
@@ -184,27 +155,30 @@ def clean(
     a warning. A dry run moves nothing and writes nothing but the analysis cache.
     """
     layout = open_dataset(root)
+    ages, ages_by_name = ages or {}, ages_by_name or {}
     report = CleanReport(layout.root, dry_run, rules)
     if not dry_run:
-        moves.check_writable(layout, [layout.images / g for g in layout.genders()])
+        moves.check_writable(layout, layout.label_folders())
         report.repaired = moves.replay(layout, store)
     entries = scan(layout)
     report.scanned = len(entries)
-    odd = {path: kind for path, _ in entries if (kind := not_a_file(path))}
+    odd = {path: (gender, kind) for path, gender in entries if (kind := not_a_file(path))}
     files = [(path, gender) for path, gender in entries if path not in odd]
     analyses, report.stats = analyse_paths([p for p, _ in files], params, cache, workers, progress)
+    items = []
+    for path, gender in files:
+        a = analyses[str(path)]
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        items.append(Item(path, gender, a, ages.get(a.content_hash, ages_by_name.get(path.name)), size))
     # One read of the catalog, of the fields the people rules and the crawl's conflicts need.
-    records = store.find_images(fields=CATALOG_FIELDS) if store is not None else []
-    people = people_of(records) if rules.wrong_person or rules.mislabelled_person else {}
-    conflicts = crawl_conflicts(records)
-    items, verdicts = plan(layout, files, analyses, rules, ages, ages_by_name, people, conflicts)
-    for path, gender in entries:  # links and pipes are never read: quarantined as what they are
-        if path in odd:
-            verdicts[len(items)] = Verdict(checks.NOT_A_FILE.name, odd[path])
-            items.append(Item(path, gender, ImageAnalysis("path-" + content_hash(str(path).encode()))))
-    for index, item in enumerate(items):
-        if index not in verdicts:
-            report.kept[item.gender] = report.kept.get(item.gender, 0) + 1
+    verdicts = plan(items, rules, layout.root, store.find_images(fields=CATALOG_FIELDS) if store is not None else [])
+    for path, (gender, kind) in odd.items():  # links and pipes are never read: quarantined as what they are
+        verdicts[len(items)] = Verdict(checks.NOT_A_FILE.name, kind)
+        items.append(Item(path, gender, ImageAnalysis("path-" + content_hash(str(path).encode()))))
+    report.kept = dict(Counter(item.gender for index, item in enumerate(items) if index not in verdicts))
     for index in sorted(verdicts, key=lambda i: (ALL_REASONS.index(verdicts[i].reason), str(items[i].path))):
         report.rejections.append(_apply(layout, items[index], verdicts[index], store, dry_run, rules))
     return report
@@ -231,5 +205,5 @@ def _apply(layout: DatasetLayout, item: Item, verdict: Verdict, store: Store | N
         raise
     except moves.QuarantineError as exc:  # vanished since the scan, or a name taken: a file never stops a run
         log.warning("skipped: %s", exc)
-        return Rejection(**{**rejection.__dict__, "problem": str(exc)})
-    return Rejection(**{**rejection.__dict__, "moved_to": moved})
+        return replace(rejection, problem=str(exc))
+    return replace(rejection, moved_to=moved)
