@@ -25,8 +25,9 @@ from anfe.store import Store
 
 from . import moves
 from . import quarantine as q
-from .people_rules import check_people
-from .rules import ALL_REASONS, CleanRules, Item, Verdict, by_content_hash, check_collection, check_image
+from .rules import (
+    ALL_REASONS, CleanRules, Item, Verdict, by_content_hash, check_collection, check_image, check_people,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,6 @@ class Rejection:
     reason: str
     detail: str
     content_hash: str
-    width: int = 0
-    height: int = 0
     moved_to: Path | None = None
     problem: str | None = None
 
@@ -97,10 +96,8 @@ def not_a_file(path: Path) -> str | None:
     return next((kind for test, kind in kinds.items() if test(mode)), "not a plain file")
 
 
-#: The store record fields :func:`crawl_conflicts` reads.
-CONFLICT_FIELDS = ("content_hash", "label_conflict", "label_source", "conflicting_genders")
-#: The store record fields :func:`clean` reads: the people's and the conflicts'.
-CATALOG_FIELDS = tuple(dict.fromkeys(PERSON_FIELDS + CONFLICT_FIELDS))
+#: The store record fields :func:`clean` reads: the people's and the crawl's label conflicts'.
+CATALOG_FIELDS = (*PERSON_FIELDS, "label_conflict", "label_source", "conflicting_genders")
 
 
 def crawl_conflicts(records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
@@ -137,16 +134,9 @@ def plan(items: Sequence[Item], rules: CleanRules, root: Path, records: Sequence
 
 
 def clean(
-    root: str | Path,
-    rules: CleanRules,
-    params: AnalysisParams,
-    cache: AnalysisCache | None,
-    workers: int = 1,
-    store: Store | None = None,
-    ages: Mapping[str, float] | None = None,
-    ages_by_name: Mapping[str, float] | None = None,
-    dry_run: bool = False,
-    progress: bool = True,
+    root: str | Path, rules: CleanRules, params: AnalysisParams, cache: AnalysisCache | None, workers: int = 1,
+    store: Store | None = None, ages: Mapping[str, float] | None = None,
+    ages_by_name: Mapping[str, float] | None = None, dry_run: bool = False, progress: bool = True,
 ) -> CleanReport:
     """Scan ``root``, analyse once (through ``cache``), apply ``rules`` and quarantine rejects.
 
@@ -187,7 +177,7 @@ def clean(
 def _apply(layout: DatasetLayout, item: Item, verdict: Verdict, store: Store | None, dry_run: bool,
            rules: CleanRules) -> Rejection:
     a = item.analysis
-    rejection = Rejection(item.path, item.gender, verdict.reason, verdict.detail, a.content_hash, a.width, a.height)
+    rejection = Rejection(item.path, item.gender, verdict.reason, verdict.detail, a.content_hash)
     if dry_run:
         return rejection
     to_review = verdict.reason in (checks.LABEL_CONFLICT.name, checks.MISLABELLED_PERSON.name) or (

@@ -17,7 +17,7 @@ from anfe.imaging import thumbnail_jpeg
 from anfe.layout import write_atomically
 from anfe.store import now_iso
 
-from .clean import CleanReport, Rejection
+from .clean import CleanReport
 from .rules import RULES
 
 log = logging.getLogger(__name__)
@@ -53,23 +53,16 @@ def _thumbnail(path: Path) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _sample(rejection: Rejection) -> dict:
-    where = rejection.moved_to or rejection.path
-    return {
-        "name": rejection.path.name, "gender": rejection.gender, "detail": rejection.detail,
-        "thumb": _thumbnail(where),
-    }
-
-
 def write_html(report: CleanReport, path: str | Path | None = None, samples: int = SAMPLES_PER_RULE) -> Path:
     """Write the HTML page (default ``<root>/reports/cleaning.html``) and return its path."""
     path = Path(path) if path else report.root / "reports" / "cleaning.html"
     env = Environment(loader=PackageLoader("curation", "templates"), autoescape=select_autoescape(["html"]))
     galleries: dict[str, list[dict]] = {}
-    for rejection in report.rejections:
-        chosen = galleries.setdefault(rejection.reason, [])
+    for r in report.rejections:
+        chosen = galleries.setdefault(r.reason, [])
         if len(chosen) < samples:
-            chosen.append(_sample(rejection))
+            chosen.append({"name": r.path.name, "gender": r.gender, "detail": r.detail,
+                           "thumb": _thumbnail(r.moved_to or r.path)})
     page = env.get_template("cleaning.html").render(
         root=report.root, dry_run=report.dry_run, scanned=report.scanned, made=now_iso(),
         kept=report.kept, kept_total=sum(report.kept.values()), rejected_total=len(report.rejections),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,29 +26,27 @@ from .rules import AGE_FIELDS, RULES, CleanRules, ages_from_csv, by_content_hash
 _ROOT = click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 
 
+#: The thresholds of :class:`CleanRules` as options of ``anfe clean``: field -> (type, help).
+THRESHOLDS: dict[str, tuple[click.ParamType, str]] = {
+    "min_width": (click.IntRange(1, None), "too-small: minimum image width in pixels."),
+    "min_height": (click.IntRange(1, None), "too-small: minimum image height in pixels."),
+    "min_eye_distance": (click.FloatRange(0, None), "small-face: minimum pixels between the eye centres."),
+    "min_face_side": (click.IntRange(0, None), "small-face: minimum side of the face box in pixels (0 = off)."),
+    "near_distance": (click.IntRange(0, 32), "near-duplicate: most differing bits of the 64-bit perceptual hash."),
+    "min_age": (click.FloatRange(0, None), "under-age: youngest age kept (the paper removed ages 0-16)."),
+    "wrong_person_distance": (click.FloatRange(0, None, min_open=True), "wrong-person: farthest a photo may lie "
+                              "from the median of its person's other photos (dlib's same-person tolerance)."),
+}
+
+
 def _rule_switches(command: Callable) -> Callable:
-    """One ``--no-<reason>`` flag per rule, passed on as ``off`` (the set of switched-off fields)."""
+    """One ``--no-<reason>`` flag per rule (``off_<field>``) and one option per threshold."""
     defaults = CleanRules()
     options = [
-        click.option("--no-" + rule.reason, "off_" + rule.field, is_flag=True, help=f"Keep {rule.help}.")
-        for rule in RULES
-    ] + [
-        click.option("--min-width", type=click.IntRange(1, None), default=defaults.min_width, show_default=True,
-                     help="too-small: minimum image width in pixels."),
-        click.option("--min-height", type=click.IntRange(1, None), default=defaults.min_height, show_default=True,
-                     help="too-small: minimum image height in pixels."),
-        click.option("--min-eye-distance", type=click.FloatRange(0, None), default=defaults.min_eye_distance,
-                     show_default=True, help="small-face: minimum pixels between the eye centres."),
-        click.option("--min-face-side", type=click.IntRange(0, None), default=defaults.min_face_side,
-                     show_default=True, help="small-face: minimum side of the face box in pixels (0 = off)."),
-        click.option("--near-distance", type=click.IntRange(0, 32), default=defaults.near_distance,
-                     show_default=True, help="near-duplicate: most differing bits of the 64-bit perceptual hash."),
-        click.option("--min-age", type=click.FloatRange(0, None), default=defaults.min_age, show_default=True,
-                     help="under-age: youngest age kept (the paper removed ages 0-16)."),
-        click.option("--wrong-person-distance", type=click.FloatRange(0, None, min_open=True),
-                     default=defaults.wrong_person_distance, show_default=True,
-                     help="wrong-person: farthest a photo may lie from the median of its person's other photos "
-                          "(dlib's same-person tolerance)."),
+        *(click.option("--no-" + rule.reason, "off_" + rule.field, is_flag=True, help=f"Keep {rule.help}.")
+          for rule in RULES),
+        *(click.option("--" + name.replace("_", "-"), type=kind, default=getattr(defaults, name), show_default=True,
+                       help=text) for name, (kind, text) in THRESHOLDS.items()),
         click.option("--quarantine-wrong-person", is_flag=True,
                      help="wrong-person: quarantine the suspects directly instead of sending them to review."),
     ]
@@ -58,10 +57,7 @@ def _rule_switches(command: Callable) -> Callable:
 
 def _rules_from(kwargs: dict[str, Any]) -> CleanRules:
     switches = {rule.field: not kwargs.pop("off_" + rule.field) for rule in RULES}
-    thresholds = {k: kwargs.pop(k) for k in
-                  ("min_width", "min_height", "min_eye_distance", "min_face_side", "near_distance", "min_age",
-                   "wrong_person_distance", "quarantine_wrong_person")}
-    return CleanRules(**switches, **thresholds)
+    return CleanRules(**switches, **{k: kwargs.pop(k) for k in (*THRESHOLDS, "quarantine_wrong_person")})
 
 
 @click.command()
@@ -97,16 +93,12 @@ def clean(root: Path, dry_run: bool, labels: Path | None, report_path: Path | No
     if not dry_run:
         moves.check_writable(layout, layout.label_folders())
     ages, by_name = ages_from_csv(labels) if labels else ({}, {})
-    store = None if dry_run and not db and not (layout.root / "catalog.sqlite").exists() else open_store(db, layout.root)
-    try:
+    no_store = dry_run and not db and not (layout.root / "catalog.sqlite").exists()  # a dry run creates none
+    with nullcontext() if no_store else open_store(db, layout.root) as store, open_cache(cache_path, params) as cache:
         if store is not None and rules.under_age:
             ages = {**by_content_hash(store.find_images(fields=AGE_FIELDS), age_of), **ages}
-        with open_cache(cache_path, params) as cache:
-            report = run_clean(layout.root, rules, params, cache, workers, store, ages, by_name,
-                               dry_run=dry_run, progress=not quiet)
-    finally:
-        if store is not None:
-            store.close()
+        report = run_clean(layout.root, rules, params, cache, workers, store, ages, by_name,
+                           dry_run=dry_run, progress=not quiet)
     for line in report.repaired:
         click.echo(f"repaired an interrupted move: {line}")
     if dry_run:
@@ -142,9 +134,8 @@ def list_command(root: Path, reason: str | None, as_json: bool) -> None:
     entries = q.list_quarantined(layout, reason)
     for e in entries:
         if as_json:
-            click.echo(json.dumps({"quarantined": e.dst, "original": e.original, "reason": e.reason,
-                                   "detail": e.detail, "gender": e.gender, "content_hash": e.content_hash,
-                                   "actor": e.actor, "time": e.time}))
+            fields = ("original", "reason", "detail", "gender", "content_hash", "actor", "time")
+            click.echo(json.dumps({"quarantined": e.dst, **{k: getattr(e, k) for k in fields}}))
         else:
             click.echo(f"{e.reason:16} {e.dst}  <- {e.original}  ({e.detail})")
     if not as_json:
@@ -185,7 +176,6 @@ def restore(root: Path, targets: tuple[str, ...], reason: str | None, restore_al
     layout = open_dataset(root)
     if not (targets or reason or restore_all):
         raise click.UsageError("name what to restore: quarantined PATHS or content hashes, --reason R, or --all")
-    refused = 0
     with open_store(db, layout.root) as store:
         for line in moves.replay(layout, store):  # a restore a crash cut short is finished first
             click.echo(f"repaired an interrupted move: {line}")
@@ -197,14 +187,13 @@ def restore(root: Path, targets: tuple[str, ...], reason: str | None, restore_al
             return
         if not chosen:
             raise DatasetError(f"nothing in {layout.quarantine} matches: see `anfe quarantine list {root}`")
+        refused = 0
         for target in chosen:
             try:
-                back = q.restore_file(layout, target, store)
+                click.echo(f"restored {q.restore_file(layout, target, store).relative_to(layout.root)}")
             except moves.QuarantineError as exc:
                 refused += 1
                 click.echo(f"refused: {exc}", err=True)
-            else:
-                click.echo(f"restored {back.relative_to(layout.root)}")
     click.echo(f"{len(chosen) - refused} restored, {refused} refused")
     if refused:
         raise SystemExit(1)

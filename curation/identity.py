@@ -30,20 +30,14 @@ DEFAULT_SAME_FACE_DISTANCE = 0.15
 
 def _loo_median(x: np.ndarray) -> np.ndarray:
     """Row i: the coordinate-wise median of every row but i (n >= 2), in O(n d log n)."""
-    n = len(x)
     order = np.argsort(x, axis=0, kind="stable")
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(n)[:, None].repeat(x.shape[1], axis=1), axis=0)
-    s = np.take_along_axis(x, order, axis=0)
-    m = n - 1  # values left
+    ranks, s = np.argsort(order, axis=0), np.take_along_axis(x, order, axis=0)
 
-    def kth(k: int) -> np.ndarray:  # the k-th smallest of the remaining values, per row and column
-        index = np.where(ranks > k, k, k + 1)
-        return np.take_along_axis(s, index, axis=0)
+    def kth(k: int) -> np.ndarray:  # the k-th smallest value left once row i's is taken out
+        return np.where(ranks > k, s[k], s[k + 1])
 
-    if m % 2:
-        return kth(m // 2)
-    return 0.5 * (kth(m // 2 - 1) + kth(m // 2))
+    m = len(x) - 1  # values left
+    return kth(m // 2) if m % 2 else 0.5 * (kth(m // 2 - 1) + kth(m // 2))
 
 
 def person_outlier_distances(

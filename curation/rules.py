@@ -1,26 +1,30 @@
 """The cleaning rules: which images to take out of a dataset and why, as plain functions over
-the cached analysis (no file is touched here; :mod:`curation.clean` does the moving).
-
-Per-image rules look at one :class:`Item`; the collection rules (exact and near duplicates,
-label conflicts) look at all the items that passed the per-image rules.
+the cached analysis (:mod:`curation.clean` does the moving). Per-image rules look at one
+:class:`Item`; the collection rules (duplicates, label conflicts) at the items that passed those;
+the people rules (:mod:`curation.identity`) at what every other rule kept, each photo's person
+from its store record (datasets without people skip them).
 """
 
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+import numpy as np
 
 from anfe import checks
 from anfe.analysis import ImageAnalysis
 from anfe.dataset import age_of
 from anfe.errors import DatasetError
 from anfe.hashing import content_hash
+from anfe.people import Person
 
 from .dedup import DEFAULT_NEAR_DISTANCE, exact_groups, near_duplicate_groups
-from .identity import DEFAULT_WRONG_PERSON_DISTANCE
+from .identity import DEFAULT_WRONG_PERSON_DISTANCE, person_suspects, same_face_pairs
 
 T = TypeVar("T")
 
@@ -181,6 +185,51 @@ def check_collection(
         if (gone := verdicts.get(twin)) is not None:
             verdicts[index] = Verdict("exact-duplicate", f"same bytes as {rel[twin]}, itself taken out "
                                       f"({gone.reason}: {gone.detail})", (rel[twin], *gone.related))
+    return verdicts
+
+
+def check_people(
+    items: Sequence[Item], people: Mapping[str, Person], rules: CleanRules, root: Path | None = None,
+) -> dict[int, Verdict]:
+    """Verdicts (by index into ``items``) of the people rules, ``people`` mapping content hashes to
+    persons (items without one face or a person are not judged): ``wrong-person``, a photo far from
+    its person's other photos, one face filed under two people, or a photo the crawl found in two
+    galleries (``other_people``); ``mislabelled-person``, most of a person's photos look another gender."""
+    verdicts: dict[int, Verdict] = {}
+    judged = [i for i, item in enumerate(items)
+              if item.analysis.single_embedding is not None and item.analysis.content_hash in people]
+    if judged and (rules.wrong_person or rules.mislabelled_person):
+        x = np.stack([items[i].analysis.single_embedding for i in judged])
+        person_of = [people[items[i].analysis.content_hash] for i in judged]
+        keys = [p.key for p in person_of]
+        far, flagged = person_suspects(x, keys, [items[i].gender for i in judged], rules.wrong_person_distance)
+        if rules.wrong_person:
+            sizes = Counter(keys)
+            for local, d in far.items():
+                who = person_of[local]
+                verdicts[judged[local]] = Verdict(
+                    "wrong-person", f"{d:.2f} from the median of {who}'s other {sizes[who.key] - 1} photos "
+                    f"(> {rules.wrong_person_distance:g})")
+            for pair in same_face_pairs(x, keys):
+                for mine, other in ((pair.first, pair.second), (pair.second, pair.first)):
+                    there = _rel(items[judged[other]], root)
+                    verdicts[judged[mine]] = Verdict(
+                        "wrong-person", f"the same face ({pair.distance:.2f}) is also filed under "
+                        f"{person_of[other]}: {there}", (there,))
+        for check in flagged if rules.mislabelled_person else []:
+            who = person_of[check.members[0]]
+            for local in check.members:
+                also = verdicts.get(judged[local])
+                verdicts[judged[local]] = Verdict(
+                    "mislabelled-person", f"{check.disagree} of {check.photos} photos of {who} look "
+                    f"{check.predicted}, not {check.label}: the whole person goes to review"
+                    + (f" (also {also.reason}: {also.detail})" if also else ""))
+    if rules.wrong_person:  # one photo the crawl found in two people's galleries
+        for index, item in enumerate(items):
+            person = people.get(item.analysis.content_hash)
+            if person is not None and person.also:
+                verdicts[index] = Verdict(
+                    "wrong-person", f"the same photo is filed under {person} and also under {', '.join(person.also)}")
     return verdicts
 
 
