@@ -142,17 +142,7 @@ def check_people_labels(
     return sorted(results, key=lambda r: (not r.flagged, -r.disagree / r.photos, -r.margin, r.person))
 
 
-def person_suspects(
-    vectors: np.ndarray, persons: Sequence[str | None], genders: Sequence[str],
-    threshold: float = DEFAULT_WRONG_PERSON_DISTANCE,
-) -> tuple[dict[int, float], list[PersonLabelCheck]]:
-    """Both people checks at once (the cleaning's and the review page's): the photos beyond
-    ``threshold`` from their person's other photos (index -> distance), and the flagged people."""
-    far = {i: float(d) for i, d in enumerate(person_outlier_distances(vectors, persons)) if d > threshold}
-    return far, [c for c in check_people_labels(vectors, genders, persons) if c.flagged]
-
-
 __all__ = [
     "DEFAULT_SAME_FACE_DISTANCE", "DEFAULT_WRONG_PERSON_DISTANCE", "MIN_PERSON_PHOTOS", "PersonLabelCheck",
-    "SameFace", "check_people_labels", "person_outlier_distances", "person_suspects", "same_face_pairs",
+    "SameFace", "check_people_labels", "person_outlier_distances", "same_face_pairs",
 ]

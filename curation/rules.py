@@ -24,7 +24,7 @@ from anfe.hashing import content_hash
 from anfe.people import Person
 
 from .dedup import DEFAULT_NEAR_DISTANCE, exact_groups, near_duplicate_groups
-from .identity import DEFAULT_WRONG_PERSON_DISTANCE, person_suspects, same_face_pairs
+from .identity import DEFAULT_WRONG_PERSON_DISTANCE, check_people_labels, person_outlier_distances, same_face_pairs
 
 T = TypeVar("T")
 
@@ -202,28 +202,30 @@ def check_people(
         x = np.stack([items[i].analysis.single_embedding for i in judged])
         person_of = [people[items[i].analysis.content_hash] for i in judged]
         keys = [p.key for p in person_of]
-        far, flagged = person_suspects(x, keys, [items[i].gender for i in judged], rules.wrong_person_distance)
         if rules.wrong_person:
             sizes = Counter(keys)
-            for local, d in far.items():
-                who = person_of[local]
-                verdicts[judged[local]] = Verdict(
-                    "wrong-person", f"{d:.2f} from the median of {who}'s other {sizes[who.key] - 1} photos "
-                    f"(> {rules.wrong_person_distance:g})")
+            for local, d in enumerate(person_outlier_distances(x, keys)):
+                if d > rules.wrong_person_distance:  # NaN (not judged) is not
+                    who = person_of[local]
+                    verdicts[judged[local]] = Verdict(
+                        "wrong-person", f"{d:.2f} from the median of {who}'s other {sizes[who.key] - 1} photos "
+                        f"(> {rules.wrong_person_distance:g})")
             for pair in same_face_pairs(x, keys):
                 for mine, other in ((pair.first, pair.second), (pair.second, pair.first)):
                     there = _rel(items[judged[other]], root)
                     verdicts[judged[mine]] = Verdict(
                         "wrong-person", f"the same face ({pair.distance:.2f}) is also filed under "
                         f"{person_of[other]}: {there}", (there,))
-        for check in flagged if rules.mislabelled_person else []:
-            who = person_of[check.members[0]]
-            for local in check.members:
-                also = verdicts.get(judged[local])
-                verdicts[judged[local]] = Verdict(
-                    "mislabelled-person", f"{check.disagree} of {check.photos} photos of {who} look "
-                    f"{check.predicted}, not {check.label}: the whole person goes to review"
-                    + (f" (also {also.reason}: {also.detail})" if also else ""))
+        if rules.mislabelled_person:
+            genders = [items[i].gender for i in judged]
+            for check in (c for c in check_people_labels(x, genders, keys) if c.flagged):
+                who = person_of[check.members[0]]
+                for local in check.members:
+                    also = verdicts.get(judged[local])
+                    verdicts[judged[local]] = Verdict(
+                        "mislabelled-person", f"{check.disagree} of {check.photos} photos of {who} look "
+                        f"{check.predicted}, not {check.label}: the whole person goes to review"
+                        + (f" (also {also.reason}: {also.detail})" if also else ""))
     if rules.wrong_person:  # one photo the crawl found in two people's galleries
         for index, item in enumerate(items):
             person = people.get(item.analysis.content_hash)
