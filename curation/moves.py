@@ -1,8 +1,7 @@
-"""The one mover and its journal: every file move of a dataset root (quarantine, restore, a
-reviewer's decision, an undo) is one :class:`Move`, fsynced to ``quarantine/manifest.jsonl``
-*before* the file moves by a hard link and an unlink that never replace a file. :func:`replay`
-finishes at the next start a move a kill -9 cut short. A move with ``src == dst`` records a new
-status or reason only. Where each file is now is the fold of the journal (:func:`live`).
+"""The one mover and its journal: every file move of a dataset root (quarantine, restore, a review
+decision, an undo) is one :class:`Move`, fsynced to ``quarantine/manifest.jsonl`` *before* the file
+moves (a hard link, then an unlink: nothing is replaced); :func:`replay` finishes at the next start
+a move a kill -9 cut short. Where each file is now, and its status, is the fold of the journal.
 """
 
 from __future__ import annotations
@@ -60,10 +59,9 @@ class ManifestVersionError(QuarantineError):
 
 @dataclass(frozen=True)
 class Move:
-    """One journal line: move ``src`` to ``dst`` (paths relative to the root, forward slashes),
-    after which the file has ``status`` (and, in quarantine, ``reason``). ``original`` is the
-    place under ``images/`` a quarantined file goes back to; ``ref`` is the line a ``cancel``
-    line cancels (a move that failed after its line was written). ``extra`` goes to the store."""
+    """One journal line: move ``src`` to ``dst`` (relative to the root; equal for a new status or
+    reason only), after which the file has ``status``. ``original``: where a quarantined file goes
+    back to; ``ref``: the move a ``cancel`` line cancels; ``extra``: more fields for the store."""
 
     id: str
     action: str
@@ -227,11 +225,10 @@ def record_of(move: Move) -> dict[str, Any]:
 
 
 def apply(layout: DatasetLayout, move: Move, store: Store | None = None, *, unique: bool = False) -> Move:
-    """Journal ``move``, then do it; returns the move as done (``dst`` renamed to a free
-    ``<stem>~N<suffix>`` when ``unique``). A file already at ``dst`` and gone from ``src`` counts as
-    moved (by another process). Raises :class:`VanishedFileError` when the file is at neither
-    place; :class:`RestoreConflictError` rather than replace a file and :class:`ReadOnlyDatasetError`
-    when the move fails, after a ``cancel`` line: nothing is lost."""
+    """Journal ``move``, do it, then update its store record; returns the move as done (``dst`` a
+    free ``<stem>~N<suffix>`` when ``unique``). A file already at ``dst`` and gone from ``src`` was
+    moved by another process. Raises :class:`VanishedFileError`, :class:`RestoreConflictError` (never
+    replaces a file) or :class:`ReadOnlyDatasetError`, losing nothing (a failed move gets a ``cancel``)."""
     src, dst = layout.root / move.src, layout.root / move.dst
     check_writable(layout, [src.parent, dst.parent])
     with locked(layout):
