@@ -126,9 +126,7 @@ def build_queue(
     vectors = {p.name: getattr(analyses.get(p.name), "single_embedding", None) for p in files}
     scores = suspicion_by_key(vectors, {p.name: p.parent.name for p in files})
     items = []
-    for path in files:
-        if gender is not None and path.parent.name != gender:
-            continue
+    for path in (p for p in files if gender in (None, p.parent.name)):
         analysis, digest = analyses.get(path.name), _digest(path, analyses)
         record = records.get(digest)
         item = QueueItem(
