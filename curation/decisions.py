@@ -1,9 +1,8 @@
 """Acting on review items: decide (keep, relabel, reject), undo and crash repair.
 
-A decision is appended to the store's decision log first (who, what, when: the audit and what
-undo reads), then carried out as one :class:`curation.moves.Move`, whose id it names: at the next
-start :func:`repair` finishes a logged decision that never reached the journal. Files in
-``images/`` and files sent to review (held in quarantine) go through the same code.
+A decision is appended to the store's decision log first (the audit, and what undo reads), then
+carried out as the one :class:`curation.moves.Move` it names, so :func:`repair` can finish it after
+a crash. Files in ``images/`` and files sent to review (in quarantine) go through the same code.
 """
 
 from __future__ import annotations
@@ -229,9 +228,10 @@ def decide(
     meanwhile is left alone. A file sent to review is put back under a label or stays in quarantine."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
-    if action == "relabel" and not new_label:
-        raise ValueError("relabel needs the new label")
-    new_label = safe_label(new_label) if action == "relabel" and new_label else new_label
+    if action == "relabel":
+        if not new_label:
+            raise ValueError("relabel needs the new label")
+        new_label = safe_label(new_label)
     reason = safe_label(reason or "") if action == "reject" else reason
     who = _reviewer(layout, who)
     read_log(store)  # refuses a log from a newer version before anything is written
@@ -262,11 +262,10 @@ def undo(layout: DatasetLayout, store: Store, who: str, whole_batch: bool = Fals
         outcome.notes.append(f"nothing to undo for {who}")
         return outcome
     batch = candidates[0]["batch"]
-    journal = moves.read(layout)
-    done_by_id, live = {m.id: m for m in journal}, moves.fold(journal)
+    live = {m.id: m for m in moves.live(layout).values()}  # the moves whose file is still where they put it
     for d in [d for d in candidates if d["batch"] == batch] if whole_batch else candidates[:1]:
-        done = done_by_id.get(d.get("move") or "")
-        if done is None or getattr(live.get(done.dst), "id", None) != done.id:
+        done = live.get(d.get("move") or "")
+        if done is None:
             outcome.problems.append(f"{d['file_name']} is no longer where the decision put it ({d['to']}): "
                                     "not undone")
             continue
