@@ -39,8 +39,8 @@ WORDS = {False: {"keep": "Keep", "kept": "Kept", "move": "Move to", "moved": "Mo
          True: {"keep": "Put back", "kept": "Put back", "move": "Put back as", "moved": "Put back as"}}
 
 
-def _flash(kind: str, text: str) -> None:
-    st.session_state.setdefault("flash", []).append((kind, text))
+def _flash(kind: str, *texts: str) -> None:
+    st.session_state.setdefault("flash", []).extend((kind, text) for text in texts)
 
 
 def _show_flash() -> None:
@@ -63,16 +63,12 @@ def _apply(config: ReviewConfig, verb: str, act: Callable[[DatasetLayout, Store,
     """Button callbacks: ``act(layout, store, reviewer)`` as the acting reviewer (on ``chosen``,
     which it unticks after), then report the outcome or the error."""
     try:
-        who = review_gate.acting_reviewer(config)
-    except AnfeError as exc:  # the reviewers file became unusable: act for no one
-        who = None
-        _flash("error", f"Error: {exc}")
-    if who is None:  # not signed in (any more)
-        return
-    if chosen is not None and not chosen:
-        _flash("info", "select images first (click their boxes, or A for the whole page)")
-        return
-    try:
+        who = review_gate.acting_reviewer(config)  # (an unusable reviewers file: act for no one)
+        if who is None:  # not signed in (any more)
+            return
+        if chosen is not None and not chosen:
+            _flash("info", "select images first (click their boxes, or A for the whole page)")
+            return
         with open_store(config.db, config.root) as store:
             outcome = act(open_dataset(config.root), store, who)
     except AnfeError as exc:
@@ -80,10 +76,8 @@ def _apply(config: ReviewConfig, verb: str, act: Callable[[DatasetLayout, Store,
         return
     _set_selection(False, [i.key for i in chosen or []])
     _flash("success" if outcome.logged else "info", f"{verb}: {outcome.summary()}")
-    for note in outcome.notes:
-        _flash("info", note)
-    for problem in outcome.problems:
-        _flash("warning", problem)
+    _flash("info", *outcome.notes)
+    _flash("warning", *outcome.problems)
 
 
 def _act(config: ReviewConfig, action: str, rest_of_page: bool = False) -> None:
@@ -221,10 +215,8 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
         st.text_input("Reject detail (optional)", key="detail")
         _keys_caption()
 
-    if is_flagged:
-        shown = flagged
-    else:
-        shown = queue.build_queue(layout, analyses, review_log, records, gender, order, show_reviewed)
+    shown = flagged if is_flagged else queue.build_queue(layout, analyses, review_log, records, gender, order,
+                                                         show_reviewed)
     items, page, pages = queue.page_of(shown, st.session_state.get("page", 0), per_page)
     st.session_state["page"] = page
     st.session_state["page_items"] = {i.key: i for i in items}

@@ -1,9 +1,7 @@
 """The review page's sign-in gate (Streamlit widgets; the rules live in :mod:`curation.signin`).
 
-When the page needs sign-in (reviewers are configured, or it is served beyond loopback), a
-session sees only the sign-in form until a reviewer signs in: nothing of the dataset is read or
-sent before. The action callbacks ask :func:`acting_reviewer` again, because Streamlit runs a
-button's callback before the page script, so an expired session can still click a button.
+When the page needs sign-in, a session sees only the sign-in form until a reviewer signs in:
+nothing of the dataset is read or sent before.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ def _limiter(policy: SignInPolicy) -> FailureLimiter:
 @st.cache_resource(show_spinner=False)
 def _audit_log() -> logging.Logger:
     """``curation.signin``, on the server's standard error (Streamlit configures only its own loggers)."""
-    logger = logging.getLogger("curation.signin")
+    logger = signin.log
     if not any(getattr(h, "_anfe_signin", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -71,7 +69,8 @@ def _signed_in(config: ReviewConfig) -> str | None:
 
 def acting_reviewer(config: ReviewConfig) -> str | None:
     """The name an action is recorded as: the signed-in reviewer, or (no sign-in needed) the name
-    typed in the sidebar; None when the session must sign in (again) first."""
+    typed in the sidebar; None when the session must sign in (again) first. Button callbacks ask
+    again, as Streamlit runs them before the page script: the session may have ended since."""
     if needs_sign_in(config):
         return _signed_in(config)
     return st.session_state.get("reviewer") or decisions.default_reviewer()

@@ -1,11 +1,6 @@
-"""Sign-in for the review page, free of Streamlit: the policy, failed-attempt limits, idle expiry.
-
-Failed attempts are counted per client (IP address) and per name typed, known or not, over a
-sliding window; past either limit, attempts are refused unchecked until the oldest failure leaves
-the window. A wrong password and an unknown name get the same answer; failures and refusals are
-logged (logger ``curation.signin``). A session ends when idle too long, or when the reviewer is
-removed or their password changes.
-"""
+"""Sign-in for the review page, free of Streamlit: the policy, failed-attempt limits per client
+and per name (logged to ``curation.signin``), one answer for a wrong password and an unknown name,
+and sessions that end when idle or when the reviewer's entry changes."""
 
 from __future__ import annotations
 
