@@ -72,16 +72,16 @@ class ReviewConfig:
 
 def parse_args(argv: Sequence[str]) -> ReviewConfig:
     """The inverse of :meth:`ReviewConfig.to_args`; raises :class:`DatasetError` on bad arguments."""
-    defaults = AnalysisParams()
+    default = AnalysisParams()
     parser = argparse.ArgumentParser(prog="review_app.py", add_help=False, exit_on_error=False)
     parser.add_argument("root")
     parser.add_argument("--db", default=os.environ.get("ANFE_DB") or None)
     parser.add_argument("--cache", default=None)
-    parser.add_argument("--detector", default=defaults.detector)
-    parser.add_argument("--upsample", type=int, default=defaults.upsample)
+    parser.add_argument("--detector", default=default.detector)
+    parser.add_argument("--upsample", type=int, default=default.upsample)
     parser.add_argument("--max-side", type=int, default=None)
-    parser.add_argument("--jitters", type=int, default=defaults.jitters)
-    parser.add_argument("--max-pixels", type=int, default=defaults.max_pixels)
+    parser.add_argument("--jitters", type=int, default=default.jitters)
+    parser.add_argument("--max-pixels", type=int, default=default.max_pixels)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--reviewers", type=Path, default=None)
     parser.add_argument("--require-sign-in", action="store_true")
@@ -98,11 +98,6 @@ def parse_args(argv: Sequence[str]) -> ReviewConfig:
                         max(1, ns.workers), ns.reviewers, ns.require_sign_in, policy)
 
 
-#: A labelling tool for private data sends nothing anywhere and asks nothing: no usage statistics,
-#: no "enter your email" prompt on a first run (as flags, and in the environment of the server).
-PRIVATE_ENV = {"STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_SHOW_EMAIL_PROMPT": "false"}
-
-
 class ServingRefused(click.ClickException):
     """``anfe review`` will not serve the page this way (the message says how to fix it)."""
 
@@ -115,7 +110,8 @@ def public_name(address: str) -> str:
 def streamlit_command(config: ReviewConfig, address: str, port: int, headless: bool,
                       tls: tuple[Path, Path] | None = None) -> list[str]:
     """The ``streamlit run`` command line that serves the page for ``config``: XSRF protection and
-    CORS on; usage statistics, static serving, the agent API and the file watcher off."""
+    CORS on; static serving, the agent API and the file watcher off; a tool for private data sends
+    nothing anywhere and asks nothing (no usage statistics, no first-run e-mail prompt)."""
     command = [
         sys.executable, "-m", "streamlit", "run", str(APP),
         "--server.address", address, "--server.port", str(port), "--server.headless", str(headless).lower(),
@@ -231,7 +227,7 @@ def serve(root: Path, address: str, port: int, reviewers_option: Path | None, tl
     sys.stdout.flush()
     sys.stderr.flush()
     # Become the streamlit server (no child left behind when this process is stopped).
-    os.execve(command[0], command, {**os.environ, **PRIVATE_ENV})
+    os.execv(command[0], command)
 
 
 # -- reviewers -----------------------------------------------------------------------------------
