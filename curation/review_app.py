@@ -117,12 +117,9 @@ def _person_act(config: ReviewConfig, view: people_queue.PersonView, action: str
                lambda layout, store, who: people_queue.reject_marked(layout, store, view, who))
 
 
-def _turn(step: int) -> None:
-    st.session_state["page"] = max(0, st.session_state.get("page", 0) + step)
-
-
-def _first_page() -> None:
-    st.session_state["page"] = 0
+def _turn(step: int | None = None) -> None:
+    """Turn ``step`` pages on, or (None) back to the first page."""
+    st.session_state["page"] = 0 if step is None else max(0, st.session_state.get("page", 0) + step)
 
 
 #: Tick-then-key: with the focus on a tile's box just ticked, Streamlit's shortcuts do not fire, so
@@ -198,16 +195,16 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
         _render_people(config, layout, review_log, records, analyses)
         return
     with st.sidebar:
-        gender = st.radio("Gender", genders, key="gender", on_change=_first_page, format_func=lambda g: (
+        gender = st.radio("Gender", genders, key="gender", on_change=_turn, format_func=lambda g: (
             f"sent to review by the cleaning ({counts[g][0]})" if g == FLAGGED
             else f"{g} ({counts[g][0]} left of {counts[g][1]})"))
         is_flagged = gender == FLAGGED
         words = WORDS[is_flagged]
-        order = st.selectbox("Order", queue.ORDERS, key="order", on_change=_first_page, disabled=is_flagged,
+        order = st.selectbox("Order", queue.ORDERS, key="order", on_change=_turn, disabled=is_flagged,
                              format_func={"suspicion": "suspected label error first", "filename": "file name",
                                           "rule": "cleaning rule", "source": "source site"}.get)
-        per_page = st.selectbox("Per page", PAGE_SIZES, index=1, key="per_page", on_change=_first_page)
-        show_reviewed = st.toggle("Show reviewed images too", key="show_reviewed", on_change=_first_page,
+        per_page = st.selectbox("Per page", PAGE_SIZES, index=1, key="per_page", on_change=_turn)
+        show_reviewed = st.toggle("Show reviewed images too", key="show_reviewed", on_change=_turn,
                                   disabled=is_flagged)
         targets = layout.genders() if is_flagged else queue.other_labels(layout, gender)
         st.selectbox(words["move"], targets, key="target", disabled=len(targets) == 1)
