@@ -8,7 +8,7 @@ import logging
 import os
 import stat
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -91,8 +91,8 @@ def not_a_file(path: Path) -> str | None:
     if path.is_symlink():
         return f"a symbolic link to {os.readlink(path)}"
     mode = path.lstat().st_mode
-    kinds = {stat.S_ISREG: None, stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a named pipe", stat.S_ISSOCK: "a socket",
-             stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+    kinds = {stat.S_ISREG: None, stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a named pipe",
+             stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
     return next((kind for test, kind in kinds.items() if test(mode)), "not a plain file")
 
 
@@ -100,28 +100,21 @@ def not_a_file(path: Path) -> str | None:
 CATALOG_FIELDS = (*PERSON_FIELDS, "label_conflict", "label_source", "conflicting_genders")
 
 
-def crawl_conflicts(records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """Label conflicts the crawler recorded (the same bytes found under two genders), by content
-    hash, unless a reviewer settled them since: the detail of each."""
-    return {
-        str(r["content_hash"]): "found under " + " and ".join(r.get("conflicting_genders") or ["two genders"])
-        + " when crawled"
-        for r in records if r.get("label_conflict") and r.get("label_source") != "review"
-    }
-
-
 def plan(items: Sequence[Item], rules: CleanRules, root: Path, records: Sequence[Mapping[str, Any]] = ()
          ) -> dict[int, Verdict]:
     """The verdict of every rejected item, by index: the per-image rules and the label conflicts
-    the crawl recorded (in the store ``records``), then the collection rules on what those kept,
-    then the people rules (each photo's person from its record) on what every other rule kept."""
-    conflicts = crawl_conflicts(records)
-    people = by_content_hash(records, person_from_record) if rules.wrong_person or rules.mislabelled_person else {}
+    the crawl recorded (in the store ``records``; not those a reviewer settled since), then the
+    collection rules on what those kept, then the people rules (persons from the records) on
+    what every other rule kept."""
+    conflicts = {str(r["content_hash"]): r.get("conflicting_genders") or ["two genders"]
+                 for r in records if r.get("label_conflict") and r.get("label_source") != "review"}
+    people = by_content_hash(records, person_from_record)
     verdicts: dict[int, Verdict] = {}
     for index, item in enumerate(items):
         verdict = check_image(item, rules)
-        if verdict is None and rules.label_conflict and item.analysis.content_hash in conflicts:
-            verdict = Verdict(checks.LABEL_CONFLICT.name, conflicts[item.analysis.content_hash])
+        genders = conflicts.get(item.analysis.content_hash)
+        if verdict is None and rules.label_conflict and genders:
+            verdict = Verdict(checks.LABEL_CONFLICT.name, f"found under {' and '.join(genders)} when crawled")
         if verdict is not None:
             verdicts[index] = verdict
     survivors = [i for i in range(len(items)) if i not in verdicts and items[i].analysis.ok]
@@ -134,8 +127,8 @@ def plan(items: Sequence[Item], rules: CleanRules, root: Path, records: Sequence
 
 
 def clean(
-    root: str | Path, rules: CleanRules, params: AnalysisParams, cache: AnalysisCache | None, workers: int = 1,
-    store: Store | None = None, ages: Mapping[str, float] | None = None,
+    root: str | Path, rules: CleanRules, params: AnalysisParams, cache: AnalysisCache | None,
+    workers: int = 1, store: Store | None = None, ages: Mapping[str, float] | None = None,
     ages_by_name: Mapping[str, float] | None = None, dry_run: bool = False, progress: bool = True,
 ) -> CleanReport:
     """Scan ``root``, analyse once (through ``cache``), apply ``rules`` and quarantine rejects.
@@ -164,7 +157,8 @@ def clean(
             size = 0
         items.append(Item(path, gender, a, ages.get(a.content_hash, ages_by_name.get(path.name)), size))
     # One read of the catalog, of the fields the people rules and the crawl's conflicts need.
-    verdicts = plan(items, rules, layout.root, store.find_images(fields=CATALOG_FIELDS) if store is not None else [])
+    records = store.find_images(fields=CATALOG_FIELDS) if store is not None else []
+    verdicts = plan(items, rules, layout.root, records)
     for path, (gender, kind) in odd.items():  # links and pipes are never read: quarantined as what they are
         verdicts[len(items)] = Verdict(checks.NOT_A_FILE.name, kind)
         items.append(Item(path, gender, ImageAnalysis("path-" + content_hash(str(path).encode()))))

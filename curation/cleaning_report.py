@@ -28,19 +28,15 @@ SAMPLES_PER_RULE = 12
 def summary_table(report: CleanReport) -> str:
     """Counts by rule (rows) and gender (columns), with totals and the kept images."""
     genders = report.genders
-    counts = report.counts()
-    header = ["rule", *genders, "total"]
-    rows = [[reason, *(str(row.get(g, 0)) for g in genders), str(sum(row.values()))] for reason, row in counts.items()]
-    rejected = [str(sum(r.gender == g for r in report.rejections)) for g in genders]
-    rows.append(["rejected", *rejected, str(len(report.rejections))])
-    rows.append(["kept", *(str(report.kept.get(g, 0)) for g in genders), str(sum(report.kept.values()))])
-    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
-
-    def fmt(line: list[str]) -> str:
-        return "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(line))
-
+    rejected = {g: sum(r.gender == g for r in report.rejections) for g in genders}
+    rows = [["rule", *genders, "total"]]
+    for reason, row in [*report.counts().items(), ("rejected", rejected), ("kept", report.kept)]:
+        rows.append([reason, *(str(row.get(g, 0)) for g in genders), str(sum(row.values()))])
+    widths = [max(len(line[i]) for line in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
     rule = "  ".join("-" * w for w in widths)
-    return "\n".join([fmt(header), rule, *(fmt(r) for r in rows[:-2]), rule, *(fmt(r) for r in rows[-2:])])
+    return "\n".join([lines[0], rule, *lines[1:-2], rule, *lines[-2:]])
 
 
 def _thumbnail(path: Path) -> str | None:

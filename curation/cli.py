@@ -31,25 +31,25 @@ THRESHOLDS: dict[str, tuple[click.ParamType, str]] = {
     "min_width": (click.IntRange(1, None), "too-small: minimum image width in pixels."),
     "min_height": (click.IntRange(1, None), "too-small: minimum image height in pixels."),
     "min_eye_distance": (click.FloatRange(0, None), "small-face: minimum pixels between the eye centres."),
-    "min_face_side": (click.IntRange(0, None), "small-face: minimum side of the face box in pixels (0 = off)."),
-    "near_distance": (click.IntRange(0, 32), "near-duplicate: most differing bits of the 64-bit perceptual hash."),
+    "min_face_side": (click.IntRange(0, None), "small-face: minimum side of the face box in pixels "
+                      "(0 = off)."),
+    "near_distance": (click.IntRange(0, 32), "near-duplicate: most differing bits of the 64-bit "
+                      "perceptual hash."),
     "min_age": (click.FloatRange(0, None), "under-age: youngest age kept (the paper removed ages 0-16)."),
-    "wrong_person_distance": (click.FloatRange(0, None, min_open=True), "wrong-person: farthest a photo may lie "
-                              "from the median of its person's other photos (dlib's same-person tolerance)."),
+    "wrong_person_distance": (click.FloatRange(0, None, min_open=True), "wrong-person: farthest a photo "
+                              "may lie from the median of its person's other photos (dlib's same-person "
+                              "tolerance)."),
 }
 
 
 def _rule_switches(command: Callable) -> Callable:
     """One ``--no-<reason>`` flag per rule (``off_<field>``) and one option per threshold."""
-    defaults = CleanRules()
-    options = [
-        *(click.option("--no-" + rule.reason, "off_" + rule.field, is_flag=True, help=f"Keep {rule.help}.")
-          for rule in RULES),
-        *(click.option("--" + name.replace("_", "-"), type=kind, default=getattr(defaults, name), show_default=True,
-                       help=text) for name, (kind, text) in THRESHOLDS.items()),
-        click.option("--quarantine-wrong-person", is_flag=True,
-                     help="wrong-person: quarantine the suspects directly instead of sending them to review."),
-    ]
+    options = [click.option(f"--no-{r.reason}", f"off_{r.field}", is_flag=True, help=f"Keep {r.help}.")
+               for r in RULES]
+    options += [click.option("--" + name.replace("_", "-"), type=kind, default=getattr(CleanRules(), name),
+                             show_default=True, help=text) for name, (kind, text) in THRESHOLDS.items()]
+    options.append(click.option("--quarantine-wrong-person", is_flag=True, help="wrong-person: quarantine "
+                                "the suspects directly instead of sending them to review."))
     for option in reversed(options):
         command = option(command)
     return command
@@ -72,7 +72,8 @@ def _rules_from(kwargs: dict[str, Any]) -> CleanRules:
 @_rule_switches
 @analysis_options
 @store_option
-@friendly_errors(hints={moves.ReadOnlyDatasetError: "to see what would move without moving anything, use --dry-run"})
+@friendly_errors(hints={moves.ReadOnlyDatasetError: "to see what would move without moving anything, "
+                                                    "use --dry-run"})
 def clean(root: Path, dry_run: bool, labels: Path | None, report_path: Path | None, quiet: bool,
           params, cache_path, workers, db, **kwargs: Any) -> None:
     """Take bad images out of the dataset ROOT (ROOT/images/<gender>/...) into ROOT/quarantine/.
@@ -94,7 +95,8 @@ def clean(root: Path, dry_run: bool, labels: Path | None, report_path: Path | No
         moves.check_writable(layout, layout.label_folders())
     ages, by_name = ages_from_csv(labels) if labels else ({}, {})
     no_store = dry_run and not db and not (layout.root / "catalog.sqlite").exists()  # a dry run creates none
-    with nullcontext() if no_store else open_store(db, layout.root) as store, open_cache(cache_path, params) as cache:
+    with (nullcontext() if no_store else open_store(db, layout.root) as store,
+          open_cache(cache_path, params) as cache):
         if store is not None and rules.under_age:
             ages = {**by_content_hash(store.find_images(fields=AGE_FIELDS), age_of), **ages}
         report = run_clean(layout.root, rules, params, cache, workers, store, ages, by_name,
@@ -103,7 +105,8 @@ def clean(root: Path, dry_run: bool, labels: Path | None, report_path: Path | No
         click.echo(f"repaired an interrupted move: {line}")
     if dry_run:
         for r in report.rejections:
-            click.echo(f"would move {r.path.relative_to(layout.root)} -> quarantine/{r.reason}/  ({r.detail})")
+            click.echo(f"would move {r.path.relative_to(layout.root)} -> quarantine/{r.reason}/  "
+                       f"({r.detail})")
     for r in report.skipped:
         click.echo(f"warning: skipped {r.path}: {r.problem}", err=True)
     click.echo(summary_table(report))
@@ -139,8 +142,8 @@ def list_command(root: Path, reason: str | None, as_json: bool) -> None:
         else:
             click.echo(f"{e.reason:16} {e.dst}  <- {e.original}  ({e.detail})")
     if not as_json:
-        counts = q.reasons(layout)
-        total = ", ".join(f"{k}: {v}" for k, v in counts.items()) if reason is None else f"{reason}: {len(entries)}"
+        counts = ", ".join(f"{k}: {v}" for k, v in q.reasons(layout).items())
+        total = counts if reason is None else f"{reason}: {len(entries)}"
         click.echo(f"{len(entries)} file(s) in quarantine" + (f" ({total})" if entries else ""))
 
 
@@ -165,7 +168,9 @@ def repair_command(root: Path, db: str | None) -> None:
 @click.option("--all", "restore_all", is_flag=True, help="Restore every quarantined file.")
 @store_option
 @friendly_errors
-def restore(root: Path, targets: tuple[str, ...], reason: str | None, restore_all: bool, db: str | None) -> None:
+def restore(
+    root: Path, targets: tuple[str, ...], reason: str | None, restore_all: bool, db: str | None
+) -> None:
     """Put quarantined files of ROOT back where they came from.
 
     TARGETS are quarantined paths (absolute or relative to ROOT) or content hashes (a unique
@@ -175,7 +180,8 @@ def restore(root: Path, targets: tuple[str, ...], reason: str | None, restore_al
     """
     layout = open_dataset(root)
     if not (targets or reason or restore_all):
-        raise click.UsageError("name what to restore: quarantined PATHS or content hashes, --reason R, or --all")
+        raise click.UsageError(
+            "name what to restore: quarantined PATHS or content hashes, --reason R, or --all")
     with open_store(db, layout.root) as store:
         for line in moves.replay(layout, store):  # a restore a crash cut short is finished first
             click.echo(f"repaired an interrupted move: {line}")

@@ -57,7 +57,7 @@ class MultiIndexHash:
     def _masks(self, radius: int) -> list[int]:
         """Chunk masks with at most ``radius // chunks`` bits set (0 first)."""
         flips = range(min(radius // self.chunks, self.bits) + 1)
-        return [sum(1 << b for b in bits) for f in flips for bits in itertools.combinations(range(self.bits), f)]
+        return [sum(1 << b for b in on) for f in flips for on in itertools.combinations(range(self.bits), f)]
 
     def pairs(self, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All pairs within ``radius`` as arrays ``(i, j, distance)`` with ``i < j``, sorted."""

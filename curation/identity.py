@@ -130,8 +130,8 @@ def check_people_labels(
         names = [g for g in classes if counts[g] > (own == g).sum()]  # a centroid left without them
         if label not in names or len(names) < 2:
             continue
-        centroids = [(sums[g] - x[members][own == g].sum(axis=0)) / (counts[g] - (own == g).sum()) for g in names]
-        dist = distances(x[members], np.stack(centroids))
+        left = [(sums[g] - x[members][own == g].sum(axis=0)) / (counts[g] - (own == g).sum()) for g in names]
+        dist = distances(x[members], np.stack(left))
         nearest = [names[k] for k in dist.argmin(axis=1)]
         own_col = names.index(label)
         others = np.delete(dist, own_col, axis=1).min(axis=1)

@@ -1,8 +1,7 @@
 """The cleaning rules: which images to take out of a dataset and why, as plain functions over
 the cached analysis (:mod:`curation.clean` does the moving). Per-image rules look at one
 :class:`Item`; the collection rules (duplicates, label conflicts) at the items that passed those;
-the people rules (:mod:`curation.identity`) at what every other rule kept, each photo's person
-from its store record (datasets without people skip them).
+the people rules (:mod:`curation.identity`) at what every other rule kept.
 """
 
 from __future__ import annotations
@@ -23,8 +22,8 @@ from anfe.errors import DatasetError
 from anfe.hashing import content_hash
 from anfe.people import Person
 
+from . import identity
 from .dedup import DEFAULT_NEAR_DISTANCE, exact_groups, near_duplicate_groups
-from .identity import DEFAULT_WRONG_PERSON_DISTANCE, check_people_labels, person_outlier_distances, same_face_pairs
 
 T = TypeVar("T")
 
@@ -59,7 +58,8 @@ RULES: tuple[Rule, ...] = (
     Rule(checks.EXACT_DUPLICATE, "exact_duplicate"),
     Rule(checks.LABEL_CONFLICT, "label_conflict"),
     Rule(checks.NEAR_DUPLICATE, "near_duplicate", "--near-distance"),
-    Rule(checks.WRONG_PERSON, "wrong_person", "--wrong-person-distance; --quarantine-wrong-person: quarantined"),
+    Rule(checks.WRONG_PERSON, "wrong_person",
+         "--wrong-person-distance; --quarantine-wrong-person: quarantined"),
     Rule(checks.MISLABELLED_PERSON, "mislabelled_person"),
 )
 REASONS = tuple(rule.reason for rule in RULES)
@@ -89,7 +89,7 @@ class CleanRules:
     min_face_side: int = checks.SMALL_FACE.threshold[1]
     near_distance: int = DEFAULT_NEAR_DISTANCE
     min_age: float = checks.UNDER_AGE.threshold
-    wrong_person_distance: float = DEFAULT_WRONG_PERSON_DISTANCE
+    wrong_person_distance: float = identity.DEFAULT_WRONG_PERSON_DISTANCE
     quarantine_wrong_person: bool = False
 
     def enabled(self, reason: str) -> bool:
@@ -134,12 +134,8 @@ def check_image(item: Item, rules: CleanRules) -> Verdict | None:
 
 def _rel(item: Item, root: Path | None) -> str:
     """The item's path relative to the dataset root (as reports and details name it)."""
-    if root is not None:
-        try:
-            return item.path.relative_to(root).as_posix()
-        except ValueError:
-            pass
-    return str(item.path)
+    inside = root is not None and item.path.is_relative_to(root)
+    return item.path.relative_to(root).as_posix() if inside else str(item.path)
 
 
 def check_collection(
@@ -151,6 +147,10 @@ def check_collection(
     verdicts: dict[int, Verdict] = {}
     rel = [_rel(item, root) for item in items]
     order = sorted(range(len(items)), key=lambda i: str(items[i].path))
+
+    def out(index: int, reason: str, detail: str, *related: str) -> None:
+        verdicts[index] = Verdict(reason, detail, related)
+
     twins: dict[int, int] = {}  # exact duplicate -> the copy kept
     for group in exact_groups([items[i].analysis.content_hash or f"unknown-{i}" for i in order]):
         firsts: dict[str, int] = {}
@@ -158,33 +158,33 @@ def check_collection(
             kept = firsts.setdefault(items[index].gender, index)
             if kept != index and rules.exact_duplicate:
                 twins[index] = kept
-                verdicts[index] = Verdict("exact-duplicate", f"same bytes as {rel[kept]} (kept)", (rel[kept],))
+                out(index, "exact-duplicate", f"same bytes as {rel[kept]} (kept)", rel[kept])
         if len(firsts) > 1 and rules.label_conflict:
             for gender, index in firsts.items():
-                others = tuple(rel[i] for g, i in firsts.items() if g != gender)
-                verdicts[index] = Verdict(
-                    "label-conflict", "the same bytes are also under another gender: " + ", ".join(others), others)
+                others = [rel[i] for g, i in firsts.items() if g != gender]
+                detail = "the same bytes are also under another gender: " + ", ".join(others)
+                out(index, "label-conflict", detail, *others)
     near = rules.near_duplicate or rules.label_conflict
     left = [i for i in order if near and i not in verdicts and items[i].analysis.phash]
-    quality = [float(items[i].analysis.width * items[i].analysis.height) * 1e9 + items[i].size_bytes for i in left]
+    quality = [items[i].analysis.width * items[i].analysis.height * 1e9 + items[i].size_bytes for i in left]
     for group in near_duplicate_groups([items[i].analysis.phash for i in left], quality, rules.near_distance):
         keep, conflicts = left[group.keep], []
-        kept = items[keep].analysis
-        for index, distance in ((left[m], d) for m, d in group.others):
-            if items[index].gender != items[keep].gender and rules.label_conflict:
+        kept = items[keep]
+        for index, bits in ((left[m], d) for m, d in group.others):
+            same = items[index].gender == kept.gender
+            if not same and rules.label_conflict:
                 conflicts.append(rel[index])
-                verdicts[index] = Verdict(
-                    "label-conflict", f"{distance} bits from {rel[keep]} under {items[keep].gender}", (rel[keep],))
-            elif items[index].gender == items[keep].gender and rules.near_duplicate:
-                verdicts[index] = Verdict(
-                    "near-duplicate", f"{distance} bits from {rel[keep]} ({kept.width}x{kept.height}, kept)", (rel[keep],))
+                out(index, "label-conflict", f"{bits} bits from {rel[keep]} under {kept.gender}", rel[keep])
+            elif same and rules.near_duplicate:
+                size = f"{kept.analysis.width}x{kept.analysis.height}"
+                out(index, "near-duplicate", f"{bits} bits from {rel[keep]} ({size}, kept)", rel[keep])
         if conflicts:
-            verdicts[keep] = Verdict(
-                "label-conflict", "near duplicates under another gender: " + ", ".join(conflicts), tuple(conflicts))
+            out(keep, "label-conflict", "near duplicates under another gender: " + ", ".join(conflicts),
+                *conflicts)
     for index, twin in twins.items():  # the copy kept may itself have gone: say where
         if (gone := verdicts.get(twin)) is not None:
-            verdicts[index] = Verdict("exact-duplicate", f"same bytes as {rel[twin]}, itself taken out "
-                                      f"({gone.reason}: {gone.detail})", (rel[twin], *gone.related))
+            out(index, "exact-duplicate", f"same bytes as {rel[twin]}, itself taken out "
+                f"({gone.reason}: {gone.detail})", rel[twin], *gone.related)
     return verdicts
 
 
@@ -194,7 +194,8 @@ def check_people(
     """Verdicts (by index into ``items``) of the people rules, ``people`` mapping content hashes to
     persons (items without one face or a person are not judged): ``wrong-person``, a photo far from
     its person's other photos, one face filed under two people, or a photo the crawl found in two
-    galleries (``other_people``); ``mislabelled-person``, most of a person's photos look another gender."""
+    galleries (``other_people``); ``mislabelled-person``, most of a person's photos look like
+    another gender."""
     verdicts: dict[int, Verdict] = {}
     judged = [i for i, item in enumerate(items)
               if item.analysis.single_embedding is not None and item.analysis.content_hash in people]
@@ -203,14 +204,13 @@ def check_people(
         person_of = [people[items[i].analysis.content_hash] for i in judged]
         keys = [p.key for p in person_of]
         if rules.wrong_person:
-            sizes = Counter(keys)
-            for local, d in enumerate(person_outlier_distances(x, keys)):
-                if d > rules.wrong_person_distance:  # NaN (not judged) is not
+            sizes, limit = Counter(keys), rules.wrong_person_distance
+            for local, d in enumerate(identity.person_outlier_distances(x, keys)):
+                if d > limit:  # NaN (not judged) is not
                     who = person_of[local]
-                    verdicts[judged[local]] = Verdict(
-                        "wrong-person", f"{d:.2f} from the median of {who}'s other {sizes[who.key] - 1} photos "
-                        f"(> {rules.wrong_person_distance:g})")
-            for pair in same_face_pairs(x, keys):
+                    verdicts[judged[local]] = Verdict("wrong-person", f"{d:.2f} from the median of {who}'s "
+                                                      f"other {sizes[who.key] - 1} photos (> {limit:g})")
+            for pair in identity.same_face_pairs(x, keys):
                 for mine, other in ((pair.first, pair.second), (pair.second, pair.first)):
                     there = _rel(items[judged[other]], root)
                     verdicts[judged[mine]] = Verdict(
@@ -218,7 +218,7 @@ def check_people(
                         f"{person_of[other]}: {there}", (there,))
         if rules.mislabelled_person:
             genders = [items[i].gender for i in judged]
-            for check in (c for c in check_people_labels(x, genders, keys) if c.flagged):
+            for check in (c for c in identity.check_people_labels(x, genders, keys) if c.flagged):
                 who = person_of[check.members[0]]
                 for local in check.members:
                     also = verdicts.get(judged[local])
@@ -230,8 +230,8 @@ def check_people(
         for index, item in enumerate(items):
             person = people.get(item.analysis.content_hash)
             if person is not None and person.also:
-                verdicts[index] = Verdict(
-                    "wrong-person", f"the same photo is filed under {person} and also under {', '.join(person.also)}")
+                verdicts[index] = Verdict("wrong-person", f"the same photo is filed under {person} and also "
+                                          f"under {', '.join(person.also)}")
     return verdicts
 
 
@@ -265,12 +265,9 @@ def ages_from_csv(csv_path: str | Path) -> tuple[dict[str, float], dict[str, flo
 AGE_FIELDS = ("content_hash", "age", "birth_year", "photo_year")
 
 
-def by_content_hash(records: Iterable[Mapping[str, Any]], read: Callable[[Mapping[str, Any]], T | None]) -> dict[str, T]:
+def by_content_hash(records: Iterable[Mapping[str, Any]], read: Callable[[Mapping[str, Any]], T | None]
+                    ) -> dict[str, T]:
     """``read(record)`` by content hash, for the store records that have a hash and a value
     (e.g. :func:`anfe.dataset.age_of`, :func:`anfe.people.person_from_record`)."""
-    found: dict[str, T] = {}
-    for record in records:
-        value = read(record)
-        if value is not None and record.get("content_hash"):
-            found[str(record["content_hash"])] = value
-    return found
+    return {str(r["content_hash"]): v
+            for r in records if r.get("content_hash") and (v := read(r)) is not None}
