@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from anfe.cache import AnalysisCache, default_cache_path
-from curation.dedup import MultiIndexHash, hashes_to_array
+from curation.dedup import hashes_to_array, near_pairs
 from trials import brute_force_pairs
 
 
@@ -71,8 +71,7 @@ def main() -> None:
     subset, _ = synthetic(args.subset, max(1, args.planted * args.subset // args.n), max(radii), seed=2)
     for radius in radii:
         start = time.perf_counter()
-        index = MultiIndexHash(hashes)
-        i, j, _ = index.pairs(radius)
+        i, j, _ = near_pairs(hashes, radius)
         index_time = time.perf_counter() - start
         found = set(zip(i.tolist(), j.tolist()))
         planted = [(min(a, b), max(a, b)) for a, b, flips in truth if flips <= radius]
@@ -81,7 +80,7 @@ def main() -> None:
         start = time.perf_counter()
         expected = brute_force_pairs(subset, radius)
         brute_time = time.perf_counter() - start
-        si, sj, _ = MultiIndexHash(subset).pairs(radius)
+        si, sj, _ = near_pairs(subset, radius)
         same = set(zip(si.tolist(), sj.tolist())) == expected
         extrapolated = brute_time * (args.n / args.subset) ** 2
         print(f"radius {radius}: index {index_time:.2f} s for {args.n:,} hashes ({len(found):,} pairs, "
@@ -93,7 +92,7 @@ def main() -> None:
     if real is not None:
         for radius in radii:
             start = time.perf_counter()
-            i, _, _ = MultiIndexHash(real).pairs(radius)
+            i, _, _ = near_pairs(real, radius)
             print(f"radius {radius}, {args.n:,} hashes made from real phashes: index "
                   f"{time.perf_counter() - start:.2f} s ({len(i):,} pairs)")
 

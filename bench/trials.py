@@ -1,6 +1,6 @@
 """Experiments and baselines that only the benches and the tests run, kept out of the product
 modules: the label-flip trial of the suspicion order, and the all-pairs near-duplicate search
-that the multi-index hash is checked and timed against.
+that the multi-index hash (:func:`curation.dedup.near_pairs`) is checked and timed against.
 
 The bench scripts import this as ``trials`` (their folder is on the path when run as
 ``python bench/<script>.py``); the tests add ``bench/`` to the path in ``tests/conftest.py``.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curation.dedup import MultiIndexHash
+from curation.dedup import near_pairs
 from curation.suspicion import most_suspicious_first, suspicion_scores
 
 
@@ -28,11 +28,11 @@ def brute_force_pairs(hashes: np.ndarray, radius: int) -> set[tuple[int, int]]:
     return found
 
 
-def query(index: MultiIndexHash, value: int, radius: int) -> list[tuple[int, int]]:
-    """``(index, distance)`` of every indexed hash within ``radius`` of ``value``, by index: the
-    pairs of the hashes with ``value`` appended (the product only ever asks for all pairs)."""
-    n = len(index.hashes)
-    i, j, d = MultiIndexHash(np.append(index.hashes, np.uint64(value)), index.chunks).pairs(radius)
+def query(hashes: np.ndarray, value: int, radius: int) -> list[tuple[int, int]]:
+    """``(index, distance)`` of every hash within ``radius`` of ``value``, by index: the pairs of the
+    hashes with ``value`` appended (the product only ever asks for all pairs)."""
+    n = len(hashes)
+    i, j, d = near_pairs(np.append(np.asarray(hashes, dtype=np.uint64), np.uint64(value)), radius)
     return list(zip(i[j == n].tolist(), d[j == n].tolist()))
 
 

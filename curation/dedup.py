@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DEFAULT_NEAR_DISTANCE", "MultiIndexHash", "NearGroup", "exact_groups", "hashes_to_array",
-           "near_duplicate_groups"]
+__all__ = ["DEFAULT_NEAR_DISTANCE", "NearGroup", "exact_groups", "hashes_to_array", "near_duplicate_groups",
+           "near_pairs"]
 
 #: Default Hamming radius for near duplicates. Measured on UTKFace: resized/recompressed
 #: copies stay within 2 bits; distinct aligned face crops come as close as 4 bits.
@@ -26,81 +26,62 @@ def hashes_to_array(hex_hashes: Iterable[str]) -> np.ndarray:
     return np.array([int(h, 16) for h in hex_hashes], dtype=np.uint64)
 
 
-class MultiIndexHash:
-    """64-bit hashes indexed by ``chunks`` tables (default 4 of 16 bits), each the chunk values
-    sorted: every value within ``r // chunks`` bits of a hash's chunk is probed in each table, and
-    the candidates' full distance checked."""
+def near_pairs(
+    hashes: np.ndarray, radius: int, chunks: int = 4
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All pairs of 64-bit ``hashes`` within ``radius`` bits as arrays ``(i, j, distance)``, ``i < j``,
+    sorted: each hash is split into ``chunks`` chunks (default 4 of 16 bits), and every value within
+    ``radius // chunks`` bits of its chunk is looked up among the others' sorted chunks."""
+    if 64 % chunks:
+        raise ValueError("chunks must divide 64 (1, 2, 4, 8, 16, 32 or 64)")
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    bits = 64 // chunks
+    flips = range(min(radius // chunks, bits) + 1)
+    masks = [sum(1 << b for b in on) for f in flips for on in itertools.combinations(range(bits), f)]
+    keys: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+    for k in range(chunks):
+        values = ((hashes >> np.uint64(k * bits)) & np.uint64((1 << bits) - 1)).astype(np.int64)
+        order = np.argsort(values, kind="stable")
+        ordered = values[order]
+        if bits <= 20:  # bucket boundaries from a direct table (no search)
+            starts = np.concatenate(([0], np.cumsum(np.bincount(values, minlength=1 << bits))))
+        for probe in (values ^ mask for mask in masks):
+            if bits <= 20:
+                lo, hi = starts[probe], starts[probe + 1]
+            else:
+                lo, hi = np.searchsorted(ordered, probe, "left"), np.searchsorted(ordered, probe, "right")
+            keys += _join(hashes, lo, hi, order, radius)
+    unique = np.unique(np.concatenate(keys))
+    i, j = unique // len(hashes), unique % len(hashes)
+    return i, j, np.bitwise_count(hashes[i] ^ hashes[j])
 
-    def __init__(self, hashes: np.ndarray, chunks: int = 4) -> None:
-        if 64 % chunks:
-            raise ValueError("chunks must divide 64 (1, 2, 4, 8, 16, 32 or 64)")
-        self.hashes = np.asarray(hashes, dtype=np.uint64)
-        self.chunks = chunks
-        self.bits = 64 // chunks
-        self._tables = []
-        for k in range(chunks):
-            values = self._chunk(self.hashes, k)
-            order = np.argsort(values, kind="stable")
-            self._tables.append((values[order], order))
-        # with chunks of up to 20 bits, bucket boundaries come from a direct table (no search)
-        self._starts = None
-        if self.bits <= 20:
-            self._starts = [
-                np.concatenate(([0], np.cumsum(np.bincount(sorted_values, minlength=1 << self.bits))))
-                for sorted_values, _ in self._tables
-            ]
 
-    def _chunk(self, hashes: np.ndarray, k: int) -> np.ndarray:
-        mask = np.uint64((1 << self.bits) - 1)
-        return ((hashes >> np.uint64(k * self.bits)) & mask).astype(np.int64)
-
-    def _masks(self, radius: int) -> list[int]:
-        """Chunk masks with at most ``radius // chunks`` bits set (0 first)."""
-        flips = range(min(radius // self.chunks, self.bits) + 1)
-        return [sum(1 << b for b in on) for f in flips for on in itertools.combinations(range(self.bits), f)]
-
-    def pairs(self, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All pairs within ``radius`` as arrays ``(i, j, distance)`` with ``i < j``, sorted."""
-        n = len(self.hashes)
-        keys: list[np.ndarray] = []
-        for k, (sorted_values, order) in enumerate(self._tables):
-            values = self._chunk(self.hashes, k)
-            for mask in self._masks(radius):
-                probe = values ^ mask
-                if self._starts is not None:
-                    lo, hi = self._starts[k][probe], self._starts[k][probe + 1]
-                else:
-                    lo = np.searchsorted(sorted_values, probe, side="left")
-                    hi = np.searchsorted(sorted_values, probe, side="right")
-                keys.extend(self._join(lo, hi, order, radius))
-        unique = np.unique(np.concatenate(keys or [np.zeros(0, dtype=np.int64)]))
-        i, j = unique // n, unique % n
-        return i, j, np.bitwise_count(self.hashes[i] ^ self.hashes[j])
-
-    def _join(self, lo: np.ndarray, hi: np.ndarray, order: np.ndarray, radius: int) -> list[np.ndarray]:
-        """Expand each query's matching range into candidate pairs, block by block, and keep
-        those within ``radius`` (encoded as ``i * n + j``)."""
-        n = len(self.hashes)
-        counts = hi - lo
-        out = []
-        ends = np.cumsum(counts)
-        start = 0
-        while start < n:
-            # as many queries as fit in one block of candidates (at least one)
-            base = ends[start - 1] if start else 0
-            stop = max(int(np.searchsorted(ends, base + _BLOCK, side="right")), start + 1)
-            c = counts[start:stop]
-            total = int(c.sum())
-            if total:
-                queries = np.repeat(np.arange(start, stop), c)
-                offsets = np.arange(total) - np.repeat(np.cumsum(c) - c, c)
-                others = order[np.repeat(lo[start:stop], c) + offsets]
-                keep = queries < others
-                queries, others = queries[keep], others[keep]
-                close = np.bitwise_count(self.hashes[queries] ^ self.hashes[others]) <= radius
-                out.append(queries[close] * n + others[close])
-            start = stop
-        return out
+def _join(
+    hashes: np.ndarray, lo: np.ndarray, hi: np.ndarray, order: np.ndarray, radius: int
+) -> list[np.ndarray]:
+    """Expand each hash's matching range ``order[lo:hi]`` into candidate pairs, block by block, and
+    keep those within ``radius`` (encoded as ``i * n + j``)."""
+    n = len(hashes)
+    counts = hi - lo
+    out = []
+    ends = np.cumsum(counts)
+    start = 0
+    while start < n:
+        # as many queries as fit in one block of candidates (at least one)
+        base = ends[start - 1] if start else 0
+        stop = max(int(np.searchsorted(ends, base + _BLOCK, side="right")), start + 1)
+        c = counts[start:stop]
+        total = int(c.sum())
+        if total:
+            queries = np.repeat(np.arange(start, stop), c)
+            offsets = np.arange(total) - np.repeat(np.cumsum(c) - c, c)
+            others = order[np.repeat(lo[start:stop], c) + offsets]
+            keep = queries < others
+            queries, others = queries[keep], others[keep]
+            close = np.bitwise_count(hashes[queries] ^ hashes[others]) <= radius
+            out.append(queries[close] * n + others[close])
+        start = stop
+    return out
 
 
 @dataclass(frozen=True)
@@ -138,7 +119,7 @@ def near_duplicate_groups(
     for index, slot in enumerate(inverse.tolist()):
         holders[slot].append(index)
     neighbours: list[list[int]] = [[] for _ in range(len(distinct))]
-    i, j, _ = MultiIndexHash(distinct).pairs(radius)
+    i, j, _ = near_pairs(distinct, radius)
     for a, b in zip(i.tolist(), j.tolist()):
         neighbours[a].append(b)
         neighbours[b].append(a)

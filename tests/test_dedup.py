@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from anfe.hashing import perceptual_hash
-from curation.dedup import DEFAULT_NEAR_DISTANCE, MultiIndexHash, exact_groups, hashes_to_array, near_duplicate_groups
+from curation.dedup import DEFAULT_NEAR_DISTANCE, exact_groups, hashes_to_array, near_duplicate_groups, near_pairs
 from trials import brute_force_pairs, query
 
 
@@ -34,7 +34,7 @@ def _random_hashes(n: int, planted: int, seed: int = 7) -> np.ndarray:
 @pytest.mark.parametrize("radius", [0, 2, 3, 5, 8, 10])
 def test_pairs_equal_brute_force(radius):
     hashes = _random_hashes(3000, 150)
-    i, j, d = MultiIndexHash(hashes).pairs(radius)
+    i, j, d = near_pairs(hashes, radius)
     assert set(zip(i.tolist(), j.tolist())) == brute_force_pairs(hashes, radius)
     assert (d <= radius).all() and (i < j).all()
 
@@ -43,17 +43,16 @@ def test_pairs_with_other_chunkings_and_repeated_values():
     hashes = _random_hashes(1000, 80)
     hashes[500:520] = hashes[0]  # twenty identical values
     for chunks, radius in ((2, 3), (8, 6)):
-        i, j, _ = MultiIndexHash(hashes, chunks=chunks).pairs(radius)
+        i, j, _ = near_pairs(hashes, radius, chunks=chunks)
         assert set(zip(i.tolist(), j.tolist())) == brute_force_pairs(hashes, radius)
 
 
 def test_query_finds_the_planted_copy_and_nothing_else():
     hashes = _random_hashes(2000, 0)
     near = int(hashes[10]) ^ 0b1010_0000_0001  # 3 bits away
-    index = MultiIndexHash(hashes)
-    assert query(index, near, 3) == [(10, 3)]
-    assert query(index, near, 2) == []
-    assert query(index, int(hashes[11]), 0) == [(11, 0)]
+    assert query(hashes, near, 3) == [(10, 3)]
+    assert query(hashes, near, 2) == []
+    assert query(hashes, int(hashes[11]), 0) == [(11, 0)]
 
 
 def test_near_groups_keep_the_best_and_do_not_chain():
@@ -98,7 +97,7 @@ def test_real_faces_copies_pair_and_different_people_do_not(utkface_rows):
     copies = [_recompress(im, (150, 150), 70) for im in originals]
     hexes = [_phash(im) for im in originals + copies]
     values = hashes_to_array(hexes)
-    i, j, _ = MultiIndexHash(values).pairs(DEFAULT_NEAR_DISTANCE)
+    i, j, _ = near_pairs(values, DEFAULT_NEAR_DISTANCE)
     pairs = set(zip(i.tolist(), j.tolist()))
     n = len(originals)
     assert all((k, k + n) in pairs for k in range(n)), "a resized copy was not found"
