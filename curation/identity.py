@@ -73,15 +73,14 @@ def same_face_pairs(
     """Pairs (first < second) under two different named people whose faces lie within
     ``max_distance``, closest first; compared block by block, so memory stays bounded."""
     x = np.asarray(vectors, dtype=np.float64)
-    codes = {p: i for i, p in enumerate(set(persons))}
-    who = np.array([codes[p] for p in persons], dtype=np.int64)
-    named = np.array([p is not None for p in persons], dtype=bool)
+    codes = {p: i for i, p in enumerate(set(persons) - {None})}
+    who = np.array([codes.get(p, -1) for p in persons], dtype=np.int64)  # -1: no person
     found: list[SameFace] = []
     for start in range(0, len(x), block):
         d = distances(x[start : start + block], x)
         rows, cols = np.nonzero(d <= max_distance + 1e-6)
         rows = rows + start
-        keep = (cols > rows) & named[rows] & named[cols] & (who[rows] != who[cols])
+        keep = (cols > rows) & (who[rows] >= 0) & (who[cols] >= 0) & (who[rows] != who[cols])
         found += [SameFace(int(i), int(j), float(d[i - start, j])) for i, j in zip(rows[keep], cols[keep])]
     return sorted(found, key=lambda p: (p.distance, p.first, p.second))
 
