@@ -115,10 +115,9 @@ def clean(root: Path, dry_run: bool, labels: Path | None, report_path: Path | No
     except OSError as exc:
         page = None
         click.echo(f"warning: could not write the HTML report: {exc}", err=True)
-    verb = "would move" if dry_run else "moved"
-    moved = len(report.rejections) if dry_run else len(report.moved)
+    verb, moved = ("would move", report.rejections) if dry_run else ("moved", report.moved)
     click.echo(f"{report.scanned} files scanned ({report.stats.cached} analyses from the cache, "
-               f"{report.stats.analysed} new); {verb} {moved} to {layout.quarantine}; report: {page}")
+               f"{report.stats.analysed} new); {verb} {len(moved)} to {layout.quarantine}; report: {page}")
 
 
 @click.group()

@@ -1,10 +1,7 @@
 """Label noise about people, as plain functions over embeddings (n x 128) and per-photo person keys:
-
-- **wrong person** (as Ng and Winkler 2014 cleaned FaceScrub): a photo far from the median of
-  its person's *other* photos (leave-one-out, so neither it nor the other wrong photos pull it);
-- **same face under two people**: a photo (or a copy of it) filed under two people;
-- **mislabelled person**: most of a person's photos lie nearer another gender's centroid, the
-  centroids built without that person.
+a photo far from the median of its person's *other* photos (wrong person, as Ng and Winkler 2014
+cleaned FaceScrub), one face filed under two people, and a person most of whose photos lie nearer
+another gender's centroid, the centroids built without them (mislabelled person).
 """
 
 from __future__ import annotations
