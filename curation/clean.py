@@ -131,12 +131,9 @@ def clean(
     workers: int = 1, store: Store | None = None, ages: Mapping[str, float] | None = None,
     ages_by_name: Mapping[str, float] | None = None, dry_run: bool = False, progress: bool = True,
 ) -> CleanReport:
-    """Scan ``root``, analyse once (through ``cache``), apply ``rules`` and quarantine rejects.
-
-    Before anything moves, a write check (a read-only dataset is refused with nothing moved)
-    and a replay of any interrupted move. A file that vanished since the scan is skipped with
-    a warning. A dry run moves nothing and writes nothing but the analysis cache.
-    """
+    """Scan ``root``, analyse once (through ``cache``), apply ``rules`` and quarantine rejects. First
+    a write check (a read-only dataset is refused, nothing moved) and a replay of any interrupted
+    move; a file gone since the scan is skipped. A dry run writes nothing but the analysis cache."""
     layout = open_dataset(root)
     ages, ages_by_name = ages or {}, ages_by_name or {}
     report = CleanReport(layout.root, dry_run, rules)

@@ -103,12 +103,9 @@ def exact_groups(keys: Sequence[Hashable]) -> list[list[int]]:
 def near_duplicate_groups(
     phashes: Sequence[str], quality: Sequence[float], radius: int = DEFAULT_NEAR_DISTANCE
 ) -> list[NearGroup]:
-    """Greedy groups of near duplicates: the best item (highest ``quality``, e.g. pixel count)
-    is kept and takes every not-yet-grouped item within ``radius`` of it; then the next best.
-
-    Greedy rather than connected components, so a chain of small steps never joins two clearly
-    different photos: everything in a group is within ``radius`` of the kept one.
-    """
+    """Greedy groups of near duplicates: the best item (highest ``quality``, e.g. pixel count) is
+    kept and takes every not-yet-grouped item within ``radius`` of it; then the next best. Not
+    connected components: a chain of small steps never joins two clearly different photos."""
     if len(phashes) != len(quality):
         raise ValueError("phashes and quality must have the same length")
     if not phashes:

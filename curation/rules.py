@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -113,7 +113,6 @@ class Verdict:
 
     reason: str
     detail: str
-    related: tuple[str, ...] = field(default=(), compare=False)
 
 
 def check_image(item: Item, rules: CleanRules) -> Verdict | None:
@@ -147,10 +146,6 @@ def check_collection(
     verdicts: dict[int, Verdict] = {}
     rel = [_rel(item, root) for item in items]
     order = sorted(range(len(items)), key=lambda i: str(items[i].path))
-
-    def out(index: int, reason: str, detail: str, *related: str) -> None:
-        verdicts[index] = Verdict(reason, detail, related)
-
     twins: dict[int, int] = {}  # exact duplicate -> the copy kept
     for group in exact_groups([items[i].analysis.content_hash or f"unknown-{i}" for i in order]):
         firsts: dict[str, int] = {}
@@ -158,12 +153,12 @@ def check_collection(
             kept = firsts.setdefault(items[index].gender, index)
             if kept != index and rules.exact_duplicate:
                 twins[index] = kept
-                out(index, "exact-duplicate", f"same bytes as {rel[kept]} (kept)", rel[kept])
+                verdicts[index] = Verdict("exact-duplicate", f"same bytes as {rel[kept]} (kept)")
         if len(firsts) > 1 and rules.label_conflict:
             for gender, index in firsts.items():
-                others = [rel[i] for g, i in firsts.items() if g != gender]
-                detail = "the same bytes are also under another gender: " + ", ".join(others)
-                out(index, "label-conflict", detail, *others)
+                others = ", ".join(rel[i] for g, i in firsts.items() if g != gender)
+                verdicts[index] = Verdict("label-conflict", f"the same bytes are also under another gender: "
+                                                            f"{others}")
     near = rules.near_duplicate or rules.label_conflict
     left = [i for i in order if near and i not in verdicts and items[i].analysis.phash]
     quality = [items[i].analysis.width * items[i].analysis.height * 1e9 + items[i].size_bytes for i in left]
@@ -174,17 +169,18 @@ def check_collection(
             same = items[index].gender == kept.gender
             if not same and rules.label_conflict:
                 conflicts.append(rel[index])
-                out(index, "label-conflict", f"{bits} bits from {rel[keep]} under {kept.gender}", rel[keep])
+                verdicts[index] = Verdict("label-conflict", f"{bits} bits from {rel[keep]} under "
+                                                            f"{kept.gender}")
             elif same and rules.near_duplicate:
                 size = f"{kept.analysis.width}x{kept.analysis.height}"
-                out(index, "near-duplicate", f"{bits} bits from {rel[keep]} ({size}, kept)", rel[keep])
+                verdicts[index] = Verdict("near-duplicate", f"{bits} bits from {rel[keep]} ({size}, kept)")
         if conflicts:
-            out(keep, "label-conflict", "near duplicates under another gender: " + ", ".join(conflicts),
-                *conflicts)
+            verdicts[keep] = Verdict("label-conflict", "near duplicates under another gender: "
+                                                       + ", ".join(conflicts))
     for index, twin in twins.items():  # the copy kept may itself have gone: say where
         if (gone := verdicts.get(twin)) is not None:
-            out(index, "exact-duplicate", f"same bytes as {rel[twin]}, itself taken out "
-                f"({gone.reason}: {gone.detail})", rel[twin], *gone.related)
+            verdicts[index] = Verdict("exact-duplicate", f"same bytes as {rel[twin]}, itself taken out "
+                                      f"({gone.reason}: {gone.detail})")
     return verdicts
 
 
@@ -212,10 +208,9 @@ def check_people(
                                                       f"other {sizes[who.key] - 1} photos (> {limit:g})")
             for pair in identity.same_face_pairs(x, keys):
                 for mine, other in ((pair.first, pair.second), (pair.second, pair.first)):
-                    there = _rel(items[judged[other]], root)
                     verdicts[judged[mine]] = Verdict(
                         "wrong-person", f"the same face ({pair.distance:.2f}) is also filed under "
-                        f"{person_of[other]}: {there}", (there,))
+                        f"{person_of[other]}: {_rel(items[judged[other]], root)}")
         if rules.mislabelled_person:
             genders = [items[i].gender for i in judged]
             for check in (c for c in identity.check_people_labels(x, genders, keys) if c.flagged):
