@@ -20,7 +20,6 @@ class SuspicionScores:
 
     score: np.ndarray
     own_distance: np.ndarray
-    other_distance: np.ndarray
     nearest_other: list[str | None]
 
 
@@ -47,7 +46,7 @@ def suspicion_scores(vectors: np.ndarray, labels: Sequence[str]) -> SuspicionSco
         other[idx] = d[np.arange(len(idx)), best]
         for i, b in zip(idx, best):
             nearest[i] = classes[b]
-    return SuspicionScores(own - other, own, other, nearest)
+    return SuspicionScores(own - other, own, nearest)
 
 
 def suspicion_by_key(
