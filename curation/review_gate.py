@@ -79,20 +79,18 @@ def acting_reviewer(config: ReviewConfig) -> str | None:
 def gate(config: ReviewConfig) -> str | None:
     """The signed-in reviewer, or None when the page needs no sign-in; when it needs one and none
     is there, draws the sign-in form and stops the script (so nothing below it runs)."""
-    logger = _audit_log()
+    logger = _audit_log()  # (before anything logs)
     try:
-        required = needs_sign_in(config)
-        name = _signed_in(config) if required else None
-        configured = bool(reviewer_file.load(config.reviewers_file))
+        if not needs_sign_in(config):
+            return None
+        name = _signed_in(config)
+        if name is None:
+            _form(config)
+            st.stop()
     except reviewer_file.ReviewersError as exc:  # the details are for the operator, not for visitors
         logger.error("review page closed: %s", exc)
         st.error("The page cannot check sign-ins now: its reviewers file is unusable "
                  "(the server's log says why).")
-        st.stop()
-    if not required:
-        return None
-    if name is None:
-        _form(config, configured)
         st.stop()
     if not st.get_option("server.enableXsrfProtection"):
         st.error("Sign-in needs Streamlit's XSRF protection: serve the page with `anfe review`, or "
@@ -104,10 +102,10 @@ def gate(config: ReviewConfig) -> str | None:
     return name
 
 
-def _form(config: ReviewConfig, configured: bool) -> None:
+def _form(config: ReviewConfig) -> None:
     st.title("Label review: sign in")
     message = st.session_state.pop("signin_message", None)
-    if not configured:
+    if not reviewer_file.load(config.reviewers_file):
         st.error("This page is shared beyond this machine but has no reviewers: stop it and add one with "
                  "`anfe review reviewers add NAME --root DATASET_ROOT`.")
         return
@@ -116,7 +114,7 @@ def _form(config: ReviewConfig, configured: bool) -> None:
         password = st.text_input("Password", type="password", key="signin-password",
                                  autocomplete="current-password")
         submitted = st.form_submit_button("Sign in", type="primary")
-    if submitted:  # (a reviewers file made unusable meanwhile fails at the next run, above)
+    if submitted:
         attempt = signin.sign_in(config.reviewers_file, _limiter(config.policy), _client(), name, password)
         if attempt.reviewer is not None:
             st.session_state[SESSION_KEY] = Session(attempt.reviewer.name, attempt.reviewer.fingerprint)
