@@ -19,7 +19,8 @@ from anfe.builds import distances
 from anfe.people import group_by_person
 
 from curation.identity import (
-    DEFAULT_WRONG_PERSON_DISTANCE, MIN_PERSON_PHOTOS, _loo_median, check_people_labels, person_outlier_distances,
+    DEFAULT_WRONG_PERSON_DISTANCE, MIN_PERSON_PHOTOS, _loo_median, check_people_labels,
+    person_outlier_distances,
 )
 from curation.suspicion import most_suspicious_first
 

@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 from anfe.hashing import perceptual_hash
-from curation.dedup import DEFAULT_NEAR_DISTANCE, exact_groups, hashes_to_array, near_duplicate_groups, near_pairs
+from curation.dedup import (
+    DEFAULT_NEAR_DISTANCE, exact_groups, hashes_to_array, near_duplicate_groups, near_pairs,
+)
 from trials import brute_force_pairs, query
 
 
