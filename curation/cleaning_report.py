@@ -49,14 +49,14 @@ def _thumbnail(path: Path) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
-def write_html(report: CleanReport, path: str | Path | None = None, samples: int = SAMPLES_PER_RULE) -> Path:
+def write_html(report: CleanReport, path: str | Path | None = None) -> Path:
     """Write the HTML page (default ``<root>/reports/cleaning.html``) and return its path."""
     path = Path(path) if path else report.root / "reports" / "cleaning.html"
     env = Environment(loader=PackageLoader("curation", "templates"), autoescape=select_autoescape(["html"]))
     galleries: dict[str, list[dict]] = {}
     for r in report.rejections:
         chosen = galleries.setdefault(r.reason, [])
-        if len(chosen) < samples:
+        if len(chosen) < SAMPLES_PER_RULE:
             chosen.append({"name": r.path.name, "gender": r.gender, "detail": r.detail,
                            "thumb": _thumbnail(r.moved_to or r.path)})
     page = env.get_template("cleaning.html").render(
