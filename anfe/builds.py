@@ -331,10 +331,11 @@ def build_sort_key(build_id: str) -> list:
     return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", build_id))]
 
 
-def distances(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Euclidean distances, shape (len(vectors), len(centroids)), without an n x k x 128 temporary."""
-    vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
-    centroids = np.atleast_2d(np.asarray(centroids, dtype=np.float64))
+def distances(vectors: np.ndarray, centroids: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """Euclidean distances, shape (len(vectors), len(centroids)), without an n x k x 128 temporary;
+    ``dtype=np.float32`` halves the work where thresholds, not exact figures, are asked for."""
+    vectors = np.atleast_2d(np.asarray(vectors, dtype=dtype))
+    centroids = np.atleast_2d(np.asarray(centroids, dtype=dtype))
     squared = (
         np.einsum("ij,ij->i", vectors, vectors)[:, None]
         + np.einsum("ij,ij->i", centroids, centroids)[None, :]

@@ -68,13 +68,14 @@ def same_face_pairs(
     block: int = 512,
 ) -> list[SameFace]:
     """Pairs (first < second) under two different named people whose faces lie within
-    ``max_distance``, closest first; compared block by block, so memory stays bounded."""
-    x = np.asarray(vectors, dtype=np.float64)
+    ``max_distance``, closest first; compared block by block (in float32, as fast as the
+    comparison of every pair allows), so memory stays bounded."""
+    x = np.asarray(vectors, dtype=np.float32)
     codes = {p: i for i, p in enumerate(set(persons) - {None})}
     who = np.array([codes.get(p, -1) for p in persons], dtype=np.int64)  # -1: no person
     found: list[SameFace] = []
     for start in range(0, len(x), block):
-        d = distances(x[start : start + block], x)
+        d = distances(x[start : start + block], x, np.float32)
         rows, cols = np.nonzero(d <= max_distance + 1e-6)
         rows = rows + start
         keep = (cols > rows) & (who[rows] >= 0) & (who[cols] >= 0) & (who[rows] != who[cols])
