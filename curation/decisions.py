@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from anfe import checks
 from anfe.errors import DatasetError, StoreVersionError
 from anfe.layout import DatasetLayout, safe_label
 from anfe.store import Store, now_iso
@@ -32,10 +33,10 @@ REVIEW_SCHEMA_VERSION = 1
 #: ``kind`` of the decision documents written here (other writers may share the log).
 DECISION_KIND = "review"
 ACTIONS = ("keep", "relabel", "reject")
-#: Reasons offered for "reject" (any safe folder name is accepted).
-REJECT_REASONS = (
-    "wrong-person", "no-face", "many-faces", "not-a-photo", "too-small", "minor", "duplicate", "other",
-)
+#: Reasons offered for "reject" (any safe folder name is accepted): the checks' own names, so a
+#: reviewer's reason means what the cleaning's does, and two only a person can judge.
+REJECT_REASONS = (*(c.name for c in (checks.WRONG_PERSON, checks.NO_FACE, checks.MANY_FACES, checks.TOO_SMALL,
+                                     checks.UNDER_AGE, checks.NEAR_DUPLICATE)), "not-a-photo", "other")
 
 
 class DecisionLogVersionError(StoreVersionError):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from anfe.checks import MISLABELLED_PERSON, WRONG_PERSON
 from anfe.layout import DatasetLayout
 from anfe.people import person_from_record
 from anfe.store import Store
@@ -19,8 +20,6 @@ from .decisions import Outcome, ReviewLog
 from .identity import DEFAULT_WRONG_PERSON_DISTANCE, check_people_labels, person_outlier_distances
 from .queue import Analyses, QueueItem, Records, build_queue, flagged_items
 
-#: Reason given to photos rejected from a person's gallery.
-WRONG_PERSON = "wrong-person"
 
 
 @dataclass(frozen=True)
@@ -81,11 +80,11 @@ def people_views(
     for key, group in grouped.items():
         marked = {}
         for item in group:
-            if item.rule == WRONG_PERSON and item.entry_id:
+            if item.rule == WRONG_PERSON.name and item.entry_id:
                 marked[item.key] = item.detail or "sent to review as wrong-person"
             elif item.key in far:
                 marked[item.key] = f"{far[item.key]:.2f} {beyond}"
-        suspect = next((i.detail for i in group if i.rule == "mislabelled-person" and i.entry_id), None)
+        suspect = next((i.detail for i in group if i.rule == MISLABELLED_PERSON.name and i.entry_id), None)
         if suspect is None and key in label_checks:
             c = label_checks[key]
             suspect = f"{c.disagree} of {c.photos} photos look {c.predicted}, not {c.label}"
@@ -108,7 +107,7 @@ def keep_person(layout: DatasetLayout, store: Store, view: PersonView, who: str)
 def reject_marked(layout: DatasetLayout, store: Store, view: PersonView, who: str) -> Outcome:
     """The marked photos out as ``wrong-person``: one batch."""
     return decisions.decide(layout, store, [i for i in view.items if i.key in view.marked], "reject", who,
-                            reason=WRONG_PERSON, detail=f"not {view.name}")
+                            reason=WRONG_PERSON.name, detail=f"not {view.name}")
 
 
-__all__ = ["PersonView", "WRONG_PERSON", "keep_person", "move_person", "people_views", "reject_marked"]
+__all__ = ["keep_person", "move_person", "people_views", "reject_marked"]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from anfe import checks
 from anfe.analysis import ImageAnalysis
 from anfe.batch import analyse_paths
 from anfe.cache import AnalysisCache
@@ -86,7 +87,7 @@ def record_rule(record: Mapping[str, Any] | None) -> str | None:
         if record.get(key):
             return str(record[key])
     if record.get("label_conflict"):  # the crawler found the same bytes under two genders
-        return "label-conflict"
+        return checks.LABEL_CONFLICT.name
     status = record.get("status")
     return str(status) if status and status != STATUS_ACTIVE else None
 

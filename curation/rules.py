@@ -16,6 +16,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from anfe import checks
+from anfe.checks import (
+    EXACT_DUPLICATE, LABEL_CONFLICT, MISLABELLED_PERSON, NEAR_DUPLICATE, UNDER_AGE, UNREADABLE, WRONG_PERSON,
+)
 from anfe.analysis import ImageAnalysis
 from anfe.dataset import age_of
 from anfe.errors import DatasetError
@@ -119,7 +122,7 @@ def check_image(item: Item, rules: CleanRules) -> Verdict | None:
     """The first per-image rule that rejects ``item``, or None if it passes them all."""
     a = item.analysis
     if a.error:
-        return Verdict("unreadable", checks.UNREADABLE.failed(a)) if rules.unreadable else None
+        return Verdict(UNREADABLE.name, UNREADABLE.failed(a)) if rules.unreadable else None
     thresholds = {"too_small": (rules.min_width, rules.min_height),
                   "small_face": (rules.min_eye_distance, rules.min_face_side)}
     for rule in RULES[1:5]:  # too-small, no-face, many-faces, small-face
@@ -127,7 +130,7 @@ def check_image(item: Item, rules: CleanRules) -> Verdict | None:
         if detail is not None:
             return Verdict(rule.reason, detail)
     if rules.under_age and item.age is not None and item.age < rules.min_age:
-        return Verdict("under-age", f"age {item.age:g} (< {rules.min_age:g})")
+        return Verdict(UNDER_AGE.name, f"age {item.age:g} (< {rules.min_age:g})")
     return None
 
 
@@ -153,12 +156,12 @@ def check_collection(
             kept = firsts.setdefault(items[index].gender, index)
             if kept != index and rules.exact_duplicate:
                 twins[index] = kept
-                verdicts[index] = Verdict("exact-duplicate", f"same bytes as {rel[kept]} (kept)")
+                verdicts[index] = Verdict(EXACT_DUPLICATE.name, f"same bytes as {rel[kept]} (kept)")
         if len(firsts) > 1 and rules.label_conflict:
             for gender, index in firsts.items():
                 others = ", ".join(rel[i] for g, i in firsts.items() if g != gender)
-                verdicts[index] = Verdict("label-conflict", f"the same bytes are also under another gender: "
-                                                            f"{others}")
+                verdicts[index] = Verdict(LABEL_CONFLICT.name,
+                                          f"the same bytes are also under another gender: {others}")
     near = rules.near_duplicate or rules.label_conflict
     left = [i for i in order if near and i not in verdicts and items[i].analysis.phash]
     quality = [items[i].analysis.width * items[i].analysis.height * 1e9 + items[i].size_bytes for i in left]
@@ -169,17 +172,17 @@ def check_collection(
             same = items[index].gender == kept.gender
             if not same and rules.label_conflict:
                 conflicts.append(rel[index])
-                verdicts[index] = Verdict("label-conflict", f"{bits} bits from {rel[keep]} under "
+                verdicts[index] = Verdict(LABEL_CONFLICT.name, f"{bits} bits from {rel[keep]} under "
                                                             f"{kept.gender}")
             elif same and rules.near_duplicate:
                 size = f"{kept.analysis.width}x{kept.analysis.height}"
-                verdicts[index] = Verdict("near-duplicate", f"{bits} bits from {rel[keep]} ({size}, kept)")
+                verdicts[index] = Verdict(NEAR_DUPLICATE.name, f"{bits} bits from {rel[keep]} ({size}, kept)")
         if conflicts:
-            verdicts[keep] = Verdict("label-conflict", "near duplicates under another gender: "
+            verdicts[keep] = Verdict(LABEL_CONFLICT.name, "near duplicates under another gender: "
                                                        + ", ".join(conflicts))
     for index, twin in twins.items():  # the copy kept may itself have gone: say where
         if (gone := verdicts.get(twin)) is not None:
-            verdicts[index] = Verdict("exact-duplicate", f"same bytes as {rel[twin]}, itself taken out "
+            verdicts[index] = Verdict(EXACT_DUPLICATE.name, f"same bytes as {rel[twin]}, itself taken out "
                                       f"({gone.reason}: {gone.detail})")
     return verdicts
 
@@ -204,12 +207,13 @@ def check_people(
             for local, d in enumerate(identity.person_outlier_distances(x, keys)):
                 if d > limit:  # NaN (not judged) is not
                     who = person_of[local]
-                    verdicts[judged[local]] = Verdict("wrong-person", f"{d:.2f} from the median of {who}'s "
-                                                      f"other {sizes[who.key] - 1} photos (> {limit:g})")
+                    verdicts[judged[local]] = Verdict(
+                        WRONG_PERSON.name,
+                        f"{d:.2f} from the median of {who}'s other {sizes[who.key] - 1} photos (> {limit:g})")
             for pair in identity.same_face_pairs(x, keys):
                 for mine, other in ((pair.first, pair.second), (pair.second, pair.first)):
                     verdicts[judged[mine]] = Verdict(
-                        "wrong-person", f"the same face ({pair.distance:.2f}) is also filed under "
+                        WRONG_PERSON.name, f"the same face ({pair.distance:.2f}) is also filed under "
                         f"{person_of[other]}: {_rel(items[judged[other]], root)}")
         if rules.mislabelled_person:
             genders = [items[i].gender for i in judged]
@@ -218,15 +222,16 @@ def check_people(
                 for local in check.members:
                     also = verdicts.get(judged[local])
                     verdicts[judged[local]] = Verdict(
-                        "mislabelled-person", f"{check.disagree} of {check.photos} photos of {who} look "
+                        MISLABELLED_PERSON.name, f"{check.disagree} of {check.photos} photos of {who} look "
                         f"{check.predicted}, not {check.label}: the whole person goes to review"
                         + (f" (also {also.reason}: {also.detail})" if also else ""))
     if rules.wrong_person:  # one photo the crawl found in two people's galleries
         for index, item in enumerate(items):
             person = people.get(item.analysis.content_hash)
             if person is not None and person.also:
-                verdicts[index] = Verdict("wrong-person", f"the same photo is filed under {person} and also "
-                                          f"under {', '.join(person.also)}")
+                verdicts[index] = Verdict(
+                    WRONG_PERSON.name,
+                    f"the same photo is filed under {person} and also under {', '.join(person.also)}")
     return verdicts
 
 

@@ -7,10 +7,10 @@ says ``derived: "crop"`` and keeps the source's ``original_hash`` and ``original
 ``bbox``. One face of one source photo is stored once:
 
 - the same source bytes with a box covering the same face (the boxes overlap by at least half
-  of the smaller one) are a ``duplicate`` of the stored crop, whatever the URL or the exact box;
+  of the smaller one) are an ``exact-duplicate`` of the stored crop, whatever the URL or the exact box;
   with another gender, a ``label-conflict``;
 - the same source bytes with a box elsewhere (another face of a group photo) give another crop;
-- a crop of a photo already stored whole is a ``duplicate`` of that photo.
+- a crop of a photo already stored whole is an ``exact-duplicate`` of that photo.
 
 So a list that names one photo twice (two URLs, two slightly different boxes) yields one file,
 as it would without ``crop=1``.

@@ -43,7 +43,7 @@ class UrlLedger:
         return self._db.execute("SELECT 1 FROM urls WHERE url=?", (url,)).fetchone() is not None
 
     def outcome(self, url: str) -> str | None:
-        """The recorded outcome of ``url`` (``stored``, ``duplicate``, a drop reason), or None."""
+        """The recorded outcome of ``url`` (``stored``, ``exact-duplicate``, another drop reason), or None."""
         row = self._db.execute("SELECT outcome FROM urls WHERE url=?", (url,)).fetchone()
         return row[0] if row else None
 

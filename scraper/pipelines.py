@@ -21,7 +21,7 @@ from PIL import Image
 from scrapy.exceptions import DropItem
 
 from anfe.analysis import ImageAnalysis
-from anfe.checks import LABEL_CONFLICT, MANY_FACES, NO_FACE, SMALL_FACE, TOO_SMALL, UNREADABLE
+from anfe.checks import EXACT_DUPLICATE, LABEL_CONFLICT, MANY_FACES, NO_FACE, SMALL_FACE, TOO_SMALL, UNREADABLE
 from anfe.config import DEFAULT_MAX_PIXELS, AnalysisParams
 from anfe.errors import DatasetError, ImageError, StoreError
 from anfe.hashing import content_hash
@@ -210,7 +210,7 @@ class CurationGatePipeline(_PipelineBase):
 class DatasetWriterPipeline(_PipelineBase):
     """Write the original bytes to ``images/<gender>/<sha256>.<ext>`` (once) and one store record.
 
-    The same bytes found again are a ``duplicate`` (its URL is added to ``other_urls``); found
+    The same bytes found again are an ``exact-duplicate`` (its URL is added to ``other_urls``); found
     with another gender they are a ``label-conflict``: recorded for review, never written twice.
     """
 
@@ -310,7 +310,7 @@ class DatasetWriterPipeline(_PipelineBase):
             })
             self.drop(item, LABEL_CONFLICT.name, f"stored as {existing.get('gender')}, now found as {gender}")
         self.store.upsert_image({"content_hash": existing["content_hash"], "other_urls": urls})
-        self.drop(item, "duplicate", f"{same} {existing.get('path')}")
+        self.drop(item, EXACT_DUPLICATE.name, f"{same} {existing.get('path')}")
 
     def _other_person(self, item: PhotoItem, existing: dict) -> None:
         """The same photo in another person's gallery: record that person (``other_people``), so

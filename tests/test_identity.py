@@ -450,7 +450,7 @@ def test_one_photo_in_two_galleries_is_recorded_by_the_crawl_and_sent_to_review(
             try:
                 writer.process_item(photo)
             except DropItem as exc:
-                assert str(exc).startswith("duplicate")
+                assert str(exc).startswith("exact-duplicate")
     finally:
         writer.close_spider()
     root = tmp_path / "data"

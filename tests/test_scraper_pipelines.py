@@ -100,11 +100,11 @@ def test_one_face_of_one_photo_is_stored_once_as_a_crop(crawler, photos, tmp_pat
 
         first = writer.process_item(crop(photos[0], (75, 62, 175, 187), "http://site/1.jpg"))
         assert first.original_hash == content_hash(photos[0])
-        assert dropped(writer, crop(photos[0], (10, 10, 200, 200), "http://site/1-copy.jpg")) == "duplicate"
+        assert dropped(writer, crop(photos[0], (10, 10, 200, 200), "http://site/1-copy.jpg")) == "exact-duplicate"
         writer.process_item(crop(photos[0], (0, 0, 110, 110), "http://site/1.jpg#corner"))  # mostly elsewhere
         assert dropped(writer, crop(photos[0], (70, 60, 180, 190), "http://site/1-f.jpg", "female")) == "label-conflict"
         writer.process_item(check.process_item(item(photos[1], url="http://site/2.jpg")))  # stored whole
-        assert dropped(writer, crop(photos[1], (75, 62, 175, 187), "http://site/2-crop.jpg")) == "duplicate"
+        assert dropped(writer, crop(photos[1], (75, 62, 175, 187), "http://site/2-crop.jpg")) == "exact-duplicate"
         records = writer.store.find_images(original_hash=content_hash(photos[0]))
         assert len(records) == 2 and all(r["derived"] == "crop" for r in records)
         face = next(r for r in records if r["bbox"] == [75, 62, 175, 187])
@@ -126,7 +126,7 @@ def test_writer_stores_original_bytes_once_and_records_them(crawler, photos, tmp
         assert path.read_bytes() == photos[0]  # no re-encoding
         assert stored.body == b""
         # the same bytes under another URL: a duplicate, recorded, not written twice
-        assert dropped(writer, check.process_item(item(photos[0], url="http://mirror/b.jpg"))) == "duplicate"
+        assert dropped(writer, check.process_item(item(photos[0], url="http://mirror/b.jpg"))) == "exact-duplicate"
         # ... and found as another gender: a label conflict for review, never a second folder
         assert dropped(writer, check.process_item(item(photos[0], gender="female", url="http://c/c.jpg"))) == "label-conflict"
         assert not (root / "images" / "female").exists()
@@ -146,7 +146,7 @@ def test_writer_stores_original_bytes_once_and_records_them(crawler, photos, tmp
     assert record["conflicts"][0]["url"] == "http://c/c.jpg"
     ledger = crawler.spider.ledger
     assert ledger.outcome("http://site/../../../etc/passwd.jpg") == "stored"
-    assert ledger.outcome("http://mirror/b.jpg") == "duplicate"
+    assert ledger.outcome("http://mirror/b.jpg") == "exact-duplicate"
 
 
 def test_ledger_forgets_transient_failures(tmp_path):

@@ -17,6 +17,8 @@ from typing import Any
 
 from PIL import Image
 
+from anfe.checks import EXACT_DUPLICATE, TOO_SMALL
+
 from .pages import HOST, SiteWriter, relative_url
 from .people import Person, Picker
 
@@ -98,7 +100,7 @@ def special_image(site: SiteWriter, prefix: str, kind: str, person: Person, pick
     url = f"{prefix}/images/{pid}.jpg"
     if kind == "duplicate":
         site.copy(url, person.photos[0])
-        expect.drop("duplicate")
+        expect.drop(EXACT_DUPLICATE.name)
     elif kind == "login":
         url = f"{prefix}/members/{pid}.jpg"
         site.redirects[url] = [302, f"/login?next={url}"]
@@ -115,7 +117,7 @@ def special_image(site: SiteWriter, prefix: str, kind: str, person: Person, pick
         expect.drop("truncated")
     elif kind == "small":
         site.write(url, tiny_copy(picker.spare(person.gender)))
-        expect.drop("too-small")
+        expect.drop(TOO_SMALL.name)
     elif kind == "bomb":
         url = f"{prefix}/images/{pid}.png"
         site.write(url, bomb_png())

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from PIL import Image
 
+from anfe.checks import EXACT_DUPLICATE
+
 from .pages import HOST, SiteWriter
 from .people import Person, Picker
 from .traps import DISALLOWED, Expect
@@ -59,7 +61,7 @@ def build_urllist(site: SiteWriter, actors: list[Person], actresses: list[Person
     copy = f"{PREFIX}/images/{pid}-copy.jpg"
     site.copy(copy, first.photos[0])
     lines.append(f"{first.name}\t{pid + 3}\t{face + 4}\thttp://{HOST}{copy}\t10,10,200,200\t\n")
-    expect.drop("duplicate")
+    expect.drop(EXACT_DUPLICATE.name)
     for file_name, content in files.items():
         site.write(f"/{LISTS_DIR}/{file_name}", "".join(content))
     expect.extra["runs"] = [{"file": "facescrub_actors.txt", "gender": "male"},
