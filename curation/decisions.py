@@ -1,4 +1,4 @@
-"""Acting on review items: decide (keep, relabel, reject), undo and crash repair.
+"""Acting on review items: decide (keep, relabel, reject; or a whole person), undo and crash repair.
 
 A decision is appended to the store's decision log first (the audit, and what undo reads), then
 carried out as the one :class:`curation.moves.Move` it names, so :func:`repair` can finish it after
@@ -24,7 +24,7 @@ from . import moves
 from .moves import STATUS_ACTIVE, STATUS_QUARANTINED, Move, ReadOnlyDatasetError, VanishedFileError
 
 if TYPE_CHECKING:
-    from .queue import QueueItem
+    from .queue import PersonView, QueueItem
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +252,24 @@ def decide(
     return outcome
 
 
+# -- by person: one batch on a whole person (undone together) -----------------------------------
+def move_person(layout: DatasetLayout, store: Store, view: "PersonView", new_label: str, who: str) -> Outcome:
+    """Every photo of the person to ``new_label`` (photos sent to review are put back there): one batch."""
+    chosen = [i for i in view.items if i.entry_id or i.gender != new_label]
+    return decide(layout, store, chosen, "relabel", who, new_label=new_label)
+
+
+def keep_person(layout: DatasetLayout, store: Store, view: "PersonView", who: str) -> Outcome:
+    """Every photo of the person stays under their label (those sent to review are put back): one batch."""
+    return decide(layout, store, view.items, "keep", who)
+
+
+def reject_marked(layout: DatasetLayout, store: Store, view: "PersonView", who: str) -> Outcome:
+    """The marked photos out as ``wrong-person``: one batch."""
+    return decide(layout, store, [i for i in view.items if i.key in view.marked], "reject", who,
+                  reason=checks.WRONG_PERSON.name, detail=f"not {view.name}")
+
+
 # -- undo ----------------------------------------------------------------------------------------
 def undo(layout: DatasetLayout, store: Store, who: str, whole_batch: bool = False) -> Outcome:
     """Undo ``who``'s last decision (or all of their last batch): log an ``undo`` decision per
@@ -304,5 +322,6 @@ def repair(layout: DatasetLayout, store: Store) -> list[str]:
 
 __all__ = [
     "ACTIONS", "DecisionLogVersionError", "Outcome", "REJECT_REASONS", "REVIEW_SCHEMA_VERSION",
-    "ReviewLog", "decide", "default_reviewer", "locate", "read_log", "repair", "undo",
+    "ReviewLog", "decide", "default_reviewer", "keep_person", "locate", "move_person", "read_log",
+    "reject_marked", "repair", "undo",
 ]

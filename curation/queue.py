@@ -1,15 +1,19 @@
-"""What a reviewer sees next: the queue of images (order, paging), read from the folders, the
-analysis cache, the store records and the decision log. No file is touched here; acting on an
-item is :mod:`curation.decisions`.
+"""What a reviewer sees next: the queue of images (order, paging), or one person's photos at a
+time (the marked ones: sent to review as ``wrong-person``, or far from the person's other photos;
+and whether the whole person's label is suspect), read from the folders, the analysis cache, the
+store records and the decision log. No file is touched here; acting on an item is
+:mod:`curation.decisions`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+import numpy as np
 
 from anfe import checks
 from anfe.analysis import ImageAnalysis
@@ -22,6 +26,7 @@ from anfe.people import PERSON_FIELDS, person_from_record
 from . import quarantine
 from .decisions import ReviewLog
 from .moves import STATUS_ACTIVE, STATUS_REVIEW
+from .identity import DEFAULT_WRONG_PERSON_DISTANCE, check_people_labels, person_outlier_distances
 from .suspicion import most_suspicious_first, suspicion_by_key
 
 ORDERS = ("suspicion", "filename", "rule", "source")
@@ -183,7 +188,80 @@ def other_labels(layout: DatasetLayout, gender: str) -> list[str]:
     return [g for g in layout.genders() if g != gender] or [g for g in ("female", "male") if g != gender]
 
 
+@dataclass(frozen=True)
+class PersonView:
+    """One person as the by-person view shows them."""
+
+    key: str
+    name: str
+    site: str | None
+    items: list[QueueItem]
+    #: Keys (:attr:`QueueItem.key`) of the marked photos, with why each is marked.
+    marked: dict[str, str] = field(default_factory=dict)
+    #: Why the whole person's label is suspect (None when it is not).
+    suspect: str | None = None
+
+    @property
+    def gender(self) -> str:
+        """The person's label: the most common label of their photos."""
+        labels = [i.gender for i in self.items]
+        return max(sorted(set(labels)), key=labels.count) if labels else "unknown"
+
+    @property
+    def title(self) -> str:
+        """Name, site, photo count and what is suspect, for a picker."""
+        flags = [f"{len(self.marked)} marked"] if self.marked else []
+        if self.suspect:
+            flags.append("label suspect")
+        site = f" ({self.site})" if self.site else ""
+        title = f"{self.name}{site}, {self.gender}, {len(self.items)} photos"
+        return title + (f": {', '.join(flags)}" if flags else "")
+
+
+def people_views(
+    layout: DatasetLayout, analyses: Analyses, review_log: ReviewLog, records: Records,
+    threshold: float = DEFAULT_WRONG_PERSON_DISTANCE,
+) -> list[PersonView]:
+    """Every person named by the records: suspect people first, then those with the most marked
+    photos, then by name. ``analyses`` is keyed by file name (:func:`load_analyses`)."""
+    items = build_queue(layout, analyses, review_log, records, order="filename", include_reviewed=True)
+    grouped: dict[str, list[QueueItem]] = {}
+    persons = {}
+    for item in items + flagged_items(layout, records):
+        if (person := person_from_record(records.get(item.content_hash))) is not None:
+            persons[person.key] = person
+            grouped.setdefault(person.key, []).append(item)
+    # live checks over every photo with one face
+    faced = [(key, item, vector) for key, group in grouped.items() for item in group
+             if (vector := getattr(analyses.get(item.file_name), "single_embedding", None)) is not None]
+    far: dict[str, float] = {}
+    label_checks = {}
+    if faced:
+        keys, photos, vectors = zip(*faced)
+        x = np.stack(vectors)
+        far = {i.key: d for i, d in zip(photos, person_outlier_distances(x, keys)) if d > threshold}
+        labels = check_people_labels(x, [i.gender for i in photos], keys)
+        label_checks = {c.person: c for c in labels if c.flagged}
+    views, beyond = [], f"from the median of the other photos (> {threshold:g})"
+    for key, group in grouped.items():
+        marked = {}
+        for item in group:
+            if item.rule == checks.WRONG_PERSON.name and item.entry_id:
+                marked[item.key] = item.detail or "sent to review as wrong-person"
+            elif item.key in far:
+                marked[item.key] = f"{far[item.key]:.2f} {beyond}"
+        sent = [i.detail for i in group if i.rule == checks.MISLABELLED_PERSON.name and i.entry_id]
+        suspect = sent[0] if sent else None
+        if suspect is None and key in label_checks:
+            c = label_checks[key]
+            suspect = f"{c.disagree} of {c.photos} photos look {c.predicted}, not {c.label}"
+        group.sort(key=lambda i: i.file_name)
+        views.append(PersonView(key, persons[key].name, persons[key].site, group, marked, suspect))
+    return sorted(views, key=lambda v: (v.suspect is None, -len(v.marked), v.name.lower(), v.key))
+
+
 __all__ = [
-    "ORDERS", "QueueItem", "RECORD_FIELDS", "build_queue", "counts", "flagged_items", "load_analyses",
-    "other_labels", "page_of", "record_person", "record_rule", "record_source", "sort_queue",
+    "ORDERS", "PersonView", "QueueItem", "RECORD_FIELDS", "build_queue", "counts", "flagged_items",
+    "load_analyses", "other_labels", "page_of", "people_views", "record_person", "record_rule",
+    "record_source", "sort_queue",
 ]

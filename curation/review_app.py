@@ -22,7 +22,7 @@ from anfe.errors import AnfeError, ImageError
 from anfe.imaging import thumbnail_jpeg
 from anfe.layout import DatasetLayout, open_dataset
 from anfe.store import Store, open_store
-from curation import decisions, moves, people_queue, queue, review_gate
+from curation import decisions, moves, queue, review_gate
 from curation.review_cli import ReviewConfig, parse_args
 
 #: Keyboard shortcuts by button key (Streamlit reserves C and R).
@@ -103,18 +103,18 @@ def _undo(config: ReviewConfig, whole_batch: bool) -> None:
            partial(decisions.undo, whole_batch=whole_batch))
 
 
-def _person_act(config: ReviewConfig, view: people_queue.PersonView, action: str) -> None:
+def _person_act(config: ReviewConfig, view: queue.PersonView, action: str) -> None:
     """One decision batch of the by-person view: on the whole person, or on their marked photos."""
     if action == "move":
         target = st.session_state["person_target"]
         _apply(config, f"Moved {view.name} to {target}",
-               lambda layout, store, who: people_queue.move_person(layout, store, view, target, who))
+               lambda layout, store, who: decisions.move_person(layout, store, view, target, who))
     elif action == "keep":
         _apply(config, f"Kept {view.name} as {view.gender}",
-               lambda layout, store, who: people_queue.keep_person(layout, store, view, who))
+               lambda layout, store, who: decisions.keep_person(layout, store, view, who))
     else:
         _apply(config, f"Rejected the marked photos of {view.name} (wrong-person)",
-               lambda layout, store, who: people_queue.reject_marked(layout, store, view, who))
+               lambda layout, store, who: decisions.reject_marked(layout, store, view, who))
 
 
 def _turn(step: int | None = None) -> None:
@@ -275,7 +275,7 @@ def _grid(items: Sequence[queue.QueueItem], tile: Callable[[queue.QueueItem], No
                 tile(item)
 
 
-def _facts(item: queue.QueueItem, view: people_queue.PersonView | None) -> list[str | None]:
+def _facts(item: queue.QueueItem, view: queue.PersonView | None) -> list[str | None]:
     """What a tile says about its image: in a person's row, whether it is marked and where it is."""
     if view is not None:
         marked = view.marked.get(item.key)
@@ -289,7 +289,7 @@ def _facts(item: queue.QueueItem, view: people_queue.PersonView | None) -> list[
     return [faces or item.error or "not scored", item.rule]
 
 
-def _tile(item: queue.QueueItem, view: people_queue.PersonView | None = None) -> None:
+def _tile(item: queue.QueueItem, view: queue.PersonView | None = None) -> None:
     """The thumbnail (or a one-line warning when the file is gone or unreadable), a tick box to
     select it (not in a person's row, ``view``), and a caption of what is known of the image."""
     try:
@@ -310,7 +310,7 @@ def _render_people(config: ReviewConfig, layout: DatasetLayout, review_log: deci
                    records: dict, analyses: dict) -> None:
     """The by-person view: pick a person (suspect ones first), see their photos in a row with the
     outliers marked, and act on the whole person or on the marked photos."""
-    views = people_queue.people_views(layout, analyses, review_log, records)
+    views = queue.people_views(layout, analyses, review_log, records)
     by_key = {v.key: v for v in views}
     with st.sidebar:
         chosen = st.selectbox("Person", list(by_key), key="person", format_func=lambda k: by_key[k].title,

@@ -261,7 +261,7 @@ def _review_state(root: Path, cache_path: Path):
     from anfe.layout import DatasetLayout
     from anfe.store import open_store
     from curation import decisions, queue
-    from curation.people_queue import people_views
+    from curation.queue import people_views
 
     layout = DatasetLayout(root)
     params = AnalysisParams()
@@ -279,7 +279,7 @@ def test_review_by_person_marks_outliers_and_moves_a_whole_person_undoably(clean
 
     from anfe.store import open_store
     from curation import decisions
-    from curation.people_queue import move_person, reject_marked
+    from curation.decisions import move_person, reject_marked
 
     root = tmp_path / "data"
     shutil.copytree(cleaned_root["root"], root)
