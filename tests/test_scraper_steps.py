@@ -143,11 +143,20 @@ def test_json_steps_read_ids_words_next_pages_and_paged_galleries(tmp_path):
     assert list(spider.parse_gallery(_json(first[-1].url, {"photos": []}, **first[-1].meta))) == []
 
 
-def test_select_reads_jsonpath_regex_and_numbers():
+def test_select_reads_jsonpath_regex_and_numbers(monkeypatch):
     doc = JsonDoc({"people": [{"id": 1, "ok": True}, {"id": 2.0}, {"id": None}], "total": "1,234 people"})
     assert select_all(doc, ("$.people[*].id",)) == ["1", "2"]
     assert select_all(JsonDoc({"people": [{"id": 1}, {"id": 2}]}), ("$.people[?(@.id > 1)].id",)) == ["2"]
-    assert select_all(doc, ("$.people[?(@.id > 1)].id",)) == []  # jsonpath-ng fails on the null: no match, no crash
+    assert select_all(doc, ("$.people[?(@.id > 1)].id",)) == ["2"]  # a filter passes over the null
+    # a filter that raises on odd data (as jsonpath-ng before 1.16 did on a null) is no match, not a crash
+    from jsonpath_ng.jsonpath import Child
+
+    def odd_data(*args, **kwargs):
+        raise TypeError("int() argument must be a real number, not 'NoneType'")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Child, "find", odd_data)
+        assert select_all(doc, ("$.people[?(@.id > 1)].id",)) == []
     assert select_first(doc, ("$.missing", "$.total")) == "1,234 people"
     assert first_number("1,234 people") == 1234 and first_number("none") is None
     page = _html("http://x/", "<script>var listid = '4242';</script>")
