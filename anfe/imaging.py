@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import warnings
 from pathlib import Path
@@ -101,3 +102,13 @@ def thumbnail_jpeg(path: str | Path, side: int, max_pixels: int, quality: int = 
     out = io.BytesIO()
     small.save(out, "JPEG", quality=quality)
     return out.getvalue()
+
+
+def thumbnail_data_url(path: str | Path, side: int, max_pixels: int, quality: int = 85) -> str | None:
+    """:func:`thumbnail_jpeg` as a ``data:`` URL, so a page carries its pictures itself (it stays
+    whole when files move, and no separate URL serves them); None when the file cannot be read."""
+    try:
+        data = thumbnail_jpeg(path, side, max_pixels, quality)
+    except (OSError, ImageError):  # a thumbnail is decoration: a bad file must not stop a page
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")

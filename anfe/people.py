@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .store import by_content_hash
+
 #: Label columns that name a photo's person, first found wins.
 PERSON_COLUMNS = ("identity", "person", "person_id")
 #: The store record fields :func:`person_from_record` and :func:`attach_people` read (ask the
@@ -85,11 +87,7 @@ def attach_people(items: Sequence[Any], records: Iterable[Mapping[str, Any]]) ->
     (no hashing). Items that already name a person, or have no record naming one, stay as they
     are. Returns new items (LabelledImage is frozen); the order is kept.
     """
-    by_hash: dict[str, Person] = {}
-    for record in records:
-        person = person_from_record(record)
-        if person is not None and record.get("content_hash"):
-            by_hash[str(record["content_hash"])] = person
+    by_hash = by_content_hash(records, person_from_record)
     if not by_hash:
         return list(items)
     out = []

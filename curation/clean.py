@@ -21,12 +21,12 @@ from anfe.config import AnalysisParams
 from anfe.hashing import content_hash
 from anfe.layout import DatasetLayout, open_dataset
 from anfe.people import PERSON_FIELDS, person_from_record
-from anfe.store import Store
+from anfe.store import Store, by_content_hash
 
 from . import moves
 from . import quarantine as q
 from .rules import (
-    ALL_REASONS, CleanRules, Item, Verdict, by_content_hash, check_collection, check_image, check_people,
+    ALL_REASONS, CleanRules, Item, Verdict, check_collection, check_image, check_people,
 )
 
 log = logging.getLogger(__name__)

@@ -4,23 +4,19 @@ and a self-contained HTML page with sample thumbnails per rule (``<root>/reports
 
 from __future__ import annotations
 
-import base64
-import logging
 from dataclasses import asdict
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from anfe.config import DEFAULT_MAX_PIXELS
-from anfe.errors import ImageError
-from anfe.imaging import thumbnail_jpeg
+from anfe.imaging import thumbnail_data_url
 from anfe.layout import write_atomically
 from anfe.store import now_iso
 
 from .clean import CleanReport
 from .rules import RULES
 
-log = logging.getLogger(__name__)
 THUMB_SIDE = 128
 SAMPLES_PER_RULE = 12
 
@@ -39,16 +35,6 @@ def summary_table(report: CleanReport) -> str:
     return "\n".join([lines[0], rule, *lines[1:-2], rule, *lines[-2:]])
 
 
-def _thumbnail(path: Path) -> str | None:
-    """A small JPEG of ``path`` as a data URI (the page stays whole when files move again)."""
-    try:
-        data = thumbnail_jpeg(path, THUMB_SIDE, DEFAULT_MAX_PIXELS, quality=80)
-    except (OSError, ImageError) as exc:  # a thumbnail is decoration: a bad file must not stop the report
-        log.debug("no thumbnail for %s: %s", path, exc)
-        return None
-    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
-
-
 def write_html(report: CleanReport, path: str | Path | None = None) -> Path:
     """Write the HTML page (default ``<root>/reports/cleaning.html``) and return its path."""
     path = Path(path) if path else report.root / "reports" / "cleaning.html"
@@ -57,8 +43,8 @@ def write_html(report: CleanReport, path: str | Path | None = None) -> Path:
     for r in report.rejections:
         chosen = galleries.setdefault(r.reason, [])
         if len(chosen) < SAMPLES_PER_RULE:
-            chosen.append({"name": r.path.name, "gender": r.gender, "detail": r.detail,
-                           "thumb": _thumbnail(r.moved_to or r.path)})
+            thumb = thumbnail_data_url(r.moved_to or r.path, THUMB_SIDE, DEFAULT_MAX_PIXELS, quality=80)
+            chosen.append({"name": r.path.name, "gender": r.gender, "detail": r.detail, "thumb": thumb})
     page = env.get_template("cleaning.html").render(
         root=report.root, dry_run=report.dry_run, scanned=report.scanned, made=now_iso(),
         kept=report.kept, kept_total=sum(report.kept.values()), rejected_total=len(report.rejections),

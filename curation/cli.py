@@ -17,11 +17,11 @@ from anfe.cliutil import analysis_options, friendly_errors, open_cache, store_op
 from anfe.dataset import age_of
 from anfe.errors import DatasetError
 from anfe.layout import open_dataset
-from anfe.store import open_store
+from anfe.store import by_content_hash, open_store
 
 from . import moves
 from . import quarantine as q
-from .rules import AGE_FIELDS, RULES, CleanRules, ages_from_csv, by_content_hash
+from .rules import AGE_FIELDS, RULES, CleanRules, ages_from_csv
 
 _ROOT = click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 

@@ -6,20 +6,18 @@ Thin on purpose: it reads widgets and calls :mod:`curation.queue` (what to show)
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
-from pathlib import Path
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from anfe.cache import AnalysisCache, default_cache_path
 from anfe.config import DEFAULT_MAX_PIXELS
-from anfe.errors import AnfeError, ImageError
-from anfe.imaging import thumbnail_jpeg
+from anfe.errors import AnfeError
+from anfe.imaging import thumbnail_data_url
 from anfe.layout import DatasetLayout, open_dataset
 from anfe.store import Store, open_store
 from curation import decisions, moves, queue, review_gate
@@ -343,11 +341,7 @@ def _render_people(config: ReviewConfig, layout: DatasetLayout, review_log: deci
 def _thumbnail(path: str, mtime_ns: int) -> str | None:
     """The thumbnail as a data: URL, so its bytes travel only in the (signed-in) session's own
     messages: Streamlit's /media/ HTTP endpoint, which answers anyone with the URL, never holds it."""
-    try:
-        data = thumbnail_jpeg(Path(path), 256, DEFAULT_MAX_PIXELS)
-    except (OSError, ImageError):
-        return None
-    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+    return thumbnail_data_url(path, 256, DEFAULT_MAX_PIXELS)
 
 
 if __name__ == "__main__":

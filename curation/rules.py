@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import numpy as np
 
@@ -27,8 +26,6 @@ from anfe.people import Person
 
 from . import identity
 from .dedup import DEFAULT_NEAR_DISTANCE, exact_groups, near_duplicate_groups
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -261,13 +258,5 @@ def ages_from_csv(csv_path: str | Path) -> tuple[dict[str, float], dict[str, flo
     return by_hash, {path.name: age for path, age in rows}
 
 
-#: The store record fields the ages are read from (by ``by_content_hash(records, age_of)``).
+#: The store record fields the ages are read from (by ``anfe.store.by_content_hash(records, age_of)``).
 AGE_FIELDS = ("content_hash", "age", "birth_year", "photo_year")
-
-
-def by_content_hash(records: Iterable[Mapping[str, Any]], read: Callable[[Mapping[str, Any]], T | None]
-                    ) -> dict[str, T]:
-    """``read(record)`` by content hash, for the store records that have a hash and a value
-    (e.g. :func:`anfe.dataset.age_of`, :func:`anfe.people.person_from_record`)."""
-    return {str(r["content_hash"]): v
-            for r in records if r.get("content_hash") and (v := read(r)) is not None}

@@ -13,13 +13,13 @@ from anfe.analysis import ImageAnalysis
 from anfe.dataset import age_of
 from anfe.errors import DatasetError
 from anfe.faces import DetectedFace
+from anfe.store import by_content_hash
 from curation.rules import (
     REASONS,
     RULES,
     CleanRules,
     Item,
     ages_from_csv,
-    by_content_hash,
     check_collection,
     check_image,
 )

@@ -9,12 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import StoreError
-from .base import SCHEMA_VERSION, Store, now_iso, plain
+from .base import SCHEMA_VERSION, Store, by_content_hash, now_iso, plain
 
 #: File name of the embedded store inside a dataset root.
 CATALOG_NAME = "catalog.sqlite"
 
-__all__ = ["CATALOG_NAME", "SCHEMA_VERSION", "STORE_SCHEMES", "Store", "default_store_uri", "now_iso", "open_store", "plain"]
+__all__ = [
+    "CATALOG_NAME", "SCHEMA_VERSION", "STORE_SCHEMES", "Store", "by_content_hash", "default_store_uri", "now_iso",
+    "open_store", "plain",
+]
 
 
 def default_store_uri(dataset_root: str | Path) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -42,6 +42,17 @@ def plain(value: Any) -> Any:
     if hasattr(value, "__fspath__"):
         return str(value)
     raise TypeError(f"cannot store a {type(value).__name__} in a document: {value!r}")
+
+
+T = TypeVar("T")
+
+
+def by_content_hash(records: Iterable[Mapping[str, Any]], read: Callable[[Mapping[str, Any]], T | None]
+                    ) -> dict[str, T]:
+    """``read(record)`` by content hash, for the store records that have a hash and a value
+    (e.g. :func:`anfe.dataset.age_of`, :func:`anfe.people.person_from_record`)."""
+    return {str(r["content_hash"]): v
+            for r in records if r.get("content_hash") and (v := read(r)) is not None}
 
 
 def now_iso() -> str:
