@@ -13,8 +13,13 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote_plus
+
+import pymongo
 
 #: How long a starting server may take to answer a ping before the test fails.
 START_TIMEOUT_S = 60.0
@@ -157,6 +162,29 @@ class SecantusServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # -- failure injection and scratch databases ------------------------------------------
+    def fail_point(self, mode: object, commands: tuple[str, ...] = (), **data: object) -> None:
+        """Arm (or with ``"off"`` disarm) the server's ``failCommand`` fail point (``test_commands``)."""
+        with pymongo.MongoClient(self.uri(), serverSelectionTimeoutMS=5000) as client:
+            command: dict[str, object] = {"configureFailPoint": "failCommand", "mode": mode}
+            if mode != "off":
+                command["data"] = {"failCommands": list(commands), **data}
+            client.admin.command(command)
+
+    @contextmanager
+    def scratch_database(self, prefix: str) -> Iterator[str]:
+        """The URI of a fresh database (the server started again if a test killed it); afterwards
+        the fail point is off and the database dropped."""
+        self.start()
+        database = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        try:
+            yield self.uri(database)
+        finally:
+            self.start()
+            self.fail_point("off")
+            with pymongo.MongoClient(self.uri(), serverSelectionTimeoutMS=5000) as client:
+                client.drop_database(database)
 
     # -- addressing it -----------------------------------------------------------------------
     def uri(self, database: str = "", *, user: str | None = None, password: str | None = None,

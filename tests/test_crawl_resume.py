@@ -19,7 +19,8 @@ import pytest
 
 from anfe.layout import DatasetLayout
 from anfe.store import open_store
-from scraper.demosite import DemoServer, generate_site
+from scraper.demosite import DemoServer
+from demo_site import served_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Slow enough to be killed mid-crawl: 2 requests at once, 50 ms apart.
@@ -52,10 +53,8 @@ def redis_url(redis_server) -> str:
 @pytest.fixture(scope="module")
 def demo(lfw_labels: Path, tmp_path_factory):
     """A demo site of 20 people per gender, 3 photos each, served on a free loopback port."""
-    site = tmp_path_factory.mktemp("resume-site")
-    manifest = generate_site(lfw_labels, site, people=20, photos=3, per_page=2, seed=0)
-    with DemoServer(site) as server:
-        yield manifest["spiders"]["listal"], server
+    with served_demo(lfw_labels, tmp_path_factory.mktemp("resume-site"), people=20) as served:
+        yield served
 
 
 def crawl_command(root: Path, server: DemoServer, *extra: str) -> list[str]:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from processes import stop
+
 from scraper.cli import site as site_cli
 from scraper.demosite import DISALLOWED, DemoServer, check_loopback, generate_site
 from scraper.errors import DemoSiteError
@@ -177,8 +179,7 @@ def test_site_serve_prints_the_readme_commands_and_working_lists(small_site, tmp
             lines.append(process.stdout.readline())
             assert lines[-1], "".join(lines)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
     text = "".join(lines)
     base = re.search(r"at (http://127\.0\.0\.1:\d+)", text).group(1)
     assert f"anfe crawl listal --root ./data --fast -a profile=demo-listal -a base_url={base}" in text

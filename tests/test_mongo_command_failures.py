@@ -10,21 +10,19 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
-import pymongo
 import pytest
 
 from anfe.errors import StoreUnreachableError
 from anfe.layout import DatasetLayout
 from anfe.store import open_store
 from curation import decisions, moves
+from demo_site import served_demo
 from secantus_server import SecantusServer
 from test_clean import EXPECTED, _run, messy_root  # noqa: F401  (messy_root: a fixture)
 from test_review_logic import items_of, make_review_dataset
-from test_store_mongo_failures import fail_point
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -39,13 +37,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def uri(server: SecantusServer):
-    server.start()
-    database = f"anfe_cmd_{uuid.uuid4().hex[:10]}"
-    yield server.uri(database)
-    server.start()
-    fail_point(server, "off")
-    with pymongo.MongoClient(server.uri(), serverSelectionTimeoutMS=5000) as client:
-        client.drop_database(database)
+    with server.scratch_database("anfe_cmd") as scratch:
+        yield scratch
 
 
 def _files(root: Path) -> Counter:
@@ -81,11 +74,11 @@ def test_clean_with_the_store_failing_midway(server, uri, messy_root, session_ca
     before = _files(root)
     # The third record update and every one after it fail (connection closed): the store gives up
     # after its timeout and the clean stops with the store's one-line error.
-    fail_point(server, {"skip": 2}, ("update",), closeConnection=True)
+    server.fail_point({"skip": 2}, ("update",), closeConnection=True)
     with open_store(uri, timeout_ms=1500) as store:
         with pytest.raises(StoreUnreachableError, match=r"cannot write to MongoDB at mongodb://127.0.0.1:\d+/"):
             _run(root, session_cache_path, store=store)
-    fail_point(server, "off")
+    server.fail_point("off")
     assert _files(root) == before  # nothing lost, nothing doubled
     assert 0 < len(moves.live(layout)) < len(EXPECTED)
     with open_store(uri) as store:  # the same command again
@@ -111,9 +104,9 @@ def _decided_once(uri: str) -> Counter:
 def test_review_decision_survives_a_lost_connection(server, uri, review_root) -> None:
     male = items_of(review_root, "male")
     with open_store(uri) as store:
-        fail_point(server, {"times": 1}, ("insert",), closeConnection=True)
+        server.fail_point({"times": 1}, ("insert",), closeConnection=True)
         out = decisions.decide(review_root, store, male[:1], "reject", "ann", reason="wrong-person")
-        fail_point(server, {"times": 1}, ("update",), closeConnection=True)
+        server.fail_point({"times": 1}, ("update",), closeConnection=True)
         out2 = decisions.decide(review_root, store, male[1:2], "relabel", "ann", new_label="female")
     assert not out.problems and not out2.problems
     assert _decided_once(uri) == Counter({male[0].content_hash: 1, male[1].content_hash: 1})
@@ -127,18 +120,18 @@ def test_review_decision_with_the_store_down_then_back(server, uri, review_root)
     male = items_of(review_root, "male")
     # 1. The log write fails for good: nothing is logged, nothing moves, one clear error.
     with open_store(uri, timeout_ms=1500) as store:
-        fail_point(server, "alwaysOn", ("insert",), errorCode=10107)
+        server.fail_point("alwaysOn", ("insert",), errorCode=10107)
         with pytest.raises(StoreUnreachableError, match="cannot append a decision to MongoDB"):
             decisions.decide(review_root, store, male[:1], "relabel", "ann", new_label="female")
-        fail_point(server, "off")
+        server.fail_point("off")
     assert male[0].path.is_file() and _decided_once(uri) == Counter()
     # 2. The record update after the move fails for good: the decision is logged, the file moved
     #    (the journal says so), and the next start's repair writes the record.
     with open_store(uri, timeout_ms=1500) as store:
-        fail_point(server, "alwaysOn", ("update",), closeConnection=True)
+        server.fail_point("alwaysOn", ("update",), closeConnection=True)
         with pytest.raises(StoreUnreachableError, match="cannot write to MongoDB"):
             decisions.decide(review_root, store, male[:1], "relabel", "ann", new_label="female")
-        fail_point(server, "off")
+        server.fail_point("off")
     # 3. The server killed: the decision stops with the error; nothing half-written.
     server.kill()
     with pytest.raises(StoreUnreachableError, match="cannot connect to MongoDB"):
@@ -185,15 +178,15 @@ def _builds(uri: str) -> list[dict]:
 def test_build_with_failures_then_again(server, uri, build_labels, session_cache_path, tmp_path) -> None:
     build = ["build", str(build_labels), "--sizes", "5,10", "--db", uri]
     # A lost connection on the save: sent again, saved once.
-    fail_point(server, {"times": 1}, ("update",), closeConnection=True)
+    server.fail_point({"times": 1}, ("update",), closeConnection=True)
     done = anfe(*build, cache=session_cache_path, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     first = _builds(uri)
     assert [b["id"] for b in first] == ["g_10", "g_5"]
     # The save refused for good: one clear line, exit 1, no traceback.
-    fail_point(server, "alwaysOn", ("update",), errorCode=10107)
+    server.fail_point("alwaysOn", ("update",), errorCode=10107)
     done = anfe(*build, "--seed", "1", cache=session_cache_path, cwd=tmp_path)
-    fail_point(server, "off")
+    server.fail_point("off")
     assert done.returncode == 1
     assert done.stderr.startswith("Error: cannot save a build to MongoDB at mongodb://127.0.0.1:")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
@@ -214,12 +207,8 @@ def test_build_with_failures_then_again(server, uri, build_labels, session_cache
 # -- a crawl ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_demo(lfw_labels: Path, tmp_path_factory):
-    from scraper.demosite import DemoServer, generate_site
-
-    site = tmp_path_factory.mktemp("mongo-crawl-site")
-    manifest = generate_site(lfw_labels, site, people=6, photos=3, per_page=2, seed=0)
-    with DemoServer(site) as demo_server:
-        yield manifest["spiders"]["listal"], demo_server
+    with served_demo(lfw_labels, tmp_path_factory.mktemp("mongo-crawl-site"), people=6) as served:
+        yield served
 
 
 @pytest.mark.timeout(400)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from anfe.store import open_store
+from processes import stop
 from test_review_logic import make_review_dataset
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -122,11 +123,7 @@ def test_click_move_in_a_real_browser(utkface_rows, tmp_path, session_cache_path
             page.get_by_text(re.compile(r"female: 0 left to review of 4")).wait_for(timeout=30_000)
             browser.close()
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
     with open_store(None, layout.root) as store:
         actions = [(d["action"], d["who"]) for d in store.decisions()]
     assert actions == [("relabel", "browser-test")] * 2 + [("keep", "browser-test")] * 4

@@ -24,6 +24,7 @@ import pytest
 
 from anfe.store import open_store
 from curation import reviewers
+from processes import stop
 from test_review_browser import CHROMIUM, CHROMIUM_ARGS, _wait_for
 from test_review_logic import make_review_dataset
 from tls_certs import make_ca_and_server_cert
@@ -82,11 +83,7 @@ def server(utkface_rows, tmp_path_factory, session_cache_path):
                 time.sleep(0.3)
         yield served
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 @pytest.fixture(scope="module")

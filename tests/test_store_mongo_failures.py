@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import pymongo
 import pytest
@@ -25,21 +24,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def uri(server: SecantusServer):
-    server.start()  # a test that killed it may have left it down
-    database = f"anfe_fail_{uuid.uuid4().hex[:10]}"
-    yield server.uri(database)
-    fail_point(server, "off")
-    with pymongo.MongoClient(server.uri(), serverSelectionTimeoutMS=5000) as client:
-        client.drop_database(database)
-
-
-def fail_point(server: SecantusServer, mode, commands: tuple[str, ...] = (), **data) -> None:
-    """Arm (or with ``"off"`` disarm) the server's ``failCommand`` fail point."""
-    with pymongo.MongoClient(server.uri(), serverSelectionTimeoutMS=5000) as client:
-        command = {"configureFailPoint": "failCommand", "mode": mode}
-        if mode != "off":
-            command["data"] = {"failCommands": list(commands), **data}
-        client.admin.command(command)
+    with server.scratch_database("anfe_fail") as scratch:
+        yield scratch
 
 
 def raw(uri: str):
@@ -61,9 +47,9 @@ def test_a_failed_write_is_sent_again_and_lands_once(server, uri, write: str, fa
     command, operation = WRITES[write]
     with open_store(uri) as store:
         data = {"closeConnection": True} if failure == "closeConnection" else {"errorCode": 10107}
-        fail_point(server, {"times": 2}, (command,), **data)
+        server.fail_point({"times": 2}, (command,), **data)
         operation(store)
-        fail_point(server, "off")
+        server.fail_point("off")
         operation(store)  # and the same call again (a re-run) changes nothing
     database = raw(uri)
     assert database.images.count_documents({}) == (1 if write == "upsert_image" else 0)
@@ -79,18 +65,18 @@ def test_a_failed_find_is_sent_again(server, uri, failure) -> None:
     with open_store(uri) as store:
         for i in range(150):  # more than one batch: find and getMore
             store.upsert_image({"content_hash": f"{i:04d}", "gender": "woman"})
-        fail_point(server, {"times": 2}, ("find", "getMore"), **failure)
+        server.fail_point({"times": 2}, ("find", "getMore"), **failure)
         assert len(store.find_images(gender="woman")) == 150
-        fail_point(server, {"times": 1}, ("find",), **failure)
+        server.fail_point({"times": 1}, ("find",), **failure)
         assert store.get_image("0007") == {"content_hash": "0007", "gender": "woman"}
-        fail_point(server, {"times": 1}, ("aggregate",), **failure)  # count_documents
+        server.fail_point({"times": 1}, ("aggregate",), **failure)  # count_documents
         assert store.count_images(gender="woman") == 150
 
 
 @pytest.mark.timeout(60)
 def test_a_failure_that_lasts_stops_with_one_clear_line_within_the_timeout(server, uri) -> None:
     with open_store(uri, timeout_ms=1500) as store:
-        fail_point(server, "alwaysOn", ("insert",), closeConnection=True)
+        server.fail_point("alwaysOn", ("insert",), closeConnection=True)
         started = time.monotonic()
         with pytest.raises(StoreUnreachableError) as caught:
             store.append_decision({"id": "dec-1", "action": "keep"})
@@ -98,7 +84,7 @@ def test_a_failure_that_lasts_stops_with_one_clear_line_within_the_timeout(serve
         message = str(caught.value)
         assert message.startswith(f"cannot append a decision to MongoDB at {uri} within 1.5 s (")
         assert "start mongod there, or check the URI" in message and "\n" not in message
-        fail_point(server, "off")
+        server.fail_point("off")
         # The same decision again, once the server works: logged exactly once.
         assert store.append_decision({"id": "dec-1", "action": "keep"}) == 1
         assert [d["id"] for d in store.decisions()] == ["dec-1"]
@@ -106,7 +92,7 @@ def test_a_failure_that_lasts_stops_with_one_clear_line_within_the_timeout(serve
 
 def test_a_refused_write_is_not_retried_and_says_why(server, uri) -> None:
     with open_store(uri) as store:
-        fail_point(server, {"times": 1}, ("update",), errorCode=2, errmsg="bad value")  # BadValue: not transient
+        server.fail_point({"times": 1}, ("update",), errorCode=2, errmsg="bad value")  # BadValue: not transient
         started = time.monotonic()
         with pytest.raises(StoreError, match=rf"^MongoDB at {uri} failed to save a build to: ") as caught:
             store.save_build({"id": "g_1"})
