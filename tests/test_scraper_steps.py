@@ -11,9 +11,8 @@ from urllib.parse import parse_qs
 
 import pytest
 from scrapy.crawler import Crawler
-from scrapy.http import HtmlResponse, Request, TextResponse
+from scrapy.http import Request, TextResponse
 from scrapy.settings import Settings
-from scrapy.utils.test import get_crawler
 
 from scraper.browser import HANDLER
 from scraper.errors import ProfileError
@@ -22,19 +21,10 @@ from scraper.profiles import load_profile, profile_from_dict
 from scraper.select import JsonDoc, first_number, select_all, select_first
 from scraper.spiders import FilmwebSpider, ListalSpider
 from scraper.spiders.profiled import LIST_ANNOUNCED, LIST_FOLLOWED
+from test_scraper_profiles import _response as _html
+from test_scraper_profiles import _spider
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _spider(cls, tmp_path, **kwargs):
-    crawler = get_crawler(cls, {"DATASET_ROOT": str(tmp_path / "data")})
-    spider = cls.from_crawler(crawler, **kwargs)
-    crawler.spider = spider
-    return spider
-
-
-def _html(url: str, body: str, **meta) -> HtmlResponse:
-    return HtmlResponse(url, body=body.encode("utf-8"), encoding="utf-8", request=Request(url, meta=meta))
 
 
 def _json(url: str, data, **meta) -> TextResponse:

@@ -135,13 +135,20 @@ def _check_complete(uri: str, count: int) -> None:
         assert seqs == sorted(set(seqs)) and len(seqs) == count
 
 
-@pytest.mark.timeout(180)
-def test_killed_and_back_within_the_timeout_the_writer_just_goes_on(server, uri) -> None:
+def _kill_while_writing(server: SecantusServer, uri: str, timeout_ms: int) -> tuple[threading.Thread, list]:
+    """Start writing 150 records from a thread (store timeout ``timeout_ms``), SIGKILL the server
+    once 40 are in; returns the writer and the list its error lands in."""
     errors: list[BaseException] = []
-    writer = threading.Thread(target=_write_records, args=(uri, 150, errors, 20_000))
+    writer = threading.Thread(target=_write_records, args=(uri, 150, errors, timeout_ms))
     writer.start()
     _wait_for_records(uri, 40)
-    server.kill()  # SIGKILL in the middle of the writes
+    server.kill()
+    return writer, errors
+
+
+@pytest.mark.timeout(180)
+def test_killed_and_back_within_the_timeout_the_writer_just_goes_on(server, uri) -> None:
+    writer, errors = _kill_while_writing(server, uri, 20_000)
     time.sleep(0.5)
     server.start()  # WiredTiger recovers the storage
     writer.join(timeout=120)
@@ -155,11 +162,7 @@ def test_killed_and_back_within_the_timeout_the_writer_just_goes_on(server, uri)
 
 @pytest.mark.timeout(180)
 def test_killed_for_good_the_writer_stops_with_a_clear_error_and_a_rerun_completes(server, uri) -> None:
-    errors: list[BaseException] = []
-    writer = threading.Thread(target=_write_records, args=(uri, 150, errors, 1500))
-    writer.start()
-    _wait_for_records(uri, 40)
-    server.kill()
+    writer, errors = _kill_while_writing(server, uri, 1500)
     started = time.monotonic()
     writer.join(timeout=60)
     assert time.monotonic() - started < 10
