@@ -144,11 +144,14 @@ def content_file_name(digest: str, suffix: str) -> str:
     return f"{digest}{suffix if suffix in IMAGE_SUFFIXES else '.jpg'}"
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+def write_atomically(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename;
+    ``mode`` (e.g. 0o600 for secrets) is set on the temporary file before any byte is written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
     try:
+        if mode is not None:
+            os.fchmod(handle, mode)
         with os.fdopen(handle, "wb") as out:
             out.write(data)
             out.flush()

@@ -133,12 +133,11 @@ def load(path: Path) -> dict[str, Reviewer]:
 
 
 def save(path: Path, reviewers: dict[str, Reviewer]) -> None:
-    """Write ``reviewers`` to ``path`` atomically, with mode 0600 (owner only: the temporary file
-    :func:`~anfe.layout.write_atomically` renames into place comes from :func:`tempfile.mkstemp`)."""
+    """Write ``reviewers`` to ``path`` atomically, with mode 0600 (owner only) from the start."""
     ordered = sorted(reviewers.values(), key=lambda r: r.name)
     data = {"version": FILE_VERSION, "reviewers": {r.name: {"hash": r.password_hash, "added": r.added}
                                                    for r in ordered}}
-    write_atomically(path, (json.dumps(data, indent=1) + "\n").encode("utf-8"))
+    write_atomically(path, (json.dumps(data, indent=1) + "\n").encode("utf-8"), mode=0o600)
 
 
 def add(path: Path, name: str, password: str) -> bool:

@@ -20,25 +20,12 @@ from anfe.layout import DatasetLayout
 from anfe.store import open_store
 from curation import decisions, moves
 from demo_site import served_demo
-from secantus_server import SecantusServer
 from test_clean import EXPECTED, _run, messy_root  # noqa: F401  (messy_root: a fixture)
 from test_review_logic import items_of, make_review_dataset
+from test_store_mongo_failures import server, uri  # noqa: F401  (fixtures: a MongoDB server, a database)
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with SecantusServer(tmp_path_factory.mktemp("commands") / "data", test_commands=True,
-                         sync_on_commit=True) as running:
-        yield running
-
-
-@pytest.fixture
-def uri(server: SecantusServer):
-    with server.scratch_database("anfe_cmd") as scratch:
-        yield scratch
 
 
 def _files(root: Path) -> Counter:
