@@ -136,6 +136,14 @@ class EvaluationResult:
         minus (the overall balanced accuracy), from the same bootstrap replicates."""
         return self.resampler.gap(self._mask(lambda o: o.labels.get(column) == value))
 
+    def too_few_people_note(self) -> str | None:
+        """What to say when the test set holds too few people for a bootstrap interval (else None)."""
+        if not self._decided or not self.resampler.too_few_people():
+            return None
+        people = ", ".join(f"{n} {g}" for g, n in self.resampler.people_per_gender().items())
+        return (f"too few test people for a 95% interval ({people}; a bootstrap over people needs "
+                f"{MIN_PEOPLE}+ per gender): the intervals read n/a, and the figures are anecdotes")
+
     @property
     def build_id(self) -> str:
         """The id of the evaluated build."""
@@ -453,10 +461,8 @@ def evaluate_build(
                               min_group=min_group)
     if not outcomes:
         result.notes.append("the test set is empty after excluding the build's members")
-    elif result.resampler.too_few_people():
-        people = ", ".join(f"{n} {g}" for g, n in result.resampler.people_per_gender().items())
-        result.notes.append(f"too few test people for a 95% interval ({people}; a bootstrap over people needs "
-                            f"{MIN_PEOPLE}+ per gender): the intervals read n/a, and the figures are anecdotes")
+    elif (note := result.too_few_people_note()) is not None:
+        result.notes.append(note)
     faces_x = [a.single_embedding for _, a in kept if one_face_reason(a) is None]
     if faces_x:
         _add_leak(result, build, cache, np.stack(faces_x), leak_distance)
