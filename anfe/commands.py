@@ -202,6 +202,8 @@ def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str
             f"{n} {g}" + (f" ({people[g]} {'person' if people[g] == 1 else 'people'})" if g in people else "")
             for g, n in split["test_counts"].items())
             + " distinct photos, those without exactly one face included (evaluate scores them as unknown)")
+    for warning in filter(None, map(small_build_warning, made)):  # before the builds' lines, which end the output
+        click.echo(warning, err=True)
     for doc in made:
         counts = " + ".join(f"{n} {g}" for g, n in doc["counts"].items())
         chosen = doc.get("k_choice")
@@ -211,9 +213,6 @@ def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str
             how = (f", k per {doc['group_by']} chosen on validation: "
                    + ", ".join(f"{v} {n}" for v, n in per_group.items()))
         click.echo(f"{doc['id']}: {counts}, seed {doc['seed']}, fingerprint {doc['fingerprint'][:12]}{how}, saved in {where}")
-        warning = small_build_warning(doc)
-        if warning:
-            click.echo(warning, err=True)
 
 
 # -- builds list/show/delete ----------------------------------------------------------------
@@ -230,7 +229,7 @@ def list_builds(db: str | None, root: Path | None) -> None:
     """One line per build: id, variant, images per gender, seed, fingerprint, when made; then the
     builds shipped with anfe (what `anfe predict` uses without --build)."""
     docs: list[dict] = []
-    if db or (root or Path(".")).joinpath(CATALOG_NAME).is_file():
+    if db or root is not None or Path(CATALOG_NAME).is_file():  # a store named but absent is an error
         with _open_existing_store(db, root) as store:
             docs = sorted(store.list_builds(), key=lambda d: build_sort_key(d["id"]))
     if not docs:
@@ -398,11 +397,11 @@ def evaluate(build_ids: str, test_source: Path | None, labels: Path | None, out:
     for r in results:
         worst = r.worst_groups()
         click.echo(_result_line(r, pages[r.build_id], worst), err=as_json)
-        warning = small_build_warning(r.build)
-        if warning:
-            click.echo(warning, err=True)
         for note in [*_left_out_notes(worst), *r.notes]:
             click.echo(f"  note: {note}", err=as_json)
+        warning = small_build_warning(r.build)
+        if warning:
+            click.echo(f"  {warning}", err=True)
     if len(results) > 1:
         click.echo(f"sweep: {page}", err=as_json)
 

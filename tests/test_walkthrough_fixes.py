@@ -125,3 +125,47 @@ def test_where_on_the_held_out_split_is_applied_or_refused(utkface_adult_items, 
         refused = _run("evaluate", "g_3", "--no-baselines", "--out", tmp_path / "r2", "--where", where, *common)
         assert refused.exit_code != 0 and message in refused.output, (where, refused.output)
         assert len([line for line in refused.output.splitlines() if line.startswith("Error:")]) == 1
+
+
+# -- item 8: the report's tables fit a 1280 px window ---------------------------------------------
+def _sweep_results() -> list[EvaluationResult]:
+    """Six builds scored on 40 people per gender with a race, an age and a site column."""
+    races = ("Asian", "Black", "Indian", "Others", "White")
+    results = []
+    for size in (3, 10, 30, 100, 300, 1000):
+        outcomes = []
+        for gender, other in (("female", "male"), ("male", "female")):
+            for p in range(40):
+                labels = {"identity": f"{gender}-{p}", "race": races[p % 5], "age": str(18 + p), "site": "demo"}
+                outcomes.append(Outcome(f"{gender}{p}.jpg", f"{gender}{p}", gender, gender if p % 7 else other,
+                                        None, {gender: 0.5, other: 0.6}, labels))
+        results.append(EvaluationResult({"id": f"g_{size}", "variant": "mean", "k": 1, "seed": 0,
+                                         "counts": {"female": size, "male": size}, "fingerprint": "f" * 64,
+                                         "created": "now"},
+                                        ["female", "male"], outcomes, baselines={
+                                            name: {"balanced_accuracy": 0.95, "accuracy": {"female": 0.94, "male": 0.96},
+                                                   "params": {"k": 15}} for name in ("logistic_regression", "knn")}))
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_report_tables_fit_a_1280_px_window(tmp_path):
+    from anfe.report import write_sweep_report
+    from test_review_browser import CHROMIUM, CHROMIUM_ARGS
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    page_path = write_sweep_report(_sweep_results(), tmp_path / "sweep")
+    widths = {}
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        for name, path in (("sweep", page_path), ("build", tmp_path / "sweep" / "g_3" / "index.html")):
+            page.goto(path.as_uri())
+            widths[name] = page.evaluate(
+                "() => [document.documentElement.scrollWidth,"
+                " Math.max(...[...document.querySelectorAll('table')].map(t => t.scrollWidth))]")
+        browser.close()
+    assert all(page_width <= 1280 and table <= 1280 for page_width, table in widths.values()), widths
