@@ -30,7 +30,7 @@ FORMATS = ("hf", "csv")
 COLUMNS = ("label", "person", "site", "source_url", "page_url", "face_box", "age", "race", "content_hash",
            "status", "quarantine_reason")
 #: Record fields that are bookkeeping, not labels a user of the dataset needs.
-_NOT_GROUPS = {"content_hash", "path", "gender", "status", "site", "url", "final_url", "page_url", "person_name",
+_NOT_GROUPS = {"file_name", "image", "content_hash", "path", "gender", "status", "site", "url", "final_url", "page_url", "person_name",
                "person_id", "other_people", "other_urls", "http_status", "bytes", "width", "height", "format",
                "fetched_at", "source", "spider", "gate", "derived", "original_hash", "original_bytes", "bbox",
                "imported_from", "imported_at", "quarantine_reason", "quarantine_detail", "quarantine_id",
@@ -81,7 +81,7 @@ def _row(path: Path, record: dict, group_columns: list[str], cache: AnalysisCach
     row: dict[str, Any] = {
         "label": record["gender"], "person": person.name if person else None, "site": record.get("site"),
         "source_url": record.get("url"), "page_url": record.get("page_url"), "face_box": _face_box(cache, digest),
-        "age": _number(record.get("age")), "race": record.get("race"), "content_hash": digest,
+        "age": _number(record.get("age")), "race": None if record.get("race") in (None, "") else str(record["race"]), "content_hash": digest,
         "status": record["status"], "quarantine_reason": record.get("quarantine_reason"),
     }
     for column in group_columns:

@@ -140,7 +140,10 @@ def from_facescrub(path: Path, files: Path | None, problems: list[str]) -> Itera
                                       "url": (row.get("url") or "").strip() or None,
                                       "labels": {"facescrub_face_id": row.get("face_id") or ""}}
             if row.get("bbox"):
-                fields["source_bbox"] = [int(float(v)) for v in row["bbox"].split(",") if v.strip()]
+                try:
+                    fields["source_bbox"] = [int(float(v)) for v in row["bbox"].split(",") if v.strip()]
+                except ValueError:
+                    problems.append(f"{path}:{line}: unreadable bbox {row['bbox']!r}: photo kept without it")
             yield Candidate(local, row.get("gender") or default_gender, fields)
 
 
@@ -171,13 +174,17 @@ def import_photos(source: Path, root: Path, store: Store, kind: str = "auto", fi
     readers = {"csv": lambda: from_csv(source, report.problems),
                "folders": lambda: from_folders(source, report.problems),
                "facescrub": lambda: from_facescrub(source, files, report.problems)}
-    for candidate in readers[kind]():
-        try:
-            _import_one(candidate, layout, store, report, site, source)
-        except DatasetError as exc:
-            report.problems.append(f"{candidate.path}: {exc}: skipped")
-        except OSError as exc:
-            report.problems.append(f"{candidate.path}: cannot read ({exc.strerror or exc}): skipped")
+    try:
+        for candidate in readers[kind]():
+            try:
+                _import_one(candidate, layout, store, report, site, source)
+            except DatasetError as exc:
+                report.problems.append(f"{candidate.path}: {exc}: skipped")
+            except OSError as exc:
+                report.problems.append(f"{candidate.path}: cannot read ({exc.strerror or exc}): skipped")
+    except (UnicodeDecodeError, csv.Error) as exc:  # the list itself is unreadable: what came before stays
+        raise DatasetError(f"cannot read {source} as a {kind} list ({exc.__class__.__name__}: {exc}); "
+                           f"{report.total_added} photos imported before it") from None
     return report
 
 

@@ -171,3 +171,19 @@ def test_import_of_label_folders_and_a_facescrub_list(shared_faces, tmp_path):
     assert all(r["source_bbox"] == [10, 10, 90, 90] for r in found)
     bad = _run("import", tmp_path / "facescrub" / "photos" / "100.jpg", "--root", tmp_path / "c")
     assert bad.exit_code == 1 and "cannot tell what" in bad.output
+
+
+def test_import_survives_bad_lists(shared_faces, tmp_path):
+    """Untrusted lists: a bad bbox keeps the photo, bytes that are not UTF-8 stop with one line."""
+    rows = _lfw_rows(shared_faces)[:1]
+    listing = tmp_path / "facescrub_actresses.txt"
+    shutil.copyfile(shared_faces / "lfw" / rows[0]["path"], tmp_path / "7.jpg")
+    listing.write_text("name\timage_id\tface_id\turl\tbbox\tsha256\nAda\t1\t7\thttp://x/7.jpg\tnot,a,box\tabc\n")
+    done = _run("import", listing, "--root", tmp_path / "a")
+    assert done.exit_code == 0 and "imported 1 photos" in done.output and "(1 female)" in done.output
+    assert "unreadable bbox 'not,a,box': photo kept without it" in done.output
+    broken = tmp_path / "broken.csv"
+    broken.write_bytes(b"path,gender\n\xff\xfe\x00bad,male\n")
+    failed = _run("import", broken, "--root", tmp_path / "b")
+    assert failed.exit_code == 1 and failed.output.startswith(f"Error: cannot read {broken} as a csv list")
+    assert len(failed.output.strip().splitlines()) == 1
