@@ -24,6 +24,8 @@ _OWN_COMMANDS = {
     "builds": "anfe.commands:builds",
     "evaluate": "anfe.commands:evaluate",
     "predict": "anfe.commands:predict",
+    "import": "anfe.datacommands:import_",
+    "export": "anfe.datacommands:export",
 }
 
 

@@ -15,7 +15,8 @@ import click
 
 from .batch import default_workers
 from .builds import (
-    VARIANTS, BuildOptions, build_sort_key, load_items, make_builds, parse_sizes, parse_where, params_from_build, summary,
+    VARIANTS, BuildOptions, apply_filters, build_sort_key, load_items, make_builds, parse_sizes, parse_where,
+    params_from_build, small_build_warning, summary,
 )
 from .cache import AnalysisCache, cache_location
 from .centroids import DEFAULT_K_CANDIDATES, DEFAULT_VALIDATION_FRACTION, parse_candidates, parse_k
@@ -30,6 +31,7 @@ from .fairness import DEFAULT_MIN_GROUP, pct, pct_interval, points, points_inter
 from .layout import IMAGE_SUFFIXES
 from .people import PERSON_FIELDS
 from .prediction import default_max_distance, predict_paths
+from .shipped import DEFAULT_SHIPPED, describe, is_shipped, load_shipped, shipped_builds
 from .splits import SPLIT_MODES
 from .store import CATALOG_NAME, Store, open_store
 
@@ -97,6 +99,16 @@ def _dataset_root(source: Path, labels: Path | None) -> Path:
     if labels is not None or not source.is_dir() or (source / "labels.csv").is_file():
         return Path(".")
     return source
+
+
+def _get_build(build_id: str, db: str | None, root: Path | None) -> dict:
+    """A build from the store, or a shipped build when no store of the user's has that id."""
+    if is_shipped(build_id) and not db and not (root or Path(".")).joinpath(CATALOG_NAME).is_file():
+        return load_shipped(build_id)
+    with _open_existing_store(db, root) as store:
+        if is_shipped(build_id) and build_id not in {b["id"] for b in store.list_builds()}:
+            return load_shipped(build_id)
+        return store.get_build(build_id)
 
 
 # -- build ----------------------------------------------------------------------------------
@@ -190,6 +202,8 @@ def build(source: Path, labels: Path | None, sizes: str, seed: int, variant: str
             f"{n} {g}" + (f" ({people[g]} {'person' if people[g] == 1 else 'people'})" if g in people else "")
             for g, n in split["test_counts"].items())
             + " distinct photos, those without exactly one face included (evaluate scores them as unknown)")
+    for warning in filter(None, map(small_build_warning, made)):  # before the builds' lines, which end the output
+        click.echo(warning, err=True)
     for doc in made:
         counts = " + ".join(f"{n} {g}" for g, n in doc["counts"].items())
         chosen = doc.get("k_choice")
@@ -212,12 +226,15 @@ def builds() -> None:
 @_root_option
 @friendly_errors
 def list_builds(db: str | None, root: Path | None) -> None:
-    """One line per build: id, variant, images per gender, seed, fingerprint, when made."""
-    with _open_existing_store(db, root) as store:
-        docs = sorted(store.list_builds(), key=lambda d: build_sort_key(d["id"]))
+    """One line per build: id, variant, images per gender, seed, fingerprint, when made; then the
+    builds shipped with anfe (what `anfe predict` uses without --build)."""
+    docs: list[dict] = []
+    if db or root is not None or Path(CATALOG_NAME).is_file():  # a store named but absent is an error
+        with _open_existing_store(db, root) as store:
+            docs = sorted(store.list_builds(), key=lambda d: build_sort_key(d["id"]))
     if not docs:
-        click.echo("no builds yet: make one with `anfe build SOURCE --sizes 1000`")
-    for doc in docs:
+        click.echo("no builds of your own yet: make one with `anfe build SOURCE --sizes 1000`")
+    for doc in [*docs, *({**b, "created": f"{b.get('created', '')}\tshipped with anfe"} for b in shipped_builds())]:
         counts = " + ".join(f"{n} {g}" for g, n in doc.get("counts", {}).items())
         variant = doc.get("variant", "mean") + (f" k={doc.get('k')}" if doc.get("variant") in ("kmeans", "group-kmeans") else "")
         click.echo(f"{doc['id']}\t{variant}\t{counts}\tseed {doc.get('seed')}\t"
@@ -232,8 +249,7 @@ def list_builds(db: str | None, root: Path | None) -> None:
 @friendly_errors
 def show_build(build_id: str, full: bool, db: str | None, root: Path | None) -> None:
     """Print a build's provenance as JSON (without its long lists unless --full)."""
-    with _open_existing_store(db, root) as store:
-        doc = store.get_build(build_id)
+    doc = _get_build(build_id, db, root)
     click.echo(json.dumps(doc if full else summary(doc), indent=1))
 
 
@@ -358,6 +374,9 @@ def evaluate(build_ids: str, test_source: Path | None, labels: Path | None, out:
         if given is None:
             test = test_set_for(doc, loaded)
             items, use_split, source_text = test.items, test.use_split, test.source
+            if conditions:  # --where applies to the held-out split as to a given test set
+                items = apply_filters(items, conditions)
+                source_text += " where " + " and ".join(map(str, conditions))
         else:
             items, use_split, source_text = given, False, str(labels or test_source)
         params = params_from_build(doc)
@@ -380,6 +399,9 @@ def evaluate(build_ids: str, test_source: Path | None, labels: Path | None, out:
         click.echo(_result_line(r, pages[r.build_id], worst), err=as_json)
         for note in [*_left_out_notes(worst), *r.notes]:
             click.echo(f"  note: {note}", err=as_json)
+        warning = small_build_warning(r.build)
+        if warning:
+            click.echo(f"  {warning}", err=True)
     if len(results) > 1:
         click.echo(f"sweep: {page}", err=as_json)
 
@@ -397,7 +419,8 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
 
 @click.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--build", "build_id", required=True, help="The build to predict with, e.g. g_1000.")
+@click.option("--build", "build_id", default=None,
+              help=f"The build to predict with, e.g. g_1000 [default: the shipped {DEFAULT_SHIPPED}, made from LFW].")
 @click.option("--max-distance", type=float, default=None,
               help="Working range: a face farther than this from every centroid is 'unknown' "
                    "[default: the farthest training face of the build].")
@@ -406,7 +429,7 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
 @_root_option
 @_cache_options
 @friendly_errors
-def predict(images: tuple[Path, ...], build_id: str, max_distance: float | None, as_json: bool,
+def predict(images: tuple[Path, ...], build_id: str | None, max_distance: float | None, as_json: bool,
             db: str | None, root: Path | None, cache_path: str | Path, workers: int) -> None:
     """Predict the gender of the face in each image (files or folders) with a build.
 
@@ -414,9 +437,20 @@ def predict(images: tuple[Path, ...], build_id: str, max_distance: float | None,
     them. An image is "unknown" when it holds no face, several faces (each is listed with its
     box), or a face beyond the working range. Boxes are [top, right, bottom, left] in pixels.
     The images are analysed with the build's own recorded parameters (no analysis options).
+    Without --build, --root and --db, the build shipped with anfe answers (and says so).
     """
-    with _open_existing_store(db, root) as store:
-        doc = store.get_build(build_id)
+    if build_id is None and db is None and root is None:
+        doc = load_shipped(DEFAULT_SHIPPED)
+        click.echo(describe(doc), err=True)
+    elif build_id is None:
+        raise click.UsageError(f"name the build with --build ID (see `anfe builds list`), or drop --root/--db "
+                               f"to use the shipped {DEFAULT_SHIPPED}")
+    else:
+        doc = _get_build(build_id, db, root)
+    build_id = doc["id"]
+    warning = small_build_warning(doc)
+    if warning:
+        click.echo(warning, err=True)
     files = _expand(images)
     if not files:
         raise DatasetError("no image files found in the given folder(s)")

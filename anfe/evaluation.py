@@ -25,7 +25,7 @@ from .config import AnalysisParams
 from .dataset import LabelledImage
 from .errors import NoTestSplitError
 from .fairness import (
-    DEFAULT_MIN_GROUP, WILSON, Judged, Resampler, mean_samples, percentile_interval, wilson, worst_group,
+    DEFAULT_MIN_GROUP, MIN_PEOPLE, WILSON, Judged, Resampler, mean_samples, percentile_interval, wilson, worst_group,
 )
 from .people import person_from_labels
 from .prediction import UNKNOWN, CentroidModel
@@ -135,6 +135,14 @@ class EvaluationResult:
         """95% interval of (balanced accuracy of the faces whose ``column`` label is ``value``)
         minus (the overall balanced accuracy), from the same bootstrap replicates."""
         return self.resampler.gap(self._mask(lambda o: o.labels.get(column) == value))
+
+    def too_few_people_note(self) -> str | None:
+        """What to say when the test set holds too few people for a bootstrap interval (else None)."""
+        if not self._decided or not self.resampler.too_few_people():
+            return None
+        people = ", ".join(f"{n} {g}" for g, n in self.resampler.people_per_gender().items())
+        return (f"too few test people for a 95% interval ({people}; a bootstrap over people needs "
+                f"{MIN_PEOPLE}+ per gender): the intervals read n/a, and the figures are anecdotes")
 
     @property
     def build_id(self) -> str:
@@ -285,6 +293,8 @@ class EvaluationResult:
         columns = {name: value_of for name, value_of, _ in self._columns()}
         out: dict[str, dict[str, Any]] = {}
         for name, table in breakdowns.items():
+            if len(table) < 2:  # one value (every photo from one site): that group is everyone, no gap
+                continue
             groups = [Judged(v, row["all"]["decided"], row["balanced"], row["balanced_interval"]) for v, row in table.items()]
             worst, left_out = worst_group(groups, self.min_group)
             entry: dict[str, Any] = {"group": None, "min_group": self.min_group, "left_out": left_out,
@@ -451,6 +461,8 @@ def evaluate_build(
                               min_group=min_group)
     if not outcomes:
         result.notes.append("the test set is empty after excluding the build's members")
+    elif (note := result.too_few_people_note()) is not None:
+        result.notes.append(note)
     faces_x = [a.single_embedding for _, a in kept if one_face_reason(a) is None]
     if faces_x:
         _add_leak(result, build, cache, np.stack(faces_x), leak_distance)

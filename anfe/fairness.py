@@ -35,6 +35,11 @@ REPLICATES = 2000
 MAX_WEIGHT_CELLS = 50_000_000
 #: Groups with fewer decided faces than this are left out of the worst-group figure.
 DEFAULT_MIN_GROUP = 30
+#: A bootstrap over people needs at least this many people of each gender in a figure: with fewer
+#: it resamples the same one or two people and returns a near-zero-width interval (one person per
+#: gender: exactly zero width), which claims a certainty the data does not hold. Such figures get
+#: no interval (None), and the evaluation says why.
+MIN_PEOPLE = 5
 WILSON, BOOT_PHOTOS, BOOT_PEOPLE = "wilson", "bootstrap over photos", "bootstrap over people"
 
 Interval = tuple[float, float]
@@ -72,9 +77,9 @@ def percentile_interval(samples: np.ndarray | None) -> Interval | None:
 
 def mean_samples(values: Sequence[float], replicates: int = REPLICATES, seed: int = 0) -> np.ndarray:
     """Bootstrap replicates of the mean of ``values`` (one per person: the per-person accuracy),
-    resampling the values with replacement; empty when there are none."""
+    resampling the values with replacement; empty when there are fewer than :data:`MIN_PEOPLE`."""
     data = np.asarray(list(values), dtype=np.float64)
-    if not len(data):
+    if len(data) < MIN_PEOPLE:  # too few people for a bootstrap to mean anything
         return np.empty(0)
     replicates = min(replicates, max(400, MAX_WEIGHT_CELLS // len(data)))
     rng = np.random.default_rng(seed)
@@ -112,6 +117,20 @@ class Resampler:
             drawn = rng.multinomial(len(units), np.full(len(units), 1.0 / len(units)), size=replicates)
             counts[:, units] = drawn
         self.weights = counts[:, unit_of_photo] if len(unit_of_photo) else np.zeros((replicates, 0), np.float32)
+        self._unit_of_photo = unit_of_photo
+
+    def people_per_gender(self, mask: np.ndarray | None = None) -> dict[str, int]:
+        """Distinct people (bootstrap units) per true gender among the photos in ``mask``."""
+        mask = np.ones(len(self.truth), bool) if mask is None else np.asarray(mask, bool)
+        return {g: len(set(self._unit_of_photo[mask & (self.truth == g)].tolist())) for g in self.genders}
+
+    def too_few_people(self, mask: np.ndarray | None = None, every_gender: bool = True) -> bool:
+        """True when a bootstrap over people would rest on under :data:`MIN_PEOPLE` people of a
+        gender (every gender, or those present in ``mask``)."""
+        if not self.by_people:
+            return False
+        counts = self.people_per_gender(mask)
+        return any(n < MIN_PEOPLE for n in counts.values() if every_gender or n)
 
     @property
     def method(self) -> str:
@@ -129,18 +148,24 @@ class Resampler:
         return np.mean(parts, axis=0) if parts else np.full(len(self.weights), np.nan)
 
     def share(self, mask: np.ndarray) -> Interval | None:
-        """Interval of the accuracy over the photos in ``mask``."""
+        """Interval of the accuracy over the photos in ``mask`` (None with too few people)."""
+        if self.too_few_people(mask, every_gender=False):
+            return None
         return _percentiles(self._shares(np.asarray(mask, bool)))
 
     def balanced(self, mask: np.ndarray | None = None) -> Interval | None:
         """Interval of the balanced accuracy over the photos in ``mask`` (all when None)."""
         mask = np.ones(len(self.truth), bool) if mask is None else np.asarray(mask, bool)
+        if self.too_few_people(mask):
+            return None
         return _percentiles(self._balanced(mask))
 
     def gap(self, mask: np.ndarray) -> Interval | None:
         """Interval of (balanced accuracy within ``mask``) minus (balanced accuracy overall), both
         from the same replicates."""
         every = np.ones(len(self.truth), bool)
+        if self.too_few_people(np.asarray(mask, bool)) or self.too_few_people(every):
+            return None
         return _percentiles(self._balanced(np.asarray(mask, bool)) - self._balanced(every))
 
 
@@ -184,6 +209,6 @@ def points_interval(interval: Interval | Sequence[float] | None) -> str:
 
 
 __all__ = [
-    "BOOT_PEOPLE", "BOOT_PHOTOS", "DEFAULT_MIN_GROUP", "Interval", "Judged", "REPLICATES", "Resampler", "WILSON", "Z95",
+    "BOOT_PEOPLE", "BOOT_PHOTOS", "DEFAULT_MIN_GROUP", "Interval", "Judged", "MIN_PEOPLE", "REPLICATES", "Resampler", "WILSON", "Z95",
     "mean_samples", "pct", "pct_interval", "percentile_interval", "points", "points_interval", "wilson", "worst_group",
 ]

@@ -22,7 +22,10 @@ from .store import by_content_hash
 PERSON_COLUMNS = ("identity", "person", "person_id")
 #: The store record fields :func:`person_from_record` and :func:`attach_people` read (ask the
 #: store for only these when reading the whole catalog for people).
-PERSON_FIELDS = ("content_hash", "person_id", "person_name", "site", "other_people")
+PERSON_FIELDS = ("content_hash", "person_id", "person_name", "site", "other_people", "synthetic_person")
+#: A record whose person is made up (the demo site's people: photos of strangers under one name)
+#: carries this field true; it names nobody, so the people rules and person splits skip it.
+SYNTHETIC_PERSON = "synthetic_person"
 #: Label keys under which :func:`attach_people` records a store record's person.
 PERSON_LABEL, PERSON_NAME_LABEL, SITE_LABEL = "person", "person_name", "site"
 
@@ -53,7 +56,7 @@ def person_from_labels(labels: Mapping[str, Any]) -> str | None:
 def person_from_record(record: Mapping[str, Any] | None) -> Person | None:
     """The person of a store record: key ``<site>:<person_id>`` (or the name when there is no
     id), name ``person_name`` (or the id); None when the record names nobody."""
-    if not record:
+    if not record or record.get(SYNTHETIC_PERSON):
         return None
     pid = record.get("person_id")
     name = record.get("person_name")
@@ -113,6 +116,6 @@ def group_by_person(persons: Sequence[str | None]) -> dict[str, list[int]]:
 
 
 __all__ = [
-    "PERSON_COLUMNS", "PERSON_FIELDS", "Person", "attach_people", "group_by_person", "has_people", "person_from_labels",
+    "PERSON_COLUMNS", "PERSON_FIELDS", "Person", "SYNTHETIC_PERSON", "attach_people", "group_by_person", "has_people", "person_from_labels",
     "person_from_record", "person_of_item",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullLocator, StrMethodFormatter
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -86,6 +87,11 @@ def _variant_name(row: dict[str, Any]) -> str:
 
 
 def sweep_png(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """:func:`sweep_figure` as a PNG at ``path``."""
+    return _save(sweep_figure(rows), path)
+
+
+def sweep_figure(rows: Sequence[dict[str, Any]]) -> Figure:
     """Accuracy against training images per gender, one line per variant and baseline (Figure 5),
     with 95% intervals as error bars, and the worst group of the first label column (race when
     the test set has it) as a dotted line per variant."""
@@ -114,11 +120,16 @@ def sweep_png(rows: Sequence[dict[str, Any]], path: Path) -> Path:
         style = ":" if ": worst " in name else ("--" if name in ("logistic regression", "knn") else "-")
         ax.errorbar(xs, ys, yerr=[low, high], marker="o", label=name, linestyle=style, capsize=3)
     ax.set_xscale("log")
+    # the sizes themselves as plain numbers (30, 100, 1000), not 3x10^1 at log-scale minor ticks
+    sizes = sorted({int(p[0]) for found in series.values() for p in found})
+    ax.xaxis.set_major_locator(FixedLocator(sizes))
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("training images per gender")
     ax.set_ylabel("balanced accuracy (%), 95% intervals")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return _save(figure, path)
+    return figure
 
 
-__all__ = ["breakdown_png", "confusion_png", "distance_histogram_png", "sweep_png"]
+__all__ = ["breakdown_png", "confusion_png", "distance_histogram_png", "sweep_figure", "sweep_png"]

@@ -160,6 +160,13 @@ def repair_command(root: Path, db: str | None) -> None:
     click.echo(f"{len(done)} interrupted move(s) finished")
 
 
+def _short_prefix(layout: Any, target: Any) -> bool:
+    """True for a hex string under 8 digits that names no file: a hash prefix too short to mean one."""
+    text = str(target)
+    return (isinstance(target, str) and 0 < len(text) < 8 and all(c in "0123456789abcdefABCDEF" for c in text)
+            and not Path(text).exists() and not (layout.root / text).exists())
+
+
 @click.command()
 @_ROOT
 @click.argument("targets", nargs=-1)
@@ -194,6 +201,11 @@ def restore(
             raise DatasetError(f"nothing in {layout.quarantine} matches: see `anfe quarantine list {root}`")
         refused = 0
         for target in chosen:
+            if _short_prefix(layout, target):
+                refused += 1
+                click.echo(f"refused: {target}: a content-hash prefix needs 8+ hex digits (it has {len(target)}); "
+                           f"see `anfe quarantine list {root}`", err=True)
+                continue
             try:
                 click.echo(f"restored {q.restore_file(layout, target, store).relative_to(layout.root)}")
             except moves.QuarantineError as exc:

@@ -49,6 +49,23 @@ def test_demo_runs_the_whole_flow(shared_faces, tmp_path, session_cache_path):
             assert {g: v["accuracy"] for g, v in per.items()} == {
                 g: v["accuracy"] for g, v in again.per_gender().items()}
     assert "evaluation report:" in result.output
+    assert "{'" not in result.output  # no Python dict in what people read (promises, timings)
+    # the site's people are synthetic: marked so, the identity rules of a later clean skip them
+    with open_store(None, out / "data") as store:
+        assert all(r.get("synthetic_person") for r in store.find_images(fields=("content_hash", "synthetic_person")))
+    again = CliRunner().invoke(cli, ["clean", str(out / "data"), "--dry-run", "--cache", str(session_cache_path),
+                                     "--workers", "2"])
+    assert again.exit_code == 0 and "wrong-person" not in again.output, again.output
+    # the crawled and cleaned root, exported, loads in `datasets` with its columns and a card
+    datasets = pytest.importorskip("datasets")
+    exported = CliRunner().invoke(cli, ["export", str(out / "data"), "--out", str(tmp_path / "hf"),
+                                        "--cache", str(session_cache_path)])
+    assert exported.exit_code == 0, exported.output
+    loaded = datasets.load_dataset("imagefolder", data_dir=str(tmp_path / "hf"))["train"]
+    assert {"label", "person", "site", "source_url", "face_box", "age", "content_hash"} <= set(loaded.column_names)
+    assert set(loaded["label"]) == {"female", "male"} and all(loaded["source_url"]) and all(loaded["site"])
+    card = (tmp_path / "hf" / "README.md").read_text()
+    assert card.startswith("---\n") and "## Collection" in card and "listal" in card
 
 
 def test_demo_refuses_a_missing_source(tmp_path):

@@ -27,7 +27,8 @@ from anfe.dataset import LabelledImage, age_of, by_gender, load_labelled
 from anfe.errors import AnfeError, DatasetError
 from anfe.evaluation import evaluate_build
 from anfe.report import write_sweep_report
-from anfe.store import open_store
+from anfe.people import SYNTHETIC_PERSON
+from anfe.store import Store, open_store
 from anfe.builds import ALL, BuildOptions, make_builds, parse_sizes
 from curation.clean import clean
 from curation.cleaning_report import summary_table, write_html
@@ -122,12 +123,21 @@ def crawl(base_url: str, dataset_root: Path, db: str | None, log_path: Path) -> 
         raise DemoError(f"the crawl failed (exit {done.returncode}): see {log_path}")
 
 
+def mark_synthetic(store: Store) -> int:
+    """Mark every record of the store as showing a made-up person (:data:`SYNTHETIC_PERSON`)."""
+    return store.upsert_images({"content_hash": r["content_hash"], SYNTHETIC_PERSON: True}
+                               for r in store.find_images(fields=("content_hash",)))
+
+
 def run_demo(config: DemoConfig, params: AnalysisParams, cache: AnalysisCache, workers: int,
              progress: bool = True, echo=click.echo) -> DemoResult:
     """Every step in order; returns where the outputs are and the figures measured."""
     out = config.out.resolve()
     if (out / "data").exists() and any((out / "data").iterdir()):
         raise DemoError(f"{out} already holds a demo: choose a new --out folder")
+    if config.db:  # a store that cannot be reached fails now, before anything is written
+        with open_store(config.db):
+            pass
     result = DemoResult(out, out / "data", out / "site", out / "crawl.log")
     clock = time.perf_counter()
 
@@ -145,7 +155,8 @@ def run_demo(config: DemoConfig, params: AnalysisParams, cache: AnalysisCache, w
                     list_chunk=max(1, config.people // 4))
     manifest = generate_site(site_csv, result.site_dir, spec=spec)
     expected = manifest["spiders"]["listal-more"]["images"]
-    echo(f"1/5 demo site: {result.site_dir} (its load-more list promises {expected})")
+    promised = ", ".join(f"{n} {g}" for g, n in expected.items()) if isinstance(expected, dict) else expected
+    echo(f"1/5 demo site: {result.site_dir} (its load-more list promises {promised} photos)")
     lap("site")
 
     with DemoServer(result.site_dir) as server:
@@ -155,9 +166,10 @@ def run_demo(config: DemoConfig, params: AnalysisParams, cache: AnalysisCache, w
 
     with open_store(config.db, result.dataset_root) as store:
         # Without identities the site's people are synthetic (photos of different people under one
-        # name): the people rules would rightly send them all to review, so they are off.
-        real_people = any(item.person for item in site_items)
-        rules = CleanRules(min_age=config.min_age or 0, wrong_person=real_people, mislabelled_person=real_people)
+        # name): their records say so, and the people rules (of this clean and any later one) skip them.
+        if not any(item.person for item in site_items):
+            mark_synthetic(store)
+        rules = CleanRules(min_age=config.min_age or 0)
         cleaned = clean(result.dataset_root, rules, params, cache, workers, store, progress=progress)
         result.cleaning_html = write_html(cleaned, out / "cleaning.html")
         echo("3/5 cleaned:\n" + summary_table(cleaned))
@@ -244,4 +256,4 @@ def demo(source: Path | None, out: Path, people: int, photos: int, test_per_gend
     click.echo(f"dataset root: {result.dataset_root}\ncleaning report: {result.cleaning_html}\n"
                f"evaluation report: {result.report_html}\ncrawl log: {result.crawl_log}\n"
                f"review the labels: anfe review {result.dataset_root}\n"
-               f"timings (s): {result.seconds}")
+               "timings (s): " + ", ".join(f"{step} {seconds:g}" for step, seconds in result.seconds.items()))
