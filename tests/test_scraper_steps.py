@@ -154,14 +154,14 @@ def test_select_reads_jsonpath_regex_and_numbers(monkeypatch):
 
 
 @pytest.mark.parametrize("step, message", [
-    ({"format": "json", "name": ["$.[bad"]}, "bad JSONPath"),
-    ({"format": "xml"}, "must be 'html' or 'json'"),
+    ({"format": "json", "next": ["$.[bad"]}, r"list\.next: bad JSONPath"),
+    ({"format": "xml"}, "list.format must be one of html, json, not 'xml'"),
     ({"format": "json", "render": True}, "cannot be rendered"),
     ({"more": {"url": "/x?o={ofset}"}}, "uses ofset"),
     ({"more": {"url": "/x", "form": {"a": "1"}, "json": {"a": 1}}}, "both a form and a json body"),
-    ({"more": {"url": "/x", "method": "PUT"}}, "GET or POST"),
+    ({"more": {"url": "/x", "method": "PUT"}}, "list.more.method must be one of GET, POST"),
     ({"more": {"url": "/x", "stop": {"max_requests": 0}}}, "max_requests"),
-    ({"more": {"url": "/x", "retries": 3}}, "unknown fields retries"),
+    ({"more": {"url": "/x", "retries": 3}}, r"list\.more\.retries: unknown key; list\.more takes fragment, "),
 ])
 def test_bad_steps_are_refused_with_the_reason(step, message):
     with pytest.raises(ProfileError, match=message):
