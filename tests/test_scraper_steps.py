@@ -161,7 +161,7 @@ def test_select_reads_jsonpath_regex_and_numbers(monkeypatch):
     ({"more": {"url": "/x", "form": {"a": "1"}, "json": {"a": 1}}}, "both a form and a json body"),
     ({"more": {"url": "/x", "method": "PUT"}}, "list.more.method must be one of GET, POST"),
     ({"more": {"url": "/x", "stop": {"max_requests": 0}}}, "max_requests"),
-    ({"more": {"url": "/x", "retries": 3}}, r"list\.more\.retries: unknown key; list\.more takes fragment, "),
+    ({"more": {"url": "/x", "retries": 3}}, r"list\.more\.retries: unknown key; list\.more takes form, fragment, "),
 ])
 def test_bad_steps_are_refused_with_the_reason(step, message):
     with pytest.raises(ProfileError, match=message):
