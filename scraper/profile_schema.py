@@ -85,7 +85,6 @@ _MORE = {
 #: The profile format (JSON Schema, draft 2020-12).
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://github.com/anfe-faces/anfe-faces/scraper/profile.schema.json",
     "title": "anfe site profile",
     "description": "One site's structure (start URLs, selectors, pagination, gender words) as data.",
     "type": "object",

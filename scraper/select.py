@@ -120,6 +120,17 @@ def _values(doc: Any, query: str) -> list[str]:
     return doc.css(query).getall()
 
 
+def json_has(doc: JsonDoc, queries: tuple[str, ...]) -> bool:
+    """True when one of the JSONPaths finds anything in ``doc``, even an empty string or null."""
+    for query in queries:
+        try:
+            if compile_jsonpath(query).find(doc.data):
+                return True
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError):
+            continue
+    return False
+
+
 def select_all(doc: Any, queries: tuple[str, ...]) -> list[str]:
     """Every value any of the queries gives, stripped, in order, without repeats."""
     values: list[str] = []
@@ -156,4 +167,4 @@ def first_number(text: str | None) -> int | None:
     return int(digits) if digits else None
 
 
-__all__ = ["EMBEDDED", "JsonDoc", "compile_jsonpath", "embedded_json", "split_embedded", "first_number", "html_fragment", "select_all", "select_first"]
+__all__ = ["EMBEDDED", "JsonDoc", "compile_jsonpath", "embedded_json", "split_embedded", "first_number", "html_fragment", "json_has", "select_all", "select_first"]

@@ -34,6 +34,12 @@ SKIPPED = "anfe/skipped/"
 #: Page and image requests that got no usable response, by reason, and one message per reason.
 FAILED = "anfe/failed_requests/"
 FAILURE_EXAMPLE = "anfe/failure_example/"
+#: Pages read per step; required selectors that matched nothing, per ``step.key``, with their first URLs.
+STEP_PAGES = "anfe/step_pages/"
+EMPTY_STEPS = "anfe/empty_steps/"
+EMPTY_STEP_URLS = "anfe/empty_step_urls/"
+#: How many URLs are kept per empty step or page error (the count is exact).
+URLS_KEPT = 5
 
 
 def gender_argument(value: str | None) -> str | None:
@@ -55,6 +61,13 @@ def host_allowed(url: str, domains: list[str]) -> bool:
 def count_drop(stats: Any, reason: str, n: int = 1) -> None:
     """Count one dropped image (or person, for ``no-gender``) under ``anfe/dropped/<reason>``."""
     stats.inc_value(DROPPED + reason, n)
+
+
+def note_url(stats: Any, key: str, url: str) -> None:
+    """Keep ``url`` in the list stat ``key`` (the first :data:`URLS_KEPT` only)."""
+    urls = list(stats.get_value(key) or [])
+    if len(urls) < URLS_KEPT and url not in urls:
+        stats.set_value(key, [*urls, url])
 
 
 def failure_reason(failure: Failure) -> str:
@@ -210,6 +223,12 @@ class HarvestSpider(scrapy.Spider):
             return False
         counts[person_key] = counts.get(person_key, 0) + 1
         return True
+
+    def note_empty(self, key: str, url: str) -> None:
+        """A required selector (``step.key``) matched nothing on ``url``: counted per step, URL kept."""
+        self.stats.inc_value(EMPTY_STEPS + key)
+        note_url(self.stats, EMPTY_STEP_URLS + key, url)
+        self.logger.warning("%s matched nothing on %s", key, url)
 
     # -- callbacks -------------------------------------------------------------------------
     def parse_image(self, response: scrapy.http.Response) -> Iterator[PhotoItem]:
