@@ -21,7 +21,7 @@ from .errors import CrawlFailedError
 from .extensions import crawl_outcome
 from .preflight import check_before_crawl
 from .profile_check import KINDS, check_profile_page, fetch_page, read_saved_page
-from .profile_schema import SCHEMA
+from .profile_schema import SCHEMA, key_table
 from .profiles import load_profile
 
 _SPIDERS = ("listal", "filmweb", "urllist")
@@ -257,9 +257,10 @@ def profile() -> None:
 
 
 @profile.command("schema")
-def schema() -> None:
+@click.option("--markdown", is_flag=True, help="Print the table of keys (as in docs/crawl.md) instead.")
+def schema(markdown: bool) -> None:
     """Print the profiles' JSON Schema (point an editor's "$schema" at the saved file)."""
-    click.echo(json.dumps(SCHEMA, indent=2))
+    click.echo(key_table() if markdown else json.dumps(SCHEMA, indent=2), nl=not markdown)
 
 
 @profile.command("check")

@@ -127,6 +127,8 @@ def check_profile_page(profile: SiteProfile, kind: str, page: Page) -> tuple[lis
     """(lines saying what each selector of step ``kind`` extracts from ``page``, warnings)."""
     report = _Report(page)
     report.lines.append(f"profile {profile.name}, {kind} step ({profile.step(kind).format}), {page.url}")
+    if profile.step(kind).render:
+        report.lines.append(f"  note: the crawl renders {kind} pages in Chromium; this check reads the page as served")
     doc, problem = _document(profile, kind, page)
     if doc is None:
         report.warnings.append(problem or f"cannot read {page.url}")

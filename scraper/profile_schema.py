@@ -118,18 +118,20 @@ SCHEMA: dict[str, Any] = {
                          "description": "Words on a person page -> gender (null: says nothing); longest first."},
         "image_rewrites": {"type": "array", "description": "Regex rewrites of image URLs (e.g. the largest size).",
                            "items": {"type": "object", "additionalProperties": False, "required": ["pattern", "replace"],
-                                     "properties": {"pattern": _REGEX, "replace": {"type": "string"}}}},
+                                     "properties": {"pattern": {**_REGEX, "description": "What to replace in an image URL."},
+                                                "replace": {"type": "string",
+                                                            "description": "The replacement (`\\1`: group 1)."}}}},
         "render": {"type": "boolean", "description": "Default of every step's `render`."},
         "limits": {"type": "object", "additionalProperties": False,
-                   "description": "Bounds of a crawl with this profile (the command line's win).",
+                   "description": "Bounds of a crawl with this profile (the command line wins).",
                    "properties": {
                        "max_pages": {"type": "integer", "minimum": 1,
                                      "description": "Page budget: no page request past it (`--max-pages`)."},
                        "max_depth": {"type": "integer", "minimum": 1,
                                      "description": "Depth limit: links deeper than this are not followed."},
                        "stall_pages": {"type": "integer", "minimum": 1,
-                                       "description": "Stop a `next`/`more` chain after this many pages in a row "
-                                                      "with nothing new."}}},
+                                       "description": "Stop a `next` chain after this many pages in a row with "
+                                                      "nothing new (a `more` chain stops at the first)."}}},
         "list": _step("Lists and rankings: the people on them and the next page.", {
             "person_links": {**_SELECTORS, "description": "Links to person pages (required: these or `person_ids`)."},
             "person_ids": {**_SELECTORS, "description": "Person ids (with `person.url_template`)."},
@@ -138,7 +140,9 @@ SCHEMA: dict[str, Any] = {
             "announced": {**_SELECTORS, "description": "The number of people the list says it holds."},
             "genders": {"type": "array", "description": "List URL regex -> the gender of everyone on it.",
                         "items": {"type": "object", "additionalProperties": False, "required": ["pattern", "gender"],
-                                  "properties": {"pattern": _REGEX, "gender": {"type": "string"}}}},
+                                  "properties": {"pattern": {**_REGEX, "description": "A regex searched in the list's URL."},
+                                                 "gender": {"type": "string",
+                                                            "description": "The gender of its people."}}}},
             "more": _MORE,
         }),
         "person": _step("Person pages: name, id, gender, photos.", {
@@ -273,7 +277,8 @@ def validate_document(data: Any, source: str = "") -> None:
     validator = jsonschema.Draft202012Validator(SCHEMA)
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is not None:
-        raise ProfileError(f"profile {name}: {_message(error)}")
+        message = _message(error)
+        raise ProfileError(f"profile {name}{' ' if message.startswith('lacks') else ': '}{message}")
 
 
 def _message(error: jsonschema.ValidationError) -> str:
