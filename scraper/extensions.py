@@ -121,7 +121,7 @@ def summary_lines(spider: str, reason: str, summary: dict[str, Any], depth_limit
     lines = [
         f"crawl summary ({spider}, {reason}): {_count(summary['pages'], 'page')}, "
         f"{summary['image_requests']} image downloads, {summary['images_stored']} images stored"
-        + (f" ({_count(retries, 'retry')} not counted)" if retries else ""),
+        + (f" ({retries} {'retry' if retries == 1 else 'retries'} not counted)" if retries else ""),
         "  per gender: " + (", ".join(f"{g}: {n}" for g, n in summary["images_by_gender"].items()) or "none"),
         "  dropped: " + (", ".join(f"{r}: {n}" for r, n in summary["dropped"].items()) or "none"),
     ]

@@ -123,6 +123,19 @@ def _more(report: _Report, profile: SiteProfile, kind: str, doc: Any, items: int
     report.lines.append(f"  {kind}.more: {more.method} {urljoin(report.page.url, url)}{payload}")
 
 
+def person_id_of(profile: SiteProfile, url: str) -> str:
+    """A person's id from the page's URL: read back through ``person.url_template`` when the URL was
+    made from it (a JSON API's person answer), else as the crawl reads it (``person.id_pattern``)."""
+    if profile.person_url_template:
+        pattern = re.escape(profile.person_url_template)
+        for name, part in (("person_id", "(?P<person_id>[^/?#]+)"), ("origin", "[a-z]+://[^/]+"), ("person_url", ".+")):
+            pattern = pattern.replace(re.escape("{" + name + "}"), part)
+        match = re.fullmatch(pattern, url)
+        if match and "person_id" in match.groupdict():
+            return match.group("person_id")
+    return profile.person_id(url)
+
+
 def check_profile_page(profile: SiteProfile, kind: str, page: Page) -> tuple[list[str], list[str]]:
     """(lines saying what each selector of step ``kind`` extracts from ``page``, warnings)."""
     report = _Report(page)
@@ -155,7 +168,8 @@ def check_profile_page(profile: SiteProfile, kind: str, page: Page) -> tuple[lis
         _more(report, profile, kind, doc, len(links) + len(ids))
     elif kind == "person":
         report.values("person.name", profile.person_name, select_all(doc, profile.person_name)[:1], required=True)
-        report.lines.append(f"  person id (from the URL): {profile.person_id(page.url)}")
+        person_id = person_id_of(profile, page.url)
+        report.lines.append(f"  person id (from the URL): {person_id}")
         needs_words = "page" in profile.gender_from and bool(profile.person_gender_fields)
         words = report.values("person.gender_fields", profile.person_gender_fields,
                                select_all(doc, profile.person_gender_fields), required=needs_words)
@@ -167,7 +181,7 @@ def check_profile_page(profile: SiteProfile, kind: str, page: Page) -> tuple[lis
         report.values("gallery.links", profile.gallery_links, link, absolute=True)
         if not link and profile.gallery_url_template:
             gallery = profile.gallery_url_template.format(person_url=page.url.rstrip("/"), origin=origin(page.url),
-                                                          person_id=profile.person_id(page.url))
+                                                          person_id=person_id)
             report.lines.append(f"  gallery.url_template: {gallery}")
     elif kind == "gallery":
         entries = report.values("gallery.entries", profile.gallery_entries,
