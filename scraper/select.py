@@ -52,7 +52,7 @@ def embedded_json(doc: Any, source: str = "") -> list[Any]:
         for text in (script.xpath("string()").get() for script in doc.css(source or _JSON_SCRIPTS)):
             try:
                 found.append(json.loads(text))
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
                 continue
     if not source or source.startswith("window."):
         wanted = source[len("window."):] if source else None
@@ -62,7 +62,7 @@ def embedded_json(doc: Any, source: str = "") -> list[Any]:
                     continue
                 try:
                     found.append(decoder.raw_decode(script, match.end())[0])
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
     return found
 

@@ -152,3 +152,7 @@ def test_embedded_json_is_read_from_every_kind_of_script_and_bad_blocks_are_skip
     assert select_all(doc, ("embedded(window.missing):$..url",)) == []
     assert select_all(Selector(text="<html><script>window.x = {" + "[" * 5000 + "</script></html>"),
                       ("embedded:$.x",)) == []
+    deep = "[" * 100_000 + "]" * 100_000  # valid JSON, nested past the parser's recursion limit
+    hostile = (f'<html><script type="application/json">{deep}</script><script>window.d = {deep};</script>'
+               '<script type="application/json">{"ok": 1}</script></html>')
+    assert select_all(Selector(text=hostile), ("embedded:$.ok",)) == ["1"]
