@@ -71,6 +71,7 @@ def test_each_mistake_is_one_line_naming_the_key(change, message):
     assert "\n" not in line
 
 
+@pytest.mark.slow
 def test_the_commands_refuse_a_broken_profile_before_any_request(tmp_path):
     """`anfe crawl` (exit 1) and `scrapy crawl` (exit 2) alike: one line, no request, nothing written."""
     broken = tmp_path / "mine.json"
