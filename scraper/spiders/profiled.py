@@ -31,7 +31,7 @@ import scrapy
 from scrapy.settings import SETTINGS_PRIORITIES
 
 from ..browser import enable_browser, render_meta
-from ..profiles import SiteProfile, load_profile
+from ..profiles import Limits, SiteProfile, load_profile
 from ..select import JsonDoc, first_number, html_fragment, json_has, select_all, select_first
 from .base import STEP_PAGES, HarvestSpider, count_drop
 
@@ -52,6 +52,19 @@ def origin(url: str) -> str:
     """``scheme://host[:port]`` of ``url``."""
     parts = urlparse(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def crawl_bounds(settings: Any, limits: Limits) -> tuple[int, int, int]:
+    """(MAX_PAGES, STALL_PAGES, DEPTH_LIMIT): the profile's ``limits`` unless the command line (or
+    ``-s``) gave a value, else the settings' (0 = no bound)."""
+
+    def bound(name: str, value: int | None) -> int:
+        if value is not None and (settings.getpriority(name) or 0) <= SETTINGS_PRIORITIES["project"]:
+            return value
+        return settings.getint(name, 0)
+
+    return bound("MAX_PAGES", limits.max_pages), bound("STALL_PAGES", limits.stall_pages), \
+        bound("DEPTH_LIMIT", limits.max_depth)
 
 
 class ProfiledSpider(HarvestSpider):
@@ -85,13 +98,10 @@ class ProfiledSpider(HarvestSpider):
         spider = super().from_crawler(crawler, *args, **kwargs)
         if spider.profile.needs_browser:
             enable_browser(crawler.settings)
-        settings, limits = crawler.settings, spider.profile.limits
-        for name, value in (("MAX_PAGES", limits.max_pages), ("DEPTH_LIMIT", limits.max_depth),
-                            ("STALL_PAGES", limits.stall_pages)):
-            if value is not None and (settings.getpriority(name) or 0) <= SETTINGS_PRIORITIES["project"]:
-                settings.set(name, value, priority="spider")  # the profile's bound, unless the command line gave one
-        spider.max_pages = settings.getint("MAX_PAGES", 0)
-        spider.stall_pages = settings.getint("STALL_PAGES", 0)
+        settings = crawler.settings
+        spider.max_pages, spider.stall_pages, depth = crawl_bounds(settings, spider.profile.limits)
+        if depth != settings.getint("DEPTH_LIMIT", 0) and not settings.frozen:  # Scrapy's depth middleware reads it
+            settings.set("DEPTH_LIMIT", depth, priority="spider")
         return spider
 
     async def start(self) -> AsyncIterator[Any]:
