@@ -23,6 +23,7 @@ from .preflight import check_before_crawl
 from .profile_check import KINDS, check_profile_page, fetch_page, read_saved_page
 from .profile_schema import SCHEMA, key_table
 from .profiles import load_profile
+from .spiders.base import NO_CONTACT
 
 _SPIDERS = ("listal", "filmweb", "urllist")
 _FAST = {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "CONCURRENT_REQUESTS_PER_DOMAIN": 16,
@@ -231,6 +232,8 @@ def crawl(spider: str, root: Path, db: str | None, spider_args: tuple[str, ...],
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         click.echo(f"Scrapy's log: {log_file}", err=True)
+        if "set CONTACT" in settings.get("USER_AGENT", "") and not fast:  # a real site: say who crawls
+            click.echo(f"Warning: {NO_CONTACT}", err=True)  # the log's copy is in the file: say it here too
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(spider)
     process.crawl(crawler, **args)

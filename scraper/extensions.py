@@ -103,6 +103,8 @@ def crawl_summary(stats: dict[str, Any]) -> dict[str, Any]:
         "budget": {"max_pages": stats.get("anfe/budget/max_pages"),
                    "depth_limit_ignored": int(stats.get("depth/request_ignored_count", 0))},
         "worst_steps": worst_steps(stats),
+        "log_warnings": int(stats.get("log_count/WARNING", 0)),
+        "log_errors": int(stats.get("log_count/ERROR", 0)),
         "finish_reason": stats.get("finish_reason"),
     }
 
@@ -143,6 +145,8 @@ def summary_lines(spider: str, reason: str, summary: dict[str, Any], depth_limit
     if summary["budget"]["depth_limit_ignored"]:
         lines.append(f"  stopped by the depth limit{f' of {depth_limit}' if depth_limit else ''}: "
                      f"{_count(summary['budget']['depth_limit_ignored'], 'link')} not followed (DEPTH_LIMIT)")
+    if summary["log_warnings"] or summary["log_errors"]:
+        lines.append(f"  log: {_count(summary['log_warnings'], 'warning')}, {_count(summary['log_errors'], 'error')}")
     # -- last: the worst steps
     worst = summary["worst_steps"]
     if not worst:

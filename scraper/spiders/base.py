@@ -38,6 +38,9 @@ FAILURE_EXAMPLE = "anfe/failure_example/"
 STEP_PAGES = "anfe/step_pages/"
 EMPTY_STEPS = "anfe/empty_steps/"
 EMPTY_STEP_URLS = "anfe/empty_step_urls/"
+#: The warning of a crawl whose user agent names no contact.
+NO_CONTACT = ("no contact in the user agent: run with -s CONTACT=you@example.org (or anfe crawl --contact) "
+              "so site owners can reach you")
 #: How many URLs are kept per empty step or page error (the count is exact).
 URLS_KEPT = 5
 
@@ -152,8 +155,7 @@ class HarvestSpider(scrapy.Spider):
         spider.max_per_person = spider._cap_arg or crawler.settings.getint("MAX_IMAGES_PER_PERSON", 0)
         crawler.signals.connect(spider._close_ledger, signal=signals.spider_closed)
         if "set CONTACT" in crawler.settings.get("USER_AGENT", ""):
-            spider.logger.warning("no contact in the user agent: run with -s CONTACT=you@example.org "
-                                  "(or anfe crawl --contact) so site owners can reach you")
+            spider.logger.warning(NO_CONTACT)
         return spider
 
     def _close_ledger(self, spider: scrapy.Spider) -> None:
