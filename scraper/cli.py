@@ -153,7 +153,7 @@ def check_redis(url: str) -> None:
 @store_option
 @click.option("-a", "spider_args", multiple=True, metavar="NAME=VALUE",
               help="Spider argument, as `scrapy crawl -a`: profile=listal|filmweb|filmweb-api|demo-listal|"
-                   "demo-listal-more|demo-filmweb|demo-filmweb-api|demo-render|PATH.json, start_url=URL[,URL], base_url=URL, gender=female|male, file=LIST.txt, crop=1, "
+                   "demo-listal-more|demo-filmweb|demo-filmweb-api|demo-render|demo-board|demo-trap|PATH.json, start_url=URL[,URL], base_url=URL, gender=female|male, file=LIST.txt, crop=1, "
                    "max_images_per_person=N.")
 @click.option("-s", "settings_", multiple=True, metavar="NAME=VALUE",
               help="Scrapy setting, as `scrapy crawl -s` (e.g. CURATION_GATE=1, MIN_IMAGE_WIDTH=200).")
@@ -182,8 +182,9 @@ def crawl(spider: str, root: Path, db: str | None, spider_args: tuple[str, ...],
     The shipped listal and filmweb profiles were written from public scrapers and saved pages
     and were NOT run against the live sites: check them first. Shipped profiles: listal, filmweb,
     filmweb-api, and the demo site's demo-listal, demo-listal-more, demo-filmweb, demo-filmweb-api,
-    demo-render; or -a profile=PATH.json for another site. A profile step may POST "load more"
-    requests, read JSON, or be rendered in Debian's Chromium (see the README).
+    demo-render, demo-board, demo-trap; or -a profile=PATH.json for another site (check it first
+    with `anfe profile check`). A profile step may POST "load more" requests, read JSON (also JSON
+    embedded in a page), or be rendered in Debian's Chromium (see docs/crawl.md).
     Re-running a finished crawl downloads no image again; a summary (pages, images per gender,
     drops by reason, the worst steps) is printed and written to ROOT/crawl_reports/.
 
