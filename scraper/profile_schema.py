@@ -194,7 +194,9 @@ def check_selector(query: str, fmt: str, where: str) -> None:
     except ProfileError as exc:
         raise ProfileError(f"{where}: {exc}") from None
     except Exception as exc:  # cssselect, lxml and re each raise their own syntax errors
-        raise ProfileError(f"{where}: bad selector {query!r}: {type(exc).__name__}: {exc}") from None
+        hint = ("; a JSONPath in an HTML step: set the step's \"format\": \"json\", or write embedded:" + query
+                if query.startswith("$") and fmt != "json" else "")
+        raise ProfileError(f"{where}: bad selector {query!r}: {type(exc).__name__}: {exc}{hint}") from None
 
 
 def _resolve(schema: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:

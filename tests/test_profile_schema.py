@@ -55,6 +55,9 @@ MISTAKES = [
      "gallery.url_template: unknown placeholder {person_uri} (did you mean 'person_url'?)"),
     (lambda d: d["view"].__setitem__("image", 7),
      "view.image must be a string or a list of strings, not 7"),
+    (lambda d: d["list"].__setitem__("next", ["$.next"]),
+     "list.next: bad selector '$.next': SelectorSyntaxError: Expected selector, got <DELIM '$' at 0>; a JSONPath "
+     "in an HTML step: set the step's \"format\": \"json\", or write embedded:$.next"),
     (lambda d: d.__setitem__("limits", {"max_pages": 0}),
      "limits.max_pages: 0 is less than the minimum of 1"),
     (lambda d: d["list"]["genders"][0].__setitem__("gendr", "female"),
