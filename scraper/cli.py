@@ -1,9 +1,13 @@
-"""``anfe site`` (generate and serve the local demo site) and ``anfe crawl`` (run a spider)."""
+"""``anfe site`` (generate and serve the local demo site), ``anfe crawl`` (run a spider) and
+``anfe profile`` (export the profile schema, try a profile on one page)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -14,8 +18,12 @@ from .demosite import DemoServer, SiteSpec, generate_site, url_list_for
 from .demosite.generate import MANIFEST, MAX_LIST_PEOPLE, MAX_PEOPLE
 from .demosite.urllist import LIST_FILES
 from .errors import CrawlFailedError
-from .extensions import crawl_failure
+from .extensions import crawl_outcome
 from .preflight import check_before_crawl
+from .profile_check import KINDS, check_profile_page, fetch_page, read_saved_page
+from .profile_schema import SCHEMA, key_table
+from .profiles import load_profile
+from .spiders.base import NO_CONTACT
 
 _SPIDERS = ("listal", "filmweb", "urllist")
 _FAST = {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "CONCURRENT_REQUESTS_PER_DOMAIN": 16,
@@ -145,7 +153,7 @@ def check_redis(url: str) -> None:
 @store_option
 @click.option("-a", "spider_args", multiple=True, metavar="NAME=VALUE",
               help="Spider argument, as `scrapy crawl -a`: profile=listal|filmweb|filmweb-api|demo-listal|"
-                   "demo-listal-more|demo-filmweb|demo-filmweb-api|demo-render|PATH.json, start_url=URL[,URL], base_url=URL, gender=female|male, file=LIST.txt, crop=1, "
+                   "demo-listal-more|demo-filmweb|demo-filmweb-api|demo-render|demo-board|demo-trap|PATH.json, start_url=URL[,URL], base_url=URL, gender=female|male, file=LIST.txt, crop=1, "
                    "max_images_per_person=N.")
 @click.option("-s", "settings_", multiple=True, metavar="NAME=VALUE",
               help="Scrapy setting, as `scrapy crawl -s` (e.g. CURATION_GATE=1, MIN_IMAGE_WIDTH=200).")
@@ -159,18 +167,29 @@ def check_redis(url: str) -> None:
 @click.option("--fast", is_flag=True,
               help="Politeness off (no delay, no AutoThrottle, 16 requests at once): only for your own "
                    "or local sites such as `anfe site serve`.")
+@click.option("--max-pages", type=click.IntRange(1, None), default=None,
+              help="Page budget: no page request past it (default: the profile's limits.max_pages, else "
+                   "MAX_PAGES, 1,000,000). The summary says when it stopped the crawl.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show Scrapy's log here, as `scrapy crawl` does (default: one progress line and the "
+                   "summary; the log goes to ROOT/crawl_reports/<spider>-<time>.log).")
 @friendly_errors
 def crawl(spider: str, root: Path, db: str | None, spider_args: tuple[str, ...], settings_: tuple[str, ...],
-          jobdir: Path | None, redis_url: str | None, contact: str | None, fast: bool) -> None:
+          jobdir: Path | None, redis_url: str | None, contact: str | None, fast: bool, max_pages: int | None,
+          verbose: bool) -> None:
     """Run SPIDER (listal, filmweb or urllist) into the dataset root ROOT, like `scrapy crawl`.
 
     The shipped listal and filmweb profiles were written from public scrapers and saved pages
     and were NOT run against the live sites: check them first. Shipped profiles: listal, filmweb,
     filmweb-api, and the demo site's demo-listal, demo-listal-more, demo-filmweb, demo-filmweb-api,
-    demo-render; or -a profile=PATH.json for another site. A profile step may POST "load more"
-    requests, read JSON, or be rendered in Debian's Chromium (see the README).
+    demo-render, demo-board, demo-trap; or -a profile=PATH.json for another site (check it first
+    with `anfe profile check`). A profile step may POST "load more" requests, read JSON (also JSON
+    embedded in a page), or be rendered in Debian's Chromium (see docs/crawl.md).
     Re-running a finished crawl downloads no image again; a summary (pages, images per gender,
-    drops by reason) is logged and written to ROOT/crawl_reports/.
+    drops by reason, the worst steps) is printed and written to ROOT/crawl_reports/.
+
+    Exit codes: 0 complete; 1 nothing was got; 3 finished with page errors, required selectors
+    that matched nothing, or a budget that stopped it (see docs/crawl.md).
     """
     from scrapy.crawler import CrawlerProcess
     from scrapy.utils.project import get_project_settings
@@ -196,23 +215,77 @@ def crawl(spider: str, root: Path, db: str | None, spider_args: tuple[str, ...],
     if fast:
         for name, value in _FAST.items():
             settings.set(name, value, priority="cmdline")
+    if max_pages:
+        settings.set("MAX_PAGES", max_pages, priority="cmdline")
+    log_file = None
+    if not verbose:  # quiet: Scrapy's log to a file, a progress line and the summary here
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        log_file = root / "crawl_reports" / f"{spider}-{stamp}.log"
+        settings.set("LOG_FILE", str(log_file), priority="cmdline")
+        settings.set("CRAWL_REPORT", str(log_file.with_suffix(".json")), priority="cmdline")
+        settings.set("CONSOLE_SUMMARY", True, priority="cmdline")
+        settings.set("PROGRESS_INTERVAL", 1.0, priority="cmdline")
     for name, value in overrides.items():
         settings.set(name, value, priority="cmdline")
     check_before_crawl(SPIDERS[spider], args, settings)  # one line, before Scrapy's log starts
     for handler in list(logging.root.handlers):  # Scrapy installs its own log handler (LOG_LEVEL)
         logging.root.removeHandler(handler)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        click.echo(f"Scrapy's log: {log_file}", err=True)
+        if "set CONTACT" in settings.get("USER_AGENT", "") and not fast:  # a real site: say who crawls
+            click.echo(f"Warning: {NO_CONTACT}", err=True)  # the log's copy is in the file: say it here too
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(spider)
     process.crawl(crawler, **args)
     process.start()
     if crawler.stats.get_value("finish_reason") is None:
-        raise click.ClickException("the crawl did not start: see the error in the log above")
+        raise click.ClickException(f"the crawl did not start: see the error in {log_file or 'the log above'}")
     store_error = crawler.stats.get_value("anfe/store_error")
     if store_error:
         raise CrawlFailedError(f"the crawl stopped: {store_error}; once the store is back, run the same "
                                "command again: it fetches and records what this run could not")
-    problem = crawl_failure(crawler.stats.get_stats())
-    if problem:
+    code, problem = crawl_outcome(crawler.stats.get_stats())
+    if code == 1:
         raise CrawlFailedError(problem)
     images = crawler.stats.get_value("anfe/images/stored", 0)
     click.echo(f"{spider}: {images} new images in {root / 'images'} (see the summary above)")
+    if code:
+        click.echo(f"Warning: {problem}; exit {code}", err=True)
+        sys.exit(code)
+
+
+@click.group()
+def profile() -> None:
+    """Site profiles: export their JSON Schema, or try one on a single page before a crawl."""
+
+
+@profile.command("schema")
+@click.option("--markdown", is_flag=True, help="Print the table of keys (as in docs/crawl.md) instead.")
+def schema(markdown: bool) -> None:
+    """Print the profiles' JSON Schema (point an editor's "$schema" at the saved file)."""
+    click.echo(key_table() if markdown else json.dumps(SCHEMA, indent=2), nl=not markdown)
+
+
+@profile.command("check")
+@click.argument("profile_name", metavar="PROFILE")
+@click.option("--url", default=None, help="Fetch this page (one GET, with the crawl's user agent).")
+@click.option("--file", "saved", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Read a saved HTML or JSON page instead of fetching one (give --url too to resolve its links).")
+@click.option("--kind", type=click.Choice(KINDS), default="list", show_default=True,
+              help="Which step the page is: a list, a person page, a gallery page or a view page.")
+@friendly_errors
+def check(profile_name: str, url: str | None, saved: Path | None, kind: str) -> None:
+    """Show what each selector of PROFILE's step extracts from one page, like `scrapy parse`,
+    and warn on the required ones that match nothing (exit 3 when one does)."""
+    if not url and not saved:
+        raise click.UsageError("give --url URL (fetched) or --file PAGE (a saved page)")
+    site = load_profile(profile_name)
+    page = read_saved_page(saved, url) if saved else fetch_page(url or "")
+    lines, warnings = check_profile_page(site, kind, page)
+    for line in lines:
+        click.echo(line)
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if warnings:
+        sys.exit(3)

@@ -12,8 +12,11 @@ Each step (``list``, ``person``, ``gallery``, ``view``) may also say:
 - ``"render": true``: the step's pages go through a real browser (scrapy-playwright driving
   Debian's Chromium); ``"wait_for"``: a CSS selector to wait for before the page is read;
 - ``"more"``: a follow-up request ("load more") repeated with a running offset or page number
-  until the answer is empty, the count the site announced is reached, or a maximum (see
-  :class:`LoadMore`).
+  until the answer is empty, says it is the last (``stop.finished``), the count the site announced
+  is reached, or a maximum (see :class:`LoadMore`).
+
+The format is declared once, as a JSON Schema (:mod:`scraper.profile_schema`): every document is
+validated against it when it loads, unknown keys are refused and every selector is compiled.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from anfe.errors import DatasetError
 from anfe.layout import safe_label
 
 from .errors import ProfileError
+from .profile_schema import validate_document
 from .select import compile_jsonpath
 
 #: Where a person's gender may come from, in the order a profile lists them.
@@ -56,7 +60,8 @@ class LoadMore:
     answer with its JSONPaths and an HTML step reads the answer as HTML.
 
     Stops: an answer with no items (``stop_empty``), an answer with no item not seen before
-    (always), the count the list announced reached (``stop_at_announced``), ``max_requests``.
+    (always), an answer where a ``stop_finished`` JSONPath is true, the count the list announced
+    reached (``stop_at_announced``), ``max_requests``.
     """
 
     url: str
@@ -72,6 +77,7 @@ class LoadMore:
     stop_empty: bool = True
     stop_at_announced: bool = True
     max_requests: int = 100
+    stop_finished: tuple[str, ...] = ()
 
     def fill(self, variables: dict[str, Any]) -> tuple[str, str | None, Any]:
         """(URL, form body or None, JSON body or None) with the placeholders filled in."""
@@ -114,6 +120,15 @@ def _fill_json(value: Any, variables: dict[str, Any]) -> Any:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """A profile's own bounds of a crawl (None: the settings' defaults; the command line wins)."""
+
+    max_pages: int | None = None
+    max_depth: int | None = None
+    stall_pages: int | None = None
+
+
+@dataclass(frozen=True)
 class ListGender:
     """A start/list URL pattern and the gender of the people it lists (a ranking of actresses...)."""
 
@@ -153,6 +168,7 @@ class SiteProfile:
     person_url_template: str | None = None
     person_images: tuple[str, ...] = ()
     steps: dict[str, Step] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
 
     def step(self, name: str) -> Step:
         """How the step ``name`` (list, person, gallery, view) is fetched and read."""
@@ -300,6 +316,7 @@ def _load_more(data: Any, where: str) -> LoadMore | None:
         stop_empty=bool(stop.get("empty", True)),
         stop_at_announced=bool(stop.get("announced", True)),
         max_requests=_int(stop.get("max_requests", 100), f"{where}.more.stop.max_requests", 1),
+        stop_finished=_tuple(stop, "finished"),
     )
 
 
@@ -329,7 +346,8 @@ def _steps(data: dict, sections: dict[str, dict]) -> dict[str, Step]:
 
 
 def profile_from_dict(data: dict, source: str = "") -> SiteProfile:
-    """Build and validate a profile from its JSON document."""
+    """Build and validate a profile from its JSON document (checked against the schema first)."""
+    validate_document(data, source)
     missing = [key for key in ("name", "style", "start_urls") if key not in data]
     if missing:
         raise ProfileError(f"profile {source or data.get('name', '?')} lacks {', '.join(missing)}")
@@ -388,6 +406,7 @@ def profile_from_dict(data: dict, source: str = "") -> SiteProfile:
         person_url_template=sections["person"].get("url_template"),
         person_images=_tuple(sections["person"], "images"),
         steps=_steps(data, sections),
+        limits=Limits(**(data.get("limits") or {})),
     )
 
 
@@ -452,5 +471,5 @@ def _read_document(name_or_path: str) -> tuple[dict, str]:
     return data, source
 
 
-__all__ = ["GENDER_SOURCES", "STEPS", "ListGender", "LoadMore", "SiteProfile", "Step", "load_document", "load_profile",
+__all__ = ["GENDER_SOURCES", "STEPS", "Limits", "ListGender", "LoadMore", "SiteProfile", "Step", "load_document", "load_profile",
            "profile_from_dict", "shipped_profiles"]

@@ -72,6 +72,14 @@ HTTPCACHE_ENABLED = False
 HTTPCACHE_EXPIRATION_SECS = 7 * 24 * 3600
 HTTPCACHE_IGNORE_HTTP_CODES = [403, 429, 500, 502, 503, 504]
 
+# -- bounds of a crawl (a profile's "limits" may set them; the command line wins) -------------
+#: The page budget: no page request past it (`anfe crawl --max-pages`). A real site never needs more.
+MAX_PAGES = 1_000_000
+#: Links deeper than this (list -> next -> ... -> person -> gallery -> image) are not followed.
+DEPTH_LIMIT = 1000
+#: A `next` chain whose pages bring nothing new this many times in a row stops, with a warning.
+STALL_PAGES = 5
+
 # -- pages that need a browser ----------------------------------------------------------------
 #: Steps of a profile with "render": true go through scrapy-playwright driving this Chromium
 #: (Debian's package; nothing is downloaded). The handler is switched on only for such profiles.
@@ -90,6 +98,8 @@ ITEM_PIPELINES = {
 SCHEDULER = "scraper.frontier.DurableScheduler"
 SPIDER_MIDDLEWARES = {
     "scraper.frontier.DoneTrackerMiddleware": 5,
+    # an exception in a callback is a counted page error with its URL, in one log line
+    "scraper.pageerrors.PageErrorMiddleware": 950,
 }
 DOWNLOADER_MIDDLEWARES = {
     # Scrapy's, fixed: requests waiting for a site's robots.txt all get its rules (see the class).

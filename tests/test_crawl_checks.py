@@ -160,3 +160,49 @@ def test_unreachable_mongodb_stops_crawl_and_review_with_the_line_of_build_and_c
     assert scrapy.returncode == 2
     assert last_line(err).endswith(f"error: {caught.value}")
     assert "Traceback" not in err
+
+
+# -- issue 23: the console's progress line ------------------------------------------------------
+class _Console:
+    """A stderr stand-in: a terminal or not, keeping what was written."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty, self.text = tty, ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> None:
+        self.text += text
+
+    def flush(self) -> None:
+        pass
+
+
+def test_the_progress_line_is_rewritten_on_a_terminal_and_printed_once_elsewhere(tmp_path):
+    from scrapy.utils.test import get_crawler
+
+    from scraper.extensions import HarvestProgress
+
+    for tty in (True, False):
+        crawler = get_crawler(ListalSpider, {"CONSOLE_SUMMARY": True, "DATASET_ROOT": str(tmp_path),
+                                             "CRAWL_REPORT": str(tmp_path / "report.json")})
+        progress = HarvestProgress(crawler)
+        progress.stream = _Console(tty)
+        crawler.stats.set_value("anfe/page_requests", 12)
+        crawler.stats.set_value("anfe/page_retries", 9)
+        crawler.stats.set_value("anfe/images/stored", 1)
+        for _ in range(3):
+            progress.log_progress()
+        if tty:
+            assert progress.stream.text.count("\r") == 3 and "\n" not in progress.stream.text
+            assert progress.stream.text.rsplit("\r", 1)[1].startswith("progress: 3 pages, 1 photo, 0 drops, 0 errors, ")
+        else:
+            assert progress.stream.text == ""  # no line per update where nobody sees it rewritten
+        progress.spider_closed(crawler._create_spider(profile="demo-listal", base_url="http://127.0.0.1:9"),
+                               "finished")
+        lines = progress.stream.text.rsplit("\r", 1)[-1].splitlines()
+        assert lines[0].startswith("progress: 3 pages, 1 photo, ")
+        assert lines[1] == "crawl summary (listal, finished): 3 pages, 0 image downloads, 1 images stored " \
+                           "(9 retries not counted)"
+        assert lines[-1] == "  steps: every required selector matched on every page"

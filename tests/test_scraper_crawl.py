@@ -203,7 +203,8 @@ def test_anfe_crawl_command_runs_a_spider(demo, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "18 new images" in done.stdout
     assert "progress:" in done.stderr and "crawl summary (filmweb, finished)" in done.stderr
-    assert "anfe-faces/0.1 (+tester@example.org)" in done.stderr
+    log = Path(done.stderr.splitlines()[0].removeprefix("Scrapy's log: "))  # quiet: Scrapy's log is in a file
+    assert "anfe-faces/0.1 (+tester@example.org)" in log.read_text()
     with open_store(f"sqlite:///{tmp_path / 'elsewhere.sqlite'}") as store:
         assert store.count_images() == 18
     assert not (root / "catalog.sqlite").exists()

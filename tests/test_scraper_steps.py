@@ -17,10 +17,10 @@ from scrapy.settings import Settings
 from scraper.browser import HANDLER
 from scraper.errors import ProfileError
 from scraper.extensions import crawl_summary
-from scraper.profiles import load_profile, profile_from_dict
+from scraper.profiles import Limits, load_profile, profile_from_dict
 from scraper.select import JsonDoc, first_number, select_all, select_first
 from scraper.spiders import FilmwebSpider, ListalSpider
-from scraper.spiders.profiled import LIST_ANNOUNCED, LIST_FOLLOWED
+from scraper.spiders.profiled import LIST_ANNOUNCED, LIST_FOLLOWED, crawl_bounds
 from test_scraper_profiles import _response as _html
 from test_scraper_profiles import _spider
 
@@ -154,14 +154,14 @@ def test_select_reads_jsonpath_regex_and_numbers(monkeypatch):
 
 
 @pytest.mark.parametrize("step, message", [
-    ({"format": "json", "name": ["$.[bad"]}, "bad JSONPath"),
-    ({"format": "xml"}, "must be 'html' or 'json'"),
+    ({"format": "json", "next": ["$.[bad"]}, r"list\.next: bad JSONPath"),
+    ({"format": "xml"}, "list.format must be one of html, json, not 'xml'"),
     ({"format": "json", "render": True}, "cannot be rendered"),
     ({"more": {"url": "/x?o={ofset}"}}, "uses ofset"),
     ({"more": {"url": "/x", "form": {"a": "1"}, "json": {"a": 1}}}, "both a form and a json body"),
-    ({"more": {"url": "/x", "method": "PUT"}}, "GET or POST"),
+    ({"more": {"url": "/x", "method": "PUT"}}, "list.more.method must be one of GET, POST"),
     ({"more": {"url": "/x", "stop": {"max_requests": 0}}}, "max_requests"),
-    ({"more": {"url": "/x", "retries": 3}}, "unknown fields retries"),
+    ({"more": {"url": "/x", "retries": 3}}, r"list\.more\.retries: unknown key; list\.more takes form, fragment, "),
 ])
 def test_bad_steps_are_refused_with_the_reason(step, message):
     with pytest.raises(ProfileError, match=message):
@@ -210,3 +210,74 @@ def test_a_crawl_without_render_steps_never_imports_playwright():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+# -- issue 23: bounds, stop.finished and empty steps, read from pages (no network) ---------------
+def _limited(tmp_path, limits: dict):
+    path = tmp_path / "limited.json"
+    path.write_text(json.dumps({"extends": "demo-listal", "name": "limited", "limits": limits}))
+    return _spider(ListalSpider, tmp_path, profile=str(path), base_url="http://127.0.0.1:9")
+
+
+def test_a_profiles_limits_apply_unless_the_command_line_gives_its_own(tmp_path):
+    from scraper.settings import DEPTH_LIMIT, MAX_PAGES, STALL_PAGES
+
+    limits = Limits(max_pages=7, max_depth=9, stall_pages=2)
+    project = Settings()
+    project.setmodule("scraper.settings", priority="project")
+    assert crawl_bounds(project, Limits()) == (MAX_PAGES, STALL_PAGES, DEPTH_LIMIT)
+    assert crawl_bounds(project, limits) == (7, 2, 9)
+    project.setdict({"MAX_PAGES": 3, "DEPTH_LIMIT": 4}, priority="cmdline")  # --max-pages 3 -s DEPTH_LIMIT=4
+    assert crawl_bounds(project, limits) == (3, 2, 4)
+    unfrozen = Crawler(ListalSpider, Settings({"DATASET_ROOT": str(tmp_path / "data")}))  # as in a real crawl
+    _limited(tmp_path, {"max_depth": 9})
+    ListalSpider.from_crawler(unfrozen, profile=str(tmp_path / "limited.json"), base_url="http://127.0.0.1:9")
+    assert unfrozen.settings.getint("DEPTH_LIMIT") == 9
+    spider = _limited(tmp_path, {"max_pages": 3})
+    made = [spider.step_request("list", f"http://127.0.0.1:9/l/{n}", spider.parse_list) for n in range(5)]
+    assert sum(r is not None for r in made) == 3
+    assert spider.crawler.stats.get_value("anfe/budget/max_pages") == 3
+
+
+def test_a_next_chain_with_nothing_new_stops_with_the_lists_url(tmp_path):
+    spider = _limited(tmp_path, {"stall_pages": 2})
+    url, page = "http://127.0.0.1:9/listal/list/a", """<html><body>
+<div class="imagelistbox"><a href="/listal/ann">Ann</a></div>
+<div class="pages"><a href="/listal/list/a/{n}">Next &raquo;</a></div></body></html>"""
+    first = list(spider.parse_list(_html(url, page.format(n=2), list_url=url)))
+    assert [r.meta.get("stall") for r in first] == [None, 0]  # the person, then the next page
+    second = list(spider.parse_list(_html(url + "/2", page.format(n=3), **first[-1].meta)))
+    assert [r.meta["stall"] for r in second] == [1]  # Ann again: nothing new
+    assert list(spider.parse_list(_html(url + "/3", page.format(n=4), **second[-1].meta))) == []
+    assert spider.crawler.stats.get_value(f"anfe/stalled/{url}") == 2
+
+
+def test_required_selectors_that_match_nothing_are_counted_with_their_urls(tmp_path):
+    spider = _spider(ListalSpider, tmp_path, profile="demo-listal", base_url="http://127.0.0.1:9")
+    assert list(spider.parse_list(_html("http://127.0.0.1:9/listal/list/x", "<html><p>moved</p></html>"))) == []
+    person = _html("http://127.0.0.1:9/listal/ann", "<html><p>no name</p></html>", list_gender="female")
+    list(spider.parse_person(person))
+    stats = spider.crawler.stats.get_stats()
+    assert stats["anfe/empty_steps/list.person_links"] == 1 and stats["anfe/empty_steps/person.name"] == 1
+    assert stats["anfe/empty_step_urls/list.person_links"] == ["http://127.0.0.1:9/listal/list/x"]
+    worst = crawl_summary(stats)["worst_steps"]
+    assert [(w["step"], w["pages"], w["of"]) for w in worst] == [("list.person_links", 1, 1), ("person.name", 1, 1)]
+
+
+def test_load_more_stops_at_an_answer_that_says_finished(tmp_path):
+    spider = _spider(ListalSpider, tmp_path, profile="demo-board", base_url="http://127.0.0.1:9")
+    url = "http://127.0.0.1:9/board/list/everyone"
+    page = ('<html><head><script>window.__DATA__ = {"board": {"id": "5", "total": 9}};</script></head><body>'
+            '<a class="card" href="/board/p/a">a</a></body></html>')
+    *people, more = spider.parse_list(_html(url, page, list_url=url))
+    assert parse_qs(more.body.decode()) == {"listid": ["5"], "offset": ["1"]}
+    cards = '<a class="card" href="/board/p/b">b</a>'
+    out = list(spider.parse_list(_json(more.url, {"html": cards, "finished": False}, **more.meta)))
+    assert [r.url for r in out][-1] == more.url and len(out) == 2  # a person and the next request
+    out = list(spider.parse_list(_json(more.url, {"html": cards.replace("p/b", "p/c"), "finished": True},
+                                       **out[-1].meta)))
+    assert [r.url for r in out] == ["http://127.0.0.1:9/board/p/c"]  # no request after the last answer
+    # a fragment path missing from the answer is counted (an empty fragment is a legitimate end)
+    list(spider.parse_list(_json(more.url, {"status": "ok"}, **more.meta)))
+    list(spider.parse_list(_json(more.url, {"html": ""}, **more.meta)))
+    assert spider.crawler.stats.get_value("anfe/empty_steps/list.more.fragment") == 1

@@ -3,7 +3,8 @@
 Before: unknown ``-a`` arguments, a profile or URL list that does not load, or an unreachable
 ``STORE_URI`` stop the command with one line (``scrapy crawl: error: ...``, exit 2) before any
 request. After: a crawl in which every request failed exits 1 with one line saying how many
-failed and why.
+failed and why; one that finished with page errors, required selectors that matched nothing or a
+budget that stopped it exits 3 (see :func:`scraper.extensions.crawl_outcome`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from scrapy.exceptions import UsageError
 
 from anfe.errors import AnfeError
 
-from ..extensions import crawl_failure
+from ..extensions import crawl_outcome
 from ..preflight import check_before_crawl
 
 
@@ -42,7 +43,7 @@ class Command(ScrapyCrawlCommand):
         if self.crawler_process.bootstrap_failed:
             self.exitcode = 1
             return
-        problem = crawl_failure(crawler.stats.get_stats()) if crawler.stats else None
+        code, problem = crawl_outcome(crawler.stats.get_stats()) if crawler.stats else (0, None)
         if problem:
-            print(f"Error: {problem}", file=sys.stderr)
-            self.exitcode = 1
+            print(f"{'Error' if code == 1 else 'Warning'}: {problem}", file=sys.stderr)
+            self.exitcode = code

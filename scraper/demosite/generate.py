@@ -29,6 +29,7 @@ from anfe.errors import AnfeError
 
 from ..errors import DemoSiteError
 from .api import build_api
+from .board import build_board
 from .filmweb import build_filmweb
 from .listal import build_listal
 from .more import build_more
@@ -106,13 +107,16 @@ def build_site(site: SiteWriter, picker: Picker, spec: SiteSpec) -> dict[str, An
                       spec.list_first, spec.list_chunk)
     api = build_api(site, _cast(picker, spec.people, spec.photos), picker, spec.per_page)
     rendered = build_render(site, [picker.person("female", spec.photos), picker.person("male", spec.photos)], picker)
+    board = build_board(site, _cast(picker, spec.people, spec.photos), picker, first=max(1, spec.people // 2),
+                        chunk=2)
     site.write("/robots.txt", f"User-agent: *\nDisallow: {DISALLOWED}\n")
     site.page("/login", "login.html", title="Log in")
     links = ["/listal/list/actresses", "/listal/list/actors", "/listal/list/favourites",
              "/listal/list/popular-people", "/listal/list/short-list",
              "/filmweb/ranking/person/actors/female", "/filmweb/ranking/person/actors/male",
              "/filmweb/ranking/person/popular", "/filmweb/api/v1/ranking/person/actors/female",
-             "/render/list/actresses", "/render/list/actors", *(f"/{LISTS_DIR}/{name}" for name in LIST_FILES)]
+             "/render/list/actresses", "/render/list/actors", "/board/list/everyone", "/trap/endless/1",
+             "/trap/deep/1", *(f"/{LISTS_DIR}/{name}" for name in LIST_FILES)]
     site.page("/", "index.html", title="anfe demo site", links=links)
     return {
         "listal": {"args": {"profile": "demo-listal"}, **listal.as_dict(), "planted": planted},
@@ -120,6 +124,7 @@ def build_site(site: SiteWriter, picker: Picker, spec: SiteSpec) -> dict[str, An
         "filmweb": {"args": {"profile": "demo-filmweb"}, **filmweb.as_dict()},
         "filmweb-api": {"spider": "filmweb", "args": {"profile": "demo-filmweb-api"}, **api.as_dict()},
         "render": {"spider": "filmweb", "args": {"profile": "demo-render"}, **rendered.as_dict()},
+        "board": {"spider": "listal", "args": {"profile": "demo-board"}, **board.as_dict()},
         "urllist": urllist.as_dict(),
     }
 

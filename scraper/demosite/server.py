@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import DemoSiteError
+from .endless import trap_page
 from .generate import HOST, MANIFEST, ROUTES
 from .urllist import LISTS_DIR
 
@@ -129,6 +130,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.record(path, method, 200)
             self._send(200, _NOT_AN_IMAGE, "text/html; charset=utf-8", head)
             return
+        trap = trap_page(path)
+        if trap is not None:  # the endless pages of the spider traps
+            self.server.record(path, method, 200)
+            self._send(200, trap.encode("utf-8"), "text/html; charset=utf-8", head)
+            return
         target = site.resolve(path + (f"/@{unquote(parts.query)}" if parts.query else ""))
         if target is None and parts.query:
             target = site.resolve(path)
@@ -179,7 +185,10 @@ class _Site:
         chunk = items[start:end]
         if not chunk and data.get("repeat_last") and items:
             chunk = items[-1:]
-        return {"status": "ok", "offset": start, "count": len(chunk), "html": "\n".join(chunk)}
+        answer = {"status": "ok", "offset": start, "count": len(chunk), "html": "\n".join(chunk)}
+        if data.get("says_finished"):  # the board's answers say when they are the last
+            answer["finished"] = end >= len(items)
+        return answer
 
     def resolve(self, path: str) -> Path | None:
         """The file served at ``path``, or None (never anything outside the site folder)."""

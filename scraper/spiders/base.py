@@ -25,6 +25,7 @@ from anfe.layout import safe_label
 from ..frontier import report_done
 from ..items import PhotoItem
 from ..ledger import LEDGER_NAME, UrlLedger
+from ..spiderargs import check_spider_arguments
 
 #: Stats keys (also read by the summary extension and the tests).
 DROPPED = "anfe/dropped/"
@@ -33,6 +34,15 @@ SKIPPED = "anfe/skipped/"
 #: Page and image requests that got no usable response, by reason, and one message per reason.
 FAILED = "anfe/failed_requests/"
 FAILURE_EXAMPLE = "anfe/failure_example/"
+#: Pages read per step; required selectors that matched nothing, per ``step.key``, with their first URLs.
+STEP_PAGES = "anfe/step_pages/"
+EMPTY_STEPS = "anfe/empty_steps/"
+EMPTY_STEP_URLS = "anfe/empty_step_urls/"
+#: The warning of a crawl whose user agent names no contact.
+NO_CONTACT = ("no contact in the user agent: run with -s CONTACT=you@example.org (or anfe crawl --contact) "
+              "so site owners can reach you")
+#: How many URLs are kept per empty step or page error (the count is exact).
+URLS_KEPT = 5
 
 
 def gender_argument(value: str | None) -> str | None:
@@ -54,6 +64,13 @@ def host_allowed(url: str, domains: list[str]) -> bool:
 def count_drop(stats: Any, reason: str, n: int = 1) -> None:
     """Count one dropped image (or person, for ``no-gender``) under ``anfe/dropped/<reason>``."""
     stats.inc_value(DROPPED + reason, n)
+
+
+def note_url(stats: Any, key: str, url: str) -> None:
+    """Keep ``url`` in the list stat ``key`` (the first :data:`URLS_KEPT` only)."""
+    urls = list(stats.get_value(key) or [])
+    if len(urls) < URLS_KEPT and url not in urls:
+        stats.set_value(key, [*urls, url])
 
 
 def failure_reason(failure: Failure) -> str:
@@ -100,8 +117,6 @@ class HarvestSpider(scrapy.Spider):
 
     def __init__(self, *args: Any, gender: str | None = None,
                  max_images_per_person: str | int | None = None, **kwargs: Any) -> None:
-        from ..preflight import check_spider_arguments
-
         # Every argument a subclass takes was consumed by its own __init__: what is left is unknown
         # (a misspelling must not fall back to a default, e.g. the live site's profile).
         check_spider_arguments(type(self), {k: v for k, v in kwargs.items() if k != "name"})
@@ -140,8 +155,7 @@ class HarvestSpider(scrapy.Spider):
         spider.max_per_person = spider._cap_arg or crawler.settings.getint("MAX_IMAGES_PER_PERSON", 0)
         crawler.signals.connect(spider._close_ledger, signal=signals.spider_closed)
         if "set CONTACT" in crawler.settings.get("USER_AGENT", ""):
-            spider.logger.warning("no contact in the user agent: run with -s CONTACT=you@example.org "
-                                  "(or anfe crawl --contact) so site owners can reach you")
+            spider.logger.warning(NO_CONTACT)
         return spider
 
     def _close_ledger(self, spider: scrapy.Spider) -> None:
@@ -211,6 +225,12 @@ class HarvestSpider(scrapy.Spider):
             return False
         counts[person_key] = counts.get(person_key, 0) + 1
         return True
+
+    def note_empty(self, key: str, url: str) -> None:
+        """A required selector (``step.key``) matched nothing on ``url``: counted per step, URL kept."""
+        self.stats.inc_value(EMPTY_STEPS + key)
+        note_url(self.stats, EMPTY_STEP_URLS + key, url)
+        self.logger.warning("%s matched nothing on %s", key, url)
 
     # -- callbacks -------------------------------------------------------------------------
     def parse_image(self, response: scrapy.http.Response) -> Iterator[PhotoItem]:

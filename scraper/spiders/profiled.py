@@ -10,6 +10,13 @@ A step may read JSON (JSONPath fields), be rendered in a browser, and repeat a "
 request (see :mod:`scraper.profiles`). Every list counts the people it announced (where the site
 says so) and the people followed (``anfe/lists/announced/<url>``, ``anfe/lists/followed/<url>``);
 the crawl summary compares them.
+
+Honest about what it cannot read: a required selector that matches nothing on a page (no person
+links on a list page, no name, no gender words, no gallery entries, no view image, no fragment in a
+load-more answer) is counted per ``step.key`` with its URLs (see :meth:`HarvestSpider.note_empty`).
+Bounded: a ``next`` chain that brings nothing new for STALL_PAGES pages in a row stops with a
+warning naming the list; no page request is made past MAX_PAGES (both also a profile's ``limits``;
+the depth limit is Scrapy's DEPTH_LIMIT).
 """
 
 from __future__ import annotations
@@ -21,11 +28,17 @@ from typing import Any
 from urllib.parse import urljoin, urlparse
 
 import scrapy
+from scrapy.settings import SETTINGS_PRIORITIES
 
 from ..browser import enable_browser, render_meta
-from ..profiles import SiteProfile, load_profile
-from ..select import JsonDoc, first_number, html_fragment, select_all, select_first
-from .base import HarvestSpider, count_drop
+from ..profiles import Limits, SiteProfile, load_profile
+from ..select import JsonDoc, first_number, html_fragment, json_has, select_all, select_first
+from .base import STEP_PAGES, HarvestSpider, count_drop
+
+#: Stats keys of the crawl's bounds: a chain stopped for bringing nothing new (per list or gallery
+#: URL: the pages in a row), and the page budget when it was reached.
+STALLED = "anfe/stalled/"
+BUDGET_PAGES = "anfe/budget/max_pages"
 
 #: Stats keys of the per-list counts (the summary extension reads them).
 LIST_ANNOUNCED = "anfe/lists/announced/"
@@ -39,6 +52,19 @@ def origin(url: str) -> str:
     """``scheme://host[:port]`` of ``url``."""
     parts = urlparse(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def crawl_bounds(settings: Any, limits: Limits) -> tuple[int, int, int]:
+    """(MAX_PAGES, STALL_PAGES, DEPTH_LIMIT): the profile's ``limits`` unless the command line (or
+    ``-s``) gave a value, else the settings' (0 = no bound)."""
+
+    def bound(name: str, value: int | None) -> int:
+        if value is not None and (settings.getpriority(name) or 0) <= SETTINGS_PRIORITIES["project"]:
+            return value
+        return settings.getint(name, 0)
+
+    return bound("MAX_PAGES", limits.max_pages), bound("STALL_PAGES", limits.stall_pages), \
+        bound("DEPTH_LIMIT", limits.max_depth)
 
 
 class ProfiledSpider(HarvestSpider):
@@ -62,6 +88,9 @@ class ProfiledSpider(HarvestSpider):
         else:
             self.allowed_domains = sorted({urlparse(u).hostname or "" for u in self.start_urls} - {""})
         self._local_seen: dict[str, set[str]] = {}
+        self.max_pages = 0
+        self.stall_pages = 0
+        self._pages_made = 0
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> "ProfiledSpider":
@@ -69,6 +98,10 @@ class ProfiledSpider(HarvestSpider):
         spider = super().from_crawler(crawler, *args, **kwargs)
         if spider.profile.needs_browser:
             enable_browser(crawler.settings)
+        settings = crawler.settings
+        spider.max_pages, spider.stall_pages, depth = crawl_bounds(settings, spider.profile.limits)
+        if depth != settings.getint("DEPTH_LIMIT", 0) and not settings.frozen:  # Scrapy's depth middleware reads it
+            settings.set("DEPTH_LIMIT", depth, priority="spider")
         return spider
 
     async def start(self) -> AsyncIterator[Any]:
@@ -89,6 +122,13 @@ class ProfiledSpider(HarvestSpider):
         when the URL is off the allowed domains."""
         if not self.allowed(url):
             return None
+        if self.max_pages and self._pages_made >= self.max_pages:
+            if self.stats.get_value(BUDGET_PAGES) is None:
+                self.stats.set_value(BUDGET_PAGES, self.max_pages)
+                self.logger.warning("the page budget of %d pages is spent: no more pages are requested "
+                                    "(raise it with --max-pages)", self.max_pages)
+            return None
+        self._pages_made += 1
         options = self.profile.step(step)
         headers = dict(headers or {})
         if options.format == "json":
@@ -107,9 +147,13 @@ class ProfiledSpider(HarvestSpider):
         """
         options = self.profile.step(step)
         more = options.more if response.meta.get("more") else None
+        self.stats.inc_value(STEP_PAGES + step)
         try:
             if more is not None and more.fragment:
-                fragment = select_first(JsonDoc.from_text(response.text), more.fragment) or ""
+                answer = JsonDoc.from_text(response.text)
+                fragment = select_first(answer, more.fragment) or ""
+                if not json_has(answer, more.fragment):
+                    self.note_empty(f"{step}.more.fragment", response.url)
                 return html_fragment(fragment) if options.format == "html" else JsonDoc.from_text(fragment or "null")
             if options.format == "json":
                 return JsonDoc.from_text(response.text)
@@ -133,6 +177,28 @@ class ProfiledSpider(HarvestSpider):
         state = getattr(self, "state", None)
         store = state.setdefault("list_items", {}) if isinstance(state, dict) else self._local_seen
         return store.setdefault(key, set())
+
+    def stalled(self, response: scrapy.http.Response, chain_url: str, new: int) -> tuple[bool, int]:
+        """(stop?, pages in a row with nothing new) for a page of a ``next`` chain; a stop is a warning
+        naming the chain's first URL, counted under ``anfe/stalled/<url>``."""
+        run = 0 if new else response.meta.get("stall", 0) + 1
+        if self.stall_pages and run >= self.stall_pages:
+            self.stats.set_value(STALLED + chain_url, run)
+            self.logger.warning("%s: its next pages brought nothing new for %d pages in a row: stopped at %s",
+                                chain_url, run, response.url)
+            return True, run
+        return False, run
+
+    def answer_finished(self, response: scrapy.http.Response, step: str) -> bool:
+        """True when the load-more answer says it is the last (a ``stop.finished`` JSONPath is true)."""
+        more = self.profile.step(step).more
+        if more is None or not more.stop_finished:
+            return False
+        try:
+            flag = select_first(JsonDoc.from_text(response.text), more.stop_finished)
+        except ValueError:
+            return False
+        return flag in ("true", "1")
 
     # -- load more ---------------------------------------------------------------------------
     def more_request(self, response: scrapy.http.Response, doc: Any, step: str, callback: Any,
@@ -161,7 +227,9 @@ class ProfiledSpider(HarvestSpider):
         more = self.profile.step(step).more
         state = response.meta["more"]
         why = None
-        if items == 0 and more.stop_empty:
+        if self.answer_finished(response, step):
+            why = "an answer that says it is the last"
+        elif items == 0 and more.stop_empty:
             why = "an empty answer"
         elif new == 0:
             why = "an answer with nothing new"
@@ -225,12 +293,16 @@ class ProfiledSpider(HarvestSpider):
             if announced is not None:
                 self.stats.set_value(LIST_ANNOUNCED + list_url, announced)
         followed = self.stats.get_value(LIST_FOLLOWED + list_url, 0)
+        if not response.meta.get("more") and not found and (self.profile.list_person_links or self.profile.list_person_ids):
+            self.note_empty("list.person_ids" if not self.profile.list_person_links else "list.person_links",
+                            response.url)
         if response.meta.get("more"):
             request = self.next_more(response, "list", self.parse_list, found, new, announced, followed, meta)
         else:
             next_href = select_first(doc, self.profile.list_next)
-            request = (self.step_request("list", self.join(response, next_href), self.parse_list, **meta)
-                       if next_href else None)
+            stop, run = self.stalled(response, list_url, new)
+            request = (self.step_request("list", self.join(response, next_href), self.parse_list, stall=run, **meta)
+                       if next_href and not stop else None)
             if request is None and not (announced is not None and followed >= announced):
                 request = self.more_request(response, doc, "list", self.parse_list, found, meta)
         if request is not None:
@@ -270,6 +342,8 @@ class ProfiledSpider(HarvestSpider):
                 return self.gender_arg, "argument"
             if source == "page":
                 words = select_all(doc, self.profile.person_gender_fields)
+                if not words and self.profile.person_gender_fields:
+                    self.note_empty("person.gender_fields", response.url)
                 if words:
                     gender = self.profile.gender_from_text(" ".join(words))
                     if gender:
@@ -284,6 +358,8 @@ class ProfiledSpider(HarvestSpider):
         if doc is None:
             return
         name = select_first(doc, self.profile.person_name) or ""
+        if not name and self.profile.person_name:
+            self.note_empty("person.name", response.url)
         person_id = response.meta.get("person_id") or self.profile.person_id(response.url)
         gender, label = self.person_gender(response, doc)
         if gender is None:
@@ -328,6 +404,8 @@ class ProfiledSpider(HarvestSpider):
         if doc is None:
             return
         entries = select_all(doc, self.profile.gallery_entries)
+        if not entries and not response.meta.get("more"):
+            self.note_empty("gallery.entries", response.url)
         seen = self._seen(f"gallery:{key}")
         new = sum(1 for href in entries if href not in seen)
         for href in entries:
@@ -356,9 +434,13 @@ class ProfiledSpider(HarvestSpider):
             request = self.next_more(response, "gallery", self.parse_gallery, len(entries), new, None, 0, meta)
         else:
             next_href = select_first(doc, self.profile.gallery_next)
-            request = (self.step_request("gallery", self.join(response, next_href), self.parse_gallery, **meta)
-                       if next_href else self.more_request(response, doc, "gallery", self.parse_gallery,
-                                                           len(entries), meta))
+            meta["gallery_url"] = response.meta.get("gallery_url") or response.url
+            if next_href:
+                stop, run = self.stalled(response, meta["gallery_url"], new)
+                request = None if stop else self.step_request("gallery", self.join(response, next_href),
+                                                              self.parse_gallery, stall=run, **meta)
+            else:
+                request = self.more_request(response, doc, "gallery", self.parse_gallery, len(entries), meta)
         if request is not None:
             yield request
 
@@ -370,6 +452,7 @@ class ProfiledSpider(HarvestSpider):
             return
         src = select_first(doc, self.profile.view_image)
         if not src:
+            self.note_empty("view.image", response.url)
             count_drop(self.stats, "no-image-on-page")
             return
         photo = {**person, "page_url": response.url}
