@@ -24,7 +24,7 @@ class BackoffPolicy:
 
     free: int = 5
     free_per_client: int = 20
-    first_wait: float = 2.0
+    first_wait: float = 30.0
     max_wait: float = 15 * 60
     forget_after: float = 60 * 60
 
