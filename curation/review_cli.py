@@ -253,6 +253,9 @@ def serve(root: Path, address: str, port: int, reviewers_option: Path | None, tl
     # A page without sign-in gets a token instead (as Jupyter's does): in the URL printed here and
     # handed to the server through its environment, never its command line (which `ps` shows).
     environment = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: believe nobody there
+    # (the guard believes only --trusted-proxy)
+    environment["FORWARDED_ALLOW_IPS"] = ""
     token = None if reviewers else (os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(32))
     if token:
         environment[TOKEN_ENV] = token

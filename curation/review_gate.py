@@ -7,11 +7,10 @@ nothing of the dataset is read or sent before.
 from __future__ import annotations
 
 import logging
-import sys
 
 import streamlit as st
 
-from . import decisions, signin
+from . import decisions, server_log, signin
 from . import reviewers as reviewer_file
 from .limiter import AttemptLimiter, BackoffPolicy
 from .review_cli import ReviewConfig
@@ -29,16 +28,8 @@ def _limiter(policy: BackoffPolicy) -> AttemptLimiter:
 
 @st.cache_resource(show_spinner=False)
 def _audit_log() -> logging.Logger:
-    """``curation.signin``, on the server's standard error (Streamlit configures only its own loggers)."""
-    logger = signin.log
-    if not any(getattr(h, "_anfe_signin", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler._anfe_signin = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    return logger
+    """``curation.signin``, on the server's standard error."""
+    return server_log.to_stderr(signin.log, propagate=False)
 
 
 def _client() -> str:

@@ -18,19 +18,9 @@ from starlette.middleware import Middleware
 
 from curation.review_cli import parse_args
 from curation.review_guard import TOKEN_ENV, GuardSettings, TrustBoundary
+from curation.server_log import to_stderr
 
 log = logging.getLogger("curation.review_server")
-
-
-def _log_to_stderr() -> None:
-    """``curation.*`` loggers on the server's standard error (Streamlit configures only its own)."""
-    logger = logging.getLogger("curation")
-    if not any(getattr(h, "_anfe_review", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler._anfe_review = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
 
 
 def report_error(exc: Exception) -> bool:
@@ -48,6 +38,6 @@ def settings(argv: list[str]) -> GuardSettings:
     return GuardSettings(config.allowed_hosts, config.trusted_proxies, os.environ.get(TOKEN_ENV) or None)
 
 
-_log_to_stderr()
+to_stderr(logging.getLogger("curation"))
 app = st.App(str(Path(__file__).with_name("review_app.py")), on_script_error=report_error,
              middleware=[Middleware(TrustBoundary, settings=settings(sys.argv[1:]))])

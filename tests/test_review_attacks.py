@@ -15,10 +15,8 @@ import re
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +26,9 @@ from anfe.store import open_store
 from curation import reviewers
 from curation.limiter import BackoffPolicy
 from processes import stop
-from test_review_browser import CHROMIUM, CHROMIUM_ARGS, _wait_for
+from test_review_browser import CHROMIUM, CHROMIUM_ARGS
 from test_review_logic import make_review_dataset
+from test_review_signin_browser import start_review
 from tls_certs import make_ca_and_server_cert
 
 pytestmark = [pytest.mark.slow]
@@ -112,25 +111,10 @@ def _start(kind: str, folder: Path, utkface_rows, cache: Path, *options: str, en
     if tls:
         cert, key, ca = make_ca_and_server_cert(folder)
         options = (*options, "--tls-cert", str(cert), "--tls-key", str(key))
-    port = _free_port()
-    log = folder / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "anfe", "review", str(layout.root), "--headless", "--port", str(port),
-             "--cache", str(cache), "--workers", "1", *options],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "USER": "os-user", **(env or {})})
-    served = Served(kind, port, layout, log, ca, (env or {}).get("ANFE_REVIEW_TOKEN"))
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None, f"anfe review exited: {log.read_text()}"
-        try:
-            with urllib.request.urlopen(served.url + "/_stcore/health", timeout=2,
-                                        context=served.ssl_context()) as response:
-                if response.status == 200:
-                    return process, served
-        except OSError:
-            assert time.monotonic() < deadline, f"no answer within 120 s: {log.read_text()}"
-            time.sleep(0.3)
+    served = Served(kind, _free_port(), layout, folder / "server.log", ca, (env or {}).get("ANFE_REVIEW_TOKEN"))
+    process = start_review(layout.root, served.port, served.log, "--cache", str(cache), *options, env=env,
+                           ssl_context=served.ssl_context())
+    return process, served
 
 
 @pytest.fixture(scope="module")
