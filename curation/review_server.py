@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import sys
 from pathlib import Path
 
@@ -18,18 +17,7 @@ from starlette.middleware import Middleware
 
 from curation.review_cli import parse_args
 from curation.review_guard import TOKEN_ENV, GuardSettings, TrustBoundary
-from curation.server_log import to_stderr
-
-log = logging.getLogger("curation.review_server")
-
-
-def report_error(exc: Exception) -> bool:
-    """An error the page did not expect: the traceback goes to the server's log under a fresh id,
-    the browser sees only that id (True: Streamlit shows nothing of its own)."""
-    error_id = secrets.token_hex(4)
-    log.error("error %s in the review page", error_id, exc_info=exc)
-    st.error(f"Something went wrong on the server (error {error_id}); its log has the details.")
-    return True
+from curation.server_log import report_error, to_stderr
 
 
 def settings(argv: list[str]) -> GuardSettings:
