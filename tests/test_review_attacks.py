@@ -436,6 +436,7 @@ def test_forged_widget_values_are_refused_and_never_name_a_folder(server):
         male = layout.image_files("male")[0]
         shown_box = tick.id
         unshown = session.run([
+            session.widget(f"sel-{female[0].stem}", bool_value=False),
             type(tick)(id=shown_box.replace(female[0].stem, male.stem), bool_value=True),
             session.widget("act-keep", trigger_value=True)])
         # values Streamlit itself drops (a radio or select box value it never offered, a number for
