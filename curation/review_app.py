@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import TypeVar
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
@@ -23,6 +24,8 @@ from anfe.store import Store, open_store
 from curation import decisions, moves, queue, review_gate, review_values
 from curation.review_cli import ReviewConfig, parse_args
 from curation.safe_text import md, plain
+
+T = TypeVar("T")
 
 #: Keyboard shortcuts by button key (Streamlit reserves C and R).
 KEYS = {"act-keep": "K", "act-keep-rest": "Shift+K", "act-relabel": "M", "act-reject": "X", "undo": "U",
@@ -311,7 +314,7 @@ def _md_or_none(text: str | None) -> str | None:
     return md(text) if text else None
 
 
-def _offered_or_first(value: object, options: Sequence, what: str):
+def _offered_or_first(value: T, options: Sequence[T], what: str) -> T:
     """``value`` when the widget offered it, else its first option (and a message saying so):
     a browser may send any value, and Streamlit passes it on."""
     value, ok = review_values.or_first(value, list(options))
