@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import TypeVar
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
@@ -20,8 +21,11 @@ from anfe.errors import AnfeError
 from anfe.imaging import thumbnail_data_url
 from anfe.layout import DatasetLayout, open_dataset
 from anfe.store import Store, open_store
-from curation import decisions, moves, queue, review_gate
+from curation import decisions, moves, queue, review_gate, review_values
 from curation.review_cli import ReviewConfig, parse_args
+from curation.safe_text import md, plain
+
+T = TypeVar("T")
 
 #: Keyboard shortcuts by button key (Streamlit reserves C and R).
 KEYS = {"act-keep": "K", "act-keep-rest": "Shift+K", "act-relabel": "M", "act-reject": "X", "undo": "U",
@@ -38,6 +42,7 @@ WORDS = {False: {"keep": "Keep", "kept": "Kept", "move": "Move to", "moved": "Mo
 
 
 def _flash(kind: str, *texts: str) -> None:
+    """Queue messages for the next run to show (markdown: escape crawled text with :func:`md`)."""
     st.session_state.setdefault("flash", []).extend((kind, text) for text in texts)
 
 
@@ -70,12 +75,12 @@ def _apply(config: ReviewConfig, verb: str, act: Callable[[DatasetLayout, Store,
         with open_store(config.db, config.root) as store:
             outcome = act(open_dataset(config.root), store, who)
     except AnfeError as exc:
-        _flash("error", f"Error: {exc}")
+        _flash("error", f"Error: {md(exc)}")
         return
     _set_selection(False, [i.key for i in chosen or []])
-    _flash("success" if outcome.logged else "info", f"{verb}: {outcome.summary()}")
-    _flash("info", *outcome.notes)
-    _flash("warning", *outcome.problems)
+    _flash("success" if outcome.logged else "info", f"{verb}: {md(outcome.summary())}")
+    _flash("info", *map(md, outcome.notes))
+    _flash("warning", *map(md, outcome.problems))
 
 
 def _act(config: ReviewConfig, action: str, rest_of_page: bool = False) -> None:
@@ -85,13 +90,18 @@ def _act(config: ReviewConfig, action: str, rest_of_page: bool = False) -> None:
         picked = {i.key for i in chosen}
         chosen = [i for k, i in st.session_state.get("page_items", {}).items() if k not in picked]
     options: dict[str, str] = {}
-    if action == "relabel":
-        options = {"new_label": st.session_state["target"]}
-    elif action == "reject":
-        options = {"reason": st.session_state["reason"], "detail": st.session_state.get("detail", "")}
+    try:  # only what the page offered: a made-up label or reason never names a folder
+        if action == "relabel":
+            options = {"new_label": review_values.offered(st.session_state, "target", "label")}
+        elif action == "reject":
+            options = {"reason": review_values.offered(st.session_state, "reason", "reject reason"),
+                       "detail": plain(st.session_state.get("detail") or "")}
+    except review_values.RefusedValue as exc:
+        _flash("error", md(exc))
+        return
     words = WORDS[any(i.entry_id for i in chosen)]
-    verb = {"keep": words["kept"], "relabel": f"{words['moved']} {st.session_state.get('target')}",
-            "reject": f"Rejected ({st.session_state.get('reason')})"}[action]
+    verb = {"keep": words["kept"], "relabel": f"{words['moved']} {md(options.get('new_label'))}",
+            "reject": f"Rejected ({md(options.get('reason'))})"}[action]
     _apply(config, verb, chosen=chosen,
            act=lambda layout, store, who: decisions.decide(layout, store, chosen, action, who, **options))
 
@@ -104,14 +114,18 @@ def _undo(config: ReviewConfig, whole_batch: bool) -> None:
 def _person_act(config: ReviewConfig, view: queue.PersonView, action: str) -> None:
     """One decision batch of the by-person view: on the whole person, or on their marked photos."""
     if action == "move":
-        target = st.session_state["person_target"]
-        _apply(config, f"Moved {view.name} to {target}",
+        try:
+            target = review_values.offered(st.session_state, "person_target", "label")
+        except review_values.RefusedValue as exc:
+            _flash("error", md(exc))
+            return
+        _apply(config, f"Moved {md(view.name)} to {md(target)}",
                lambda layout, store, who: decisions.move_person(layout, store, view, target, who))
     elif action == "keep":
-        _apply(config, f"Kept {view.name} as {view.gender}",
+        _apply(config, f"Kept {md(view.name)} as {md(view.gender)}",
                lambda layout, store, who: decisions.keep_person(layout, store, view, who))
     else:
-        _apply(config, f"Rejected the marked photos of {view.name} (wrong-person)",
+        _apply(config, f"Rejected the marked photos of {md(view.name)} (wrong-person)",
                lambda layout, store, who: decisions.reject_marked(layout, store, view, who))
 
 
@@ -181,32 +195,42 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
 
     with st.sidebar:
         st.title("Label review")
-        st.caption(f"Dataset `{layout.root}`")
+        st.caption(f"Dataset {md(layout.root)}")
         if signed_in is None:  # no sign-in: one local user, who may type a name
             st.text_input("Reviewer", value=decisions.default_reviewer(), key="reviewer",
                           help="Recorded with every decision.")
         has_people = any(queue.record_person(r) for r in records.values())
-        view_mode = st.radio("View", VIEWS, key="view", horizontal=True, disabled=not has_people,
-                             help="By person: one person's photos in a row, outliers marked "
-                                  "(needs records naming each photo's person, as a crawl writes).")
+        view_mode = _offered_or_first(st.radio(
+            "View", VIEWS, key="view", horizontal=True, disabled=not has_people,
+            help="By person: one person's photos in a row, outliers marked "
+                 "(needs records naming each photo's person, as a crawl writes)."), VIEWS, "view")
     if has_people and view_mode == "by person":
         _render_people(config, layout, review_log, records, analyses)
         return
     with st.sidebar:
-        gender = st.radio("Gender", genders, key="gender", on_change=_turn, format_func=lambda g: (
-            f"sent to review by the cleaning ({counts[g][0]})" if g == FLAGGED
-            else f"{g} ({counts[g][0]} left of {counts[g][1]})"))
+        gender = _offered_or_first(st.radio(
+            "Gender", genders, key="gender", on_change=_turn, format_func=lambda g: (
+                f"sent to review by the cleaning ({counts[g][0]})" if g == FLAGGED
+                else f"{md(g)} ({counts[g][0]} left of {counts[g][1]})") if g in counts else md(g)),
+            genders, "gender")
         is_flagged = gender == FLAGGED
         words = WORDS[is_flagged]
-        order = st.selectbox("Order", queue.ORDERS, key="order", on_change=_turn, disabled=is_flagged,
-                             format_func={"suspicion": "suspected label error first", "filename": "file name",
-                                          "rule": "cleaning rule", "source": "source site"}.get)
-        per_page = st.selectbox("Per page", PAGE_SIZES, index=1, key="per_page", on_change=_turn)
+        order = _offered_or_first(st.selectbox(
+            "Order", queue.ORDERS, key="order", on_change=_turn, disabled=is_flagged,
+            format_func=lambda o: {"suspicion": "suspected label error first", "filename": "file name",
+                                   "rule": "cleaning rule", "source": "source site"}.get(o, plain(o))),
+            queue.ORDERS, "order")
+        per_page = _offered_or_first(st.selectbox("Per page", PAGE_SIZES, index=1, key="per_page",
+                                                  on_change=_turn), PAGE_SIZES, "page size")
         show_reviewed = st.toggle("Show reviewed images too", key="show_reviewed", on_change=_turn,
                                   disabled=is_flagged)
         targets = layout.genders() if is_flagged else queue.other_labels(layout, gender)
-        st.selectbox(words["move"], targets, key="target", disabled=len(targets) == 1)
-        st.selectbox("Reject reason", decisions.REJECT_REASONS, key="reason")
+        review_values.offer(st.session_state, "target", targets)
+        review_values.offer(st.session_state, "reason", decisions.REJECT_REASONS)
+        target = _offered_or_first(st.selectbox(words["move"], targets, key="target", disabled=len(targets) == 1,
+                                                format_func=plain), targets, "label")
+        reason = _offered_or_first(st.selectbox("Reject reason", decisions.REJECT_REASONS, key="reason"),
+                                   decisions.REJECT_REASONS, "reject reason")
         st.text_input("Reject detail (optional)", key="detail")
         _keys_caption()
 
@@ -224,7 +248,7 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
                    "other gender (mislabelled-person; the by-person view acts on the whole person). Put each "
                    "back under the right gender, or reject it.")
     else:
-        st.subheader(f"{gender}: {left} left to review of {total}")
+        st.subheader(f"{md(gender)}: {left} left to review of {total}")
     st.progress((total - left) / total if total else 1.0)
     _show_flash()
 
@@ -236,9 +260,8 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
     _button(bar, "act-keep", f"{words['keep']} ({selected})", _act, config, "keep", type="primary")
     _button(bar, "act-keep-rest", f"{words['keep']} the rest of the page", _act, config, "keep", True,
             disabled=not items)
-    target = st.session_state["target"]
-    _button(bar, "act-relabel", f"{words['move']} {target} ({selected})", _act, config, "relabel")
-    _button(bar, "act-reject", f"Reject: {st.session_state['reason']} ({selected})", _act, config, "reject")
+    _button(bar, "act-relabel", f"{words['move']} {md(target)} ({selected})", _act, config, "relabel")
+    _button(bar, "act-reject", f"Reject: {md(reason)} ({selected})", _act, config, "reject")
     _button(bar, "select-all", "Select page", _set_selection, True)
     _button(bar, "select-none", "Select none", _set_selection, False)
     _button(bar, "undo", "Undo last", _undo, config, False)
@@ -246,7 +269,7 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
 
     if not items:
         st.success("No images." if show_reviewed and not is_flagged else
-                   f"Nothing left to review in {'this view' if is_flagged else gender}.")
+                   f"Nothing left to review in {'this view' if is_flagged else md(gender)}.")
     _grid(items, _tile)
     nav = st.container(horizontal=True)
     _button(nav, "prev", "◀ Previous", _turn, -1, disabled=page == 0)
@@ -277,14 +300,27 @@ def _facts(item: queue.QueueItem, view: queue.PersonView | None) -> list[str | N
     """What a tile says about its image: in a person's row, whether it is marked and where it is."""
     if view is not None:
         marked = view.marked.get(item.key)
-        return [f"**marked**: {marked}" if marked else None,
-                f"sent to review ({item.rule})" if item.entry_id else item.gender]
+        return [f"**marked**: {md(marked)}" if marked else None,
+                f"sent to review ({md(item.rule)})" if item.entry_id else md(item.gender)]
     if item.entry_id:  # sent to review: where it was and why
-        return [f"was {item.gender}", item.rule, item.detail]
+        return [f"was {md(item.gender)}", _md_or_none(item.rule), _md_or_none(item.detail)]
     if item.score is not None:
-        return [f"score {item.score:+.3f}", item.rule]
+        return [f"score {item.score:+.3f}", _md_or_none(item.rule)]
     faces = "no face" if item.faces == 0 else f"{item.faces} faces" if item.faces else None
-    return [faces or item.error or "not scored", item.rule]
+    return [faces or _md_or_none(item.error) or "not scored", _md_or_none(item.rule)]
+
+
+def _md_or_none(text: str | None) -> str | None:
+    return md(text) if text else None
+
+
+def _offered_or_first(value: T, options: Sequence[T], what: str) -> T:
+    """``value`` when the widget offered it, else its first option (and a message saying so):
+    a browser may send any value, and Streamlit passes it on."""
+    value, ok = review_values.or_first(value, list(options))
+    if not ok:
+        _flash("error", f"Refused a {what} this page did not offer; showing {md(value)} instead.")
+    return value
 
 
 def _tile(item: queue.QueueItem, view: queue.PersonView | None = None) -> None:
@@ -295,13 +331,13 @@ def _tile(item: queue.QueueItem, view: queue.PersonView | None = None) -> None:
     except OSError:
         data = None
     if data is None:
-        st.warning(f"{item.file_name[:12]}… is gone or unreadable")
+        st.warning(f"{md(item.file_name[:12])}… is gone or unreadable")
     else:
         st.image(data, width="stretch")
     if view is None:
-        st.checkbox(item.person or item.content_hash[:10], key=f"sel-{item.key}", help=str(item.path))
-    facts = [*_facts(item, view), item.source, "reviewed" if item.reviewed else None]
-    st.caption(" · ".join(f for f in facts if f), help=None if view is None else str(item.path))
+        st.checkbox(md(item.person or item.content_hash[:10]), key=f"sel-{item.key}", help=md(item.path))
+    facts = [*_facts(item, view), _md_or_none(item.source), "reviewed" if item.reviewed else None]
+    st.caption(" · ".join(f for f in facts if f), help=None if view is None else md(item.path))
 
 
 def _render_people(config: ReviewConfig, layout: DatasetLayout, review_log: decisions.ReviewLog,
@@ -311,25 +347,27 @@ def _render_people(config: ReviewConfig, layout: DatasetLayout, review_log: deci
     views = queue.people_views(layout, analyses, review_log, records)
     by_key = {v.key: v for v in views}
     with st.sidebar:
-        chosen = st.selectbox("Person", list(by_key), key="person", format_func=lambda k: by_key[k].title,
-                              help="Suspect people first, then those with the most marked photos.")
+        chosen = _offered_or_first(st.selectbox(
+            "Person", list(by_key), key="person", format_func=lambda k: plain(by_key[k].title if k in by_key else k),
+            help="Suspect people first, then those with the most marked photos."), list(by_key), "person")
         _keys_caption("undo", "undo-batch")
     _show_flash()
     if chosen is None:
         st.success("No people: no record names the person a photo shows.")
         return
     view = by_key[chosen]
-    site = f" ({view.site})" if view.site else ""
-    st.subheader(f"{view.name}{site}: {view.gender}, {len(view.items)} photos, {len(view.marked)} marked")
+    site = f" ({md(view.site)})" if view.site else ""
+    st.subheader(f"{md(view.name)}{site}: {md(view.gender)}, {len(view.items)} photos, {len(view.marked)} marked")
     if view.suspect:
-        st.warning(f"Label suspect: {view.suspect}")
-    targets = queue.other_labels(layout, view.gender)
+        st.warning(f"Label suspect: {md(view.suspect)}")
+    targets = review_values.offer(st.session_state, "person_target", queue.other_labels(layout, view.gender))
     bar = st.container(horizontal=True)
-    bar.selectbox("Move the whole person to", targets, key="person_target", label_visibility="collapsed")
-    bar.button(f"Move {view.name} to {st.session_state.get('person_target') or targets[0]}",
+    target = _offered_or_first(bar.selectbox("Move the whole person to", targets, key="person_target",
+                                             label_visibility="collapsed", format_func=plain), targets, "label")
+    bar.button(f"Move {md(view.name)} to {md(target)}",
                key="person-move", on_click=_person_act, args=(config, view, "move"),
                type="primary" if view.suspect else "secondary")
-    bar.button(f"Keep {view.name} as {view.gender}", key="person-keep", on_click=_person_act,
+    bar.button(f"Keep {md(view.name)} as {md(view.gender)}", key="person-keep", on_click=_person_act,
                args=(config, view, "keep"))
     bar.button(f"Reject the {len(view.marked)} marked as wrong-person", key="person-reject",
                on_click=_person_act, args=(config, view, "reject"), disabled=not view.marked)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import secrets
 import shlex
 import socket
 import ssl
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,9 +33,13 @@ from anfe.store import open_store
 
 from . import moves
 from . import reviewers as reviewer_file
+from .hosts import page_hosts
+from .review_guard import TOKEN_ENV
 from .signin import SignInPolicy, is_loopback
 
 APP = Path(__file__).with_name("review_app.py")
+#: What `anfe review` runs: the page behind its trust boundary (:mod:`curation.review_guard`).
+SERVER = Path(__file__).with_name("review_server.py")
 USAGE = "usage: streamlit run curation/review_app.py -- DATASET_ROOT"
 
 
@@ -41,7 +47,9 @@ USAGE = "usage: streamlit run curation/review_app.py -- DATASET_ROOT"
 @dataclass(frozen=True)
 class ReviewConfig:
     """What the review page opens (the dataset root, its store, where embeddings come from) and who
-    may use it (the reviewers file, None: ROOT/reviewers.json; sign-in even with that file empty)."""
+    may use it (the reviewers file, None: ROOT/reviewers.json; sign-in even with that file empty),
+    the host names it answers to (empty: any, as a bare ``streamlit run`` does) and the proxies
+    whose ``X-Forwarded-For`` is believed."""
 
     root: Path
     db: str | None = None
@@ -51,6 +59,8 @@ class ReviewConfig:
     reviewers: Path | None = None
     require_sign_in: bool = False
     policy: SignInPolicy = SignInPolicy()
+    allowed_hosts: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def reviewers_file(self) -> Path:
@@ -67,6 +77,9 @@ class ReviewConfig:
                             ("--reviewers", self.reviewers)):
             if value:
                 args += [flag, str(value)]
+        for flag, values in (("--allowed-host", self.allowed_hosts), ("--trusted-proxy", self.trusted_proxies)):
+            for value in values:
+                args += [flag, value]
         return args + ["--require-sign-in"] * self.require_sign_in
 
 
@@ -86,6 +99,8 @@ def parse_args(argv: Sequence[str]) -> ReviewConfig:
     parser.add_argument("--reviewers", type=Path, default=None)
     parser.add_argument("--require-sign-in", action="store_true")
     parser.add_argument("--idle-minutes", type=float, default=SignInPolicy().idle_seconds / 60)
+    parser.add_argument("--allowed-host", action="append", default=[])
+    parser.add_argument("--trusted-proxy", action="append", default=[])
     try:
         ns, unknown = parser.parse_known_args(list(argv))
         params = AnalysisParams(ns.detector, ns.upsample, ns.max_side, ns.jitters, ns.max_pixels)
@@ -95,7 +110,8 @@ def parse_args(argv: Sequence[str]) -> ReviewConfig:
     if unknown:
         raise DatasetError(f"unknown arguments {unknown}: {USAGE}")
     return ReviewConfig(Path(ns.root), ns.db, cache_location(ns.cache) if ns.cache else None, params,
-                        max(1, ns.workers), ns.reviewers, ns.require_sign_in, policy)
+                        max(1, ns.workers), ns.reviewers, ns.require_sign_in, policy, tuple(ns.allowed_host),
+                        tuple(ns.trusted_proxy))
 
 
 class ServingRefused(click.ClickException):
@@ -109,21 +125,26 @@ def public_name(address: str) -> str:
 
 def streamlit_command(config: ReviewConfig, address: str, port: int, headless: bool,
                       tls: tuple[Path, Path] | None = None) -> list[str]:
-    """The ``streamlit run`` command line that serves the page for ``config``: XSRF protection and
-    CORS on; static serving, the agent API and the file watcher off; a tool for private data sends
-    nothing anywhere and asks nothing (no usage statistics, no first-run e-mail prompt)."""
+    """The ``streamlit run`` command line that serves the page for ``config`` behind its trust
+    boundary (:mod:`curation.review_server`): only its own host names (``config.allowed_hosts``),
+    XSRF protection and CORS on; static serving, the agent API and the file watcher off; no error
+    details for clients; a tool for private data sends nothing anywhere and asks nothing (no
+    usage statistics, no first-run e-mail prompt)."""
     command = [
-        sys.executable, "-m", "streamlit", "run", str(APP),
+        sys.executable, "-m", "streamlit", "run", str(SERVER),
         "--server.address", address, "--server.port", str(port), "--server.headless", str(headless).lower(),
         "--server.enableXsrfProtection", "true", "--server.enableCORS", "true",
         "--server.enableStaticServing", "false", "--server.enableAgentApi", "false",
         "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal",
         "--browser.gatherUsageStats", "false", "--server.showEmailPrompt", "false",
+        "--client.showErrorDetails", "none",
         # Streamlit looks up the machine's public address on the internet (checkip) to print an
         # "External URL" and to vet the origins of a page served on every interface: name the
         # address browsers use instead, and print our own URL line, so nothing is asked outside.
         "--browser.serverAddress", public_name(address), "--logger.hideWelcomeMessage", "true",
     ]
+    for host in config.allowed_hosts:
+        command += ["--server.allowedHosts", host]
     if tls:
         command += ["--server.sslCertFile", str(tls[0]), "--server.sslKeyFile", str(tls[1])]
     return [*command, "--", *config.to_args()]
@@ -192,17 +213,24 @@ def review() -> None:
               help="Serve a shared page over plain http (only behind a TLS-terminating proxy).")
 @click.option("--idle-minutes", type=click.FloatRange(0.05, 1440), default=SignInPolicy().idle_seconds / 60,
               show_default=True, help="Sign a reviewer out after this many minutes without an action.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Another host name the page answers to (repeatable; e.g. the name a proxy or DNS gives "
+                   "it). It always answers to the address it serves on (and on loopback, localhost).")
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="ADDR",
+              help="The address of your own reverse proxy (repeatable): only requests from it have their "
+                   "X-Forwarded-For believed, for the sign-in limits and the log.")
 @click.option("--headless", is_flag=True, help="Do not open a browser window.")
 @click.option("--print-command", is_flag=True, help="Print the streamlit command instead of running it.")
 @store_option
 @analysis_options
 @friendly_errors
 def serve(root: Path, address: str, port: int, reviewers_option: Path | None, tls_cert: Path | None,
-          tls_key: Path | None, insecure_http: bool, idle_minutes: float, headless: bool, print_command: bool,
-          db: str | None, params, cache_path, workers) -> None:
+          tls_key: Path | None, insecure_http: bool, idle_minutes: float, allowed_hosts: tuple[str, ...],
+          trusted_proxies: tuple[str, ...], headless: bool, print_command: bool, db: str | None, params,
+          cache_path, workers) -> None:
     """Check the labels of the dataset ROOT in the browser, suspected label errors first: keep, move
     or reject one or many thumbnails at once, with keyboard shortcuts and undo (see the README).
-    Same as `streamlit run curation/review_app.py --server.address 127.0.0.1 -- ROOT`."""
+    The page is curation/review_app.py, served behind curation/review_guard.py (see docs/review.md)."""
     layout = open_dataset(root)
     moves.check_writable(layout)
     reviewers, tls = serving_plan(layout.root, address, reviewers_option, tls_cert, tls_key, insecure_http)
@@ -212,7 +240,8 @@ def serve(root: Path, address: str, port: int, reviewers_option: Path | None, tl
     # The page itself analyses only images added later, with processes of its own.
     processes = workers.processes if isinstance(workers, Executor) else workers
     config = ReviewConfig(layout.root, db, cache_path, params, processes, reviewers, not is_loopback(address),
-                          SignInPolicy(idle_seconds=idle_minutes * 60))
+                          SignInPolicy(idle_seconds=idle_minutes * 60), page_hosts(address, allowed_hosts),
+                          tuple(trusted_proxies))
     command = streamlit_command(config, address, port, headless, tls)
     if print_command:
         click.echo(shlex.join(command))
@@ -221,13 +250,27 @@ def serve(root: Path, address: str, port: int, reviewers_option: Path | None, tl
         _results, stats = analyse_paths(layout.image_files(), params, cache, workers, progress=True)
     if isinstance(workers, Executor):  # a Dask client (and a local cluster) must not outlive the exec below
         workers.close()
-    sign_in = f"sign-in required ({reviewers})" if reviewers else "no sign-in (this machine only)"
-    click.echo(f"{stats.total} images ({stats.analysed} analysed now); review page on "
-               f"{'https' if tls else 'http'}://{public_name(address)}:{port}, {sign_in}", err=True)
+    # A page without sign-in gets a token instead (as Jupyter's does): in the URL printed here and
+    # handed to the server through its environment, never its command line (which `ps` shows).
+    environment = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: believe nobody there
+    # (the guard believes only --trusted-proxy)
+    environment["FORWARDED_ALLOW_IPS"] = ""
+    token = None if reviewers else (os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(32))
+    if token:
+        environment[TOKEN_ENV] = token
+    sign_in = f"sign-in required ({reviewers})" if reviewers else "no sign-in (this machine only; the token)"
+    url = f"{'https' if tls else 'http'}://{public_name(address)}:{port}/" + (f"?token={token}" if token else "")
+    click.echo(f"{stats.total} images ({stats.analysed} analysed now); review page on {url} , {sign_in}",
+               err=True)
     sys.stdout.flush()
     sys.stderr.flush()
+    if token and not headless:  # Streamlit would open its URL without the token: open ours instead
+        command[command.index("--server.headless") + 1] = "true"
+        subprocess.Popen([sys.executable, "-m", "curation.open_page", url], start_new_session=True,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # Become the streamlit server (no child left behind when this process is stopped).
-    os.execv(command[0], command)
+    os.execve(command[0], command, environment)
 
 
 # -- reviewers -----------------------------------------------------------------------------------

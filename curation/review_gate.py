@@ -7,41 +7,36 @@ nothing of the dataset is read or sent before.
 from __future__ import annotations
 
 import logging
-import sys
 
 import streamlit as st
 
-from . import decisions, signin
+from . import decisions, server_log, signin
 from . import reviewers as reviewer_file
+from .limiter import AttemptLimiter, BackoffPolicy
 from .review_cli import ReviewConfig
-from .signin import FailureLimiter, Session, SignInPolicy
+from .safe_text import md
+from .signin import Ended, Session
 
 SESSION_KEY = "_signed_in"
 
 
 @st.cache_resource(show_spinner=False)
-def _limiter(policy: SignInPolicy) -> FailureLimiter:
-    """One failed-attempt counter per server process, shared by all its sessions."""
-    return FailureLimiter(policy)
+def _limiter(policy: BackoffPolicy) -> AttemptLimiter:
+    """One attempt counter per server process, shared by all its sessions."""
+    return AttemptLimiter(policy)
 
 
 @st.cache_resource(show_spinner=False)
 def _audit_log() -> logging.Logger:
-    """``curation.signin``, on the server's standard error (Streamlit configures only its own loggers)."""
-    logger = signin.log
-    if not any(getattr(h, "_anfe_signin", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler._anfe_signin = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    return logger
+    """``curation.signin``, on the server's standard error."""
+    return server_log.to_stderr(signin.log, propagate=False)
 
 
 def _client() -> str:
+    """The address the session's connection came from (behind ``--trusted-proxy``, the one the
+    proxy saw: ``anfe review``'s guard puts it there); Streamlit gives none for 127.0.0.1 and ::1."""
     ip = st.context.ip_address
-    return ip if isinstance(ip, str) and ip else "loopback"  # Streamlit gives none for this machine
+    return ip if isinstance(ip, str) and ip else "localhost"
 
 
 def needs_sign_in(config: ReviewConfig) -> bool:
@@ -50,12 +45,15 @@ def needs_sign_in(config: ReviewConfig) -> bool:
             or bool(reviewer_file.load(config.reviewers_file)))
 
 
-def sign_out(message: str = "Signed out.") -> None:
-    """End this session's sign-in (button callback and expiry)."""
+MANUAL = Ended("manual", "Signed out.")
+
+
+def sign_out(ended: Ended = MANUAL) -> None:
+    """End this session's sign-in (button callback and expiry), logging why."""
     session: Session | None = st.session_state.pop(SESSION_KEY, None)
     if session is not None:
-        _audit_log().info("%s signed out from client %s", session.name, _client())
-    st.session_state["signin_message"] = message
+        _audit_log().info("%s signed out from client %s (%s)", session.name, _client(), ended.reason)
+    st.session_state["signin_message"] = ended.message
 
 
 def _signed_in(config: ReviewConfig) -> str | None:
@@ -65,6 +63,16 @@ def _signed_in(config: ReviewConfig) -> str | None:
     if ended:
         sign_out(ended)
     return None if session is None or ended else session.name
+
+
+def _watch_idle(config: ReviewConfig) -> None:
+    """Fragment body, run every few seconds: at idle expiry, sign out and redraw the whole page
+    (the form only), so no thumbnail stays on a screen left alone."""
+    session: Session | None = st.session_state.get(SESSION_KEY)
+    if session is not None and session.idle(config.policy):
+        sign_out(Ended("idle", f"Signed out after {config.policy.idle_seconds / 60:g} min without activity: "
+                               f"sign in again."))
+        st.rerun(scope="app")
 
 
 def acting_reviewer(config: ReviewConfig) -> str | None:
@@ -97,8 +105,9 @@ def gate(config: ReviewConfig) -> str | None:
                  "`streamlit run` with --server.enableXsrfProtection true.")
         st.stop()
     with st.sidebar:
-        st.caption(f"Signed in as **{name}**")
+        st.caption(f"Signed in as **{md(name)}**")
         st.button("Sign out", key="sign-out", on_click=sign_out)
+        st.fragment(_watch_idle, run_every=max(1.0, min(30.0, config.policy.idle_seconds / 4)))(config)
     return name
 
 
@@ -114,8 +123,10 @@ def _form(config: ReviewConfig) -> None:
         password = st.text_input("Password", type="password", key="signin-password",
                                  autocomplete="current-password")
         submitted = st.form_submit_button("Sign in", type="primary")
-    if submitted:
-        attempt = signin.sign_in(config.reviewers_file, _limiter(config.policy), _client(), name, password)
+    if submitted and not (isinstance(name, str) and isinstance(password, str)):
+        message = signin.WRONG  # a forged value of another type: refused like a wrong password
+    elif submitted:
+        attempt = signin.sign_in(config.reviewers_file, _limiter(config.policy.backoff), _client(), name, password)
         if attempt.reviewer is not None:
             st.session_state[SESSION_KEY] = Session(attempt.reviewer.name, attempt.reviewer.fingerprint)
             st.rerun()

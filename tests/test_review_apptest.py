@@ -130,7 +130,7 @@ def test_read_only_dataset(dataset, session_cache_path, monkeypatch):
 def test_cli_serves_on_localhost_by_default(dataset):
     result = CliRunner().invoke(cli, ["review", str(dataset.root), "--print-command", "--port", "8600"])
     assert result.exit_code == 0, result.output
-    assert "streamlit run" in result.output and "review_app.py" in result.output
+    assert "streamlit run" in result.output and "review_server.py" in result.output  # (review_app.py behind its guard)
     assert "--server.address 127.0.0.1 --server.port 8600" in result.output
     assert f"-- {dataset.root}" in result.output
     # sharing it (0.0.0.0) needs reviewers and TLS: tests/test_review_signin.py

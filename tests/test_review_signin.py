@@ -17,7 +17,8 @@ from anfe.cli import cli
 from anfe.store import open_store
 from curation import reviewers, signin
 from curation.review_gate import SESSION_KEY
-from curation.signin import FailureLimiter, Session, SignInPolicy, is_loopback
+from curation.limiter import AttemptLimiter, BackoffPolicy
+from curation.signin import Ended, Session, SignInPolicy, is_loopback
 from test_review_logic import make_review_dataset
 
 PASSWORD = "correct horse battery"
@@ -97,7 +98,8 @@ def test_sharing_needs_tls_or_insecure_http_and_loopback_is_unchanged(bare_root,
     assert local.exit_code == 0 and "--server.address 127.0.0.1" in local.output
     assert "--reviewers" not in local.output and "--require-sign-in" not in local.output
     for flag in ("--server.enableXsrfProtection true", "--browser.gatherUsageStats false",
-                 "--server.enableAgentApi false"):
+                 "--server.enableAgentApi false", "--client.showErrorDetails none",
+                 "--server.allowedHosts 127.0.0.1 --server.allowedHosts localhost"):
         assert flag in local.output
 
     run("review", "reviewers", "add", "alice", "--root", str(bare_root), "--password-stdin", input=PASSWORD)
@@ -105,7 +107,9 @@ def test_sharing_needs_tls_or_insecure_http_and_loopback_is_unchanged(bare_root,
     assert clear.exit_code == 1 and "give --tls-cert FILE --tls-key FILE" in clear.output
     insecure = run("review", str(bare_root), "--address", "0.0.0.0", "--insecure-http", "--print-command")
     assert insecure.exit_code == 0, insecure.output
-    assert f"--reviewers {bare_root.resolve() / 'reviewers.json'} --require-sign-in" in insecure.output
+    assert f"--reviewers {bare_root.resolve() / 'reviewers.json'} " in insecure.output
+    assert insecure.output.rstrip().endswith("--require-sign-in")
+    assert "--server.allowedHosts 0.0.0.0" not in insecure.output  # its names, not the wildcard
     cert, key, _ca = tls_files
     tls = run("review", str(bare_root), "--address", "0.0.0.0", "--tls-cert", str(cert), "--tls-key", str(key),
               "--print-command")
@@ -130,33 +134,70 @@ def test_loopback_addresses():
 
 
 # -- sign-in rules -------------------------------------------------------------------------------
-def test_failed_sign_ins_are_limited_per_name_and_per_client():
+def test_attempts_back_off_per_name_and_client_not_for_everyone():
     now = [0.0]
-    limiter = FailureLimiter(SignInPolicy(failures_per_name=3, failures_per_client=5, window_seconds=60),
+    limiter = AttemptLimiter(BackoffPolicy(free=3, free_per_client=5, first_wait=2, max_wait=8, forget_after=600),
                              clock=lambda: now[0])
     for _ in range(3):
-        assert limiter.wait_seconds("10.0.0.1", "alice") == 0
-        limiter.failed("10.0.0.1", "alice")
-    assert limiter.wait_seconds("10.0.0.1", "alice") == 60  # the name is locked for every client
-    assert limiter.wait_seconds("10.0.0.2", "Alice ") == 60
-    assert limiter.wait_seconds("10.0.0.1", "bob") == 0  # this client may still try other names
-    limiter.failed("10.0.0.1", "bob")
-    limiter.failed("10.0.0.1", "carol")
-    assert limiter.wait_seconds("10.0.0.1", "dave") == 60  # 5 failures from the client
-    assert limiter.wait_seconds("10.0.0.2", "dave") == 0
-    now[0] = 30
-    assert limiter.wait_seconds("10.0.0.1", "dave") == 30
-    now[0] = 60.5  # the window slid past the first failures
-    assert limiter.wait_seconds("10.0.0.1", "dave") == 0
-    limiter.failed("10.0.0.3", "erin")
-    limiter.succeeded("erin")
-    assert limiter.wait_seconds("10.0.0.4", "erin") == 0
+        assert limiter.reserve("alice", "10.0.0.1") == 0  # counted before any password check
+    assert limiter.reserve("alice", "10.0.0.1") == 2  # then it waits, doubling: not a lockout
+    assert limiter.reserve("Alice ", "10.0.0.2") == 0  # another client: alice is not locked for it
+    limiter.succeeded("alice", "10.0.0.2")
+    assert limiter.failures("alice", "10.0.0.1") == 3 and limiter.failures("alice", "10.0.0.2") == 0
+    now[0] = 2
+    assert limiter.reserve("alice", "10.0.0.1") == 0
+    assert limiter.reserve("alice", "10.0.0.1") == 4
+    now[0] = 6
+    assert limiter.reserve("alice", "10.0.0.1") == 0
+    now[0] = 100
+    assert limiter.reserve("alice", "10.0.0.1") == 0
+    assert limiter.reserve("alice", "10.0.0.1") == 8  # the ceiling (not 16)
+    # one client trying many names is slowed too (only itself)
+    assert limiter.reserve("bob", "10.0.0.3") == 0 and limiter.reserve("carol", "10.0.0.3") == 0
+    for name in ("dave", "erin", "frank"):
+        limiter.reserve(name, "10.0.0.3")
+    assert limiter.reserve("gina", "10.0.0.3") > 0 and limiter.reserve("gina", "10.0.0.4") == 0
+    now[0] = 1000  # forgotten after a quiet while
+    assert limiter.reserve("alice", "10.0.0.1") == 0 and limiter.failures("alice", "10.0.0.1") == 1
+
+
+def test_simultaneous_attempts_are_counted_before_the_password_check(tmp_path):
+    """50 threads at once for one name from one client: only the free attempts reach scrypt."""
+    import threading
+
+    path = tmp_path / "reviewers.json"
+    reviewers.add(path, "alice", PASSWORD)
+    limiter = AttemptLimiter(BackoffPolicy(free=5))
+    checked = []
+    real = reviewers.authenticate
+
+    def counting(*args):
+        checked.append(1)
+        return real(*args)
+
+    start = threading.Barrier(50)
+    answers = []
+
+    def attempt(i):
+        start.wait()
+        answers.append(signin.sign_in(path, limiter, "10.0.0.66", "alice", f"guess {i}"))
+
+    from unittest import mock
+
+    with mock.patch.object(reviewers, "authenticate", counting):
+        threads = [threading.Thread(target=attempt, args=(i,)) for i in range(50)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(checked) == 5 and sum(a.message == signin.WRONG for a in answers) == 5
+    assert signin.sign_in(path, limiter, "10.0.0.67", "alice", PASSWORD).reviewer.name == "alice"
 
 
 def test_wrong_password_and_unknown_name_get_one_answer_and_are_logged(tmp_path):
     path = tmp_path / "reviewers.json"
     reviewers.add(path, "alice", PASSWORD)
-    limiter = FailureLimiter(SignInPolicy(failures_per_name=2))
+    limiter = AttemptLimiter(BackoffPolicy(free=2, first_wait=900))
     records: list[logging.LogRecord] = []
     catcher = logging.Handler(logging.INFO)
     catcher.emit = records.append  # type: ignore[method-assign]
@@ -169,22 +210,22 @@ def test_wrong_password_and_unknown_name_get_one_answer_and_are_logged(tmp_path)
         unknown = signin.sign_in(path, limiter, "10.0.0.9", "mallory", PASSWORD)
         assert wrong == unknown == signin.Attempt(None, "Wrong name or password.")
         signin.sign_in(path, limiter, "10.0.0.9", "alice", "still wrong")
-        locked = signin.sign_in(path, limiter, "10.0.0.8", "alice", PASSWORD)
-        assert locked.reviewer is None and locked.message.startswith("Too many failed sign-ins: try again in 15 min")
-        strict = FailureLimiter(SignInPolicy(failures_per_name=1))
+        locked = signin.sign_in(path, limiter, "10.0.0.9", "alice", PASSWORD)
+        assert locked.reviewer is None and locked.message == "Too many failed sign-ins: try again in 15 min."
+        assert signin.sign_in(path, limiter, "10.0.0.8", "alice", PASSWORD).reviewer.name == "alice"
+        strict = AttemptLimiter(BackoffPolicy(free=1, first_wait=900))
         for name in ("alice", "mallory"):
             assert signin.sign_in(path, strict, "10.0.0.7", name, "wrong") == signin.Attempt(None, signin.WRONG)
         assert signin.sign_in(path, strict, "10.0.0.7", "alice", PASSWORD) == \
-            signin.sign_in(path, strict, "10.0.0.7", "mallory", PASSWORD)  # locked alike
+            signin.sign_in(path, strict, "10.0.0.7", "mallory", PASSWORD)  # held back alike
     finally:
         logger.removeHandler(catcher)
         logger.setLevel(level)
     failures = [r.getMessage() for r in records if r.levelno == logging.WARNING]
-    assert failures[0] == ("failed sign-in for name 'alice' from client 10.0.0.9 (1 for this name, 1 from this "
-                           "client in the last 15 min)")
+    assert failures[0] == "failed sign-in for name 'alice' from client 10.0.0.9 (1 for this name from this client)"
     assert failures[1].startswith("failed sign-in for name 'mallory' from client 10.0.0.9")
-    assert "sign-in refused (too many failures) for name 'alice' from client 10.0.0.8" in failures
-    ok = signin.sign_in(path, FailureLimiter(SignInPolicy()), "10.0.0.9", " alice ", PASSWORD)
+    assert "sign-in refused (too many failures) for name 'alice' from client 10.0.0.9" in failures
+    ok = signin.sign_in(path, AttemptLimiter(BackoffPolicy()), "10.0.0.9", " alice ", PASSWORD)
     assert ok.reviewer.name == "alice"
 
 
@@ -195,13 +236,15 @@ def test_session_ends_when_idle_removed_or_password_changed(tmp_path):
     session = Session("alice", reviewers.load(path)["alice"].fingerprint, last_seen=1000.0)
     assert session.check(path, policy, now=1059.0) is None
     assert session.check(path, policy, now=1118.0) is None  # each action restarts the idle time
-    assert session.check(path, policy, now=1179.0) == "Signed out after 1 min without activity: sign in again."
+    assert session.check(path, policy, now=1179.0) == \
+        Ended("idle", "Signed out after 1 min without activity: sign in again.")
     session.last_seen = 2000.0
     reviewers.add(path, "alice", "a new password!")
-    assert "password changed" in session.check(path, policy, now=2001.0)
+    assert session.check(path, policy, now=2001.0).reason == "password-changed"
     session = Session("alice", reviewers.load(path)["alice"].fingerprint, last_seen=2000.0)
     reviewers.remove(path, "alice")
-    assert session.check(path, policy, now=2001.0).startswith("Signed out: your reviewer entry")
+    ended = session.check(path, policy, now=2001.0)
+    assert ended.reason == "removed" and ended.message.startswith("Signed out: your reviewer entry")
 
 
 # -- the page through AppTest --------------------------------------------------------------------
