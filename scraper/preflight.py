@@ -10,56 +10,19 @@ mistake is one line before Scrapy starts rather than a traceback (or a silent fa
 
 from __future__ import annotations
 
-import difflib
-import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from anfe.store import open_store
+from anfe.core.store import open_store
 
 from .browser import check_chromium
-from .errors import SpiderArgumentError, UrlListError
+from .errors import UrlListError
 from .profiles import load_profile
+from .spiders.arguments import check_spider_arguments, known_arguments
 from .spiders.urllist import refuse_placeholders
 
 __all__ = ["check_before_crawl", "check_spider_arguments", "known_arguments"]
-
-
-def known_arguments(spidercls: type) -> list[str]:
-    """The ``-a`` names a spider takes: the keyword parameters of ``__init__`` along its classes.
-
-    Read from the signatures themselves, so the list cannot drift from what the code accepts.
-    """
-    names: set[str] = set()
-    for klass in spidercls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None or klass.__module__.startswith("scrapy"):
-            continue
-        for parameter in inspect.signature(init).parameters.values():
-            if parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD) and parameter.name != "self":
-                names.add(parameter.name)
-    return sorted(names)
-
-
-def check_spider_arguments(spidercls: type, args: Mapping[str, Any]) -> None:
-    """Raise :class:`SpiderArgumentError` naming the known arguments for any unknown one.
-
-    Names starting with ``_`` (``_job``, which scrapyd adds) are left to Scrapy.
-    """
-    known = known_arguments(spidercls)
-    unknown = [name for name in args if name not in known and not name.startswith("_")]
-    if not unknown:
-        return
-    hints = []
-    for name in unknown:
-        close = difflib.get_close_matches(name, known, n=1)
-        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    raise SpiderArgumentError(
-        f"unknown spider argument{'s' if len(unknown) > 1 else ''} {', '.join(hints)} for "
-        f"{getattr(spidercls, 'name', spidercls.__name__)}; it takes -a "
-        + ", ".join(f"{name}=" for name in known)
-    )
 
 
 def _check_values(spider: str, args: Mapping[str, Any], settings: Any = None) -> None:
@@ -81,7 +44,7 @@ def _check_values(spider: str, args: Mapping[str, Any], settings: Any = None) ->
 
 def check_store(uri: str | None) -> None:
     """Open and close the store at ``uri`` (when one is given): an unreachable MongoDB raises
-    :class:`~anfe.errors.StoreUnreachableError` here, within seconds, with the same line as
+    :class:`~anfe.core.errors.StoreUnreachableError` here, within seconds, with the same line as
     ``anfe build`` and ``anfe clean``. The embedded default needs no check."""
     if uri:
         open_store(uri).close()

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlparse
 
-from anfe.errors import DatasetError
-from anfe.layout import safe_label
+from anfe.core.errors import DatasetError
+from anfe.core.layout import safe_label
 
 from .errors import ProfileError
 from .select import compile_jsonpath

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from anfe.analysis import ImageAnalysis
-from anfe.batch import analyse_paths
-from anfe.cache import AnalysisCache, MongoCache, SQLiteCache
-from anfe.cli import cli
-from anfe.config import AnalysisParams
-from anfe.errors import CacheError
+from anfe.faces.analysis import ImageAnalysis
+from anfe.faces.batch import analyse_paths
+from anfe.faces.cache import AnalysisCache, MongoCache, SQLiteCache
+from anfe.cli.app import cli
+from anfe.core.config import AnalysisParams
+from anfe.core.errors import CacheError
 
 pytestmark = pytest.mark.slow
 
@@ -150,7 +150,7 @@ def test_cli_analyze_info_and_merge_on_either_backend(location, utkface_rows, tm
 
 
 def test_unreachable_mongodb_and_junk_files_are_one_line_errors(tmp_path):
-    from redis_server import free_port
+    from testkit.redis_server import free_port
 
     with pytest.raises(CacheError, match="cannot reach the MongoDB cache"):
         AnalysisCache(f"mongodb://127.0.0.1:{free_port()}/anfe", "k", timeout_ms=300)

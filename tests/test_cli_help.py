@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from anfe.cli import cli
+from anfe.cli.app import cli
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

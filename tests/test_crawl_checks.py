@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from anfe.cli import cli
-from anfe.cliutil import COMMON_HINTS
-from anfe.errors import StoreUnreachableError
-from anfe.store import open_store
+from anfe.cli.app import cli
+from anfe.cli.common import COMMON_HINTS
+from anfe.core.errors import StoreUnreachableError
+from anfe.core.store import open_store
 from scraper.demosite import DemoServer, generate_site
 from scraper.errors import SpiderArgumentError
 from scraper.extensions import crawl_failure

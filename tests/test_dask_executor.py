@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anfe.analysis import ImageAnalysis
-from anfe.batch import analyse_paths
-from anfe.cache import SQLiteCache
-from anfe.config import AnalysisParams
-from anfe.executor import DaskExecutor, PoolExecutor
+from anfe.faces.analysis import ImageAnalysis
+from anfe.faces.batch import analyse_paths
+from anfe.faces.cache import SQLiteCache
+from anfe.core.config import AnalysisParams
+from anfe.faces.executor import DaskExecutor, PoolExecutor
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -77,7 +77,7 @@ def test_dask_results_equal_the_pools_and_each_worker_loads_the_models_once(phot
             assert stats.analysed == len(photos) and len(cache) == len(photos)
             assert set(cache.writes.values()) == {1}
         assert_same(results, reference)
-        loads = executor.client.run(lambda: __import__("anfe.faces").faces.models.cache_info().misses)
+        loads = executor.client.run(lambda: __import__("anfe.faces.detection").faces.detection.models.cache_info().misses)
         assert len(loads) == 2 and set(loads.values()) == {1}, loads  # both worked, each loaded once
         again, stats = analyse_paths(photos, AnalysisParams(), SQLiteCache(tmp_path / "c.sqlite",
                                                                            AnalysisParams().cache_key),
@@ -129,7 +129,7 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 def test_the_readme_cluster_commands(photos, reference, utkface_rows, mongodb_database_uri, tmp_path):
     """`dask scheduler`, `dask worker`, then `anfe build --scheduler ... --cache mongodb://...`,
     as the README's "On several machines" gives them (on loopback ports)."""
-    from redis_server import free_port
+    from testkit.redis_server import free_port
 
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -160,7 +160,7 @@ def test_the_readme_cluster_commands(photos, reference, utkface_rows, mongodb_da
         done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "g_5" in done.stdout
-        from anfe.cache import AnalysisCache
+        from anfe.faces.cache import AnalysisCache
 
         with AnalysisCache(mongodb_database_uri, AnalysisParams().cache_key) as cache:
             assert len(cache) == len(rows)
@@ -184,9 +184,9 @@ def test_cli_scheduler_local_and_an_unreachable_scheduler(tmp_path, photos, monk
     """`--scheduler local` (a LocalCluster of --workers processes) and $ANFE_SCHEDULER; an address
     nobody answers at is one line."""
     from click.testing import CliRunner
-    from redis_server import free_port
+    from testkit.redis_server import free_port
 
-    from anfe.cli import cli
+    from anfe.cli.app import cli
 
     folder = tmp_path / "photos" / "female"
     folder.mkdir(parents=True)

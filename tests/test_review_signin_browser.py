@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from anfe.store import open_store
+from anfe.core.store import open_store
 from curation import reviewers
-from processes import stop
-from test_review_browser import CHROMIUM, CHROMIUM_ARGS, _wait_for
-from test_review_logic import make_review_dataset
-from tls_certs import make_ca_and_server_cert
+from testkit.processes import stop
+from testkit.browser import CHROMIUM, CHROMIUM_ARGS, wait_for
+from testkit.review import make_review_dataset
+from testkit.tls_certs import make_ca_and_server_cert
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -222,7 +222,7 @@ def test_sign_in_then_a_decision_carries_the_signed_in_name(server, browser, tmp
     digest = re.search(r"st-key-sel-([0-9a-f]{64})", checkbox.get_attribute("class") or "").group(1)
     checkbox.click()
     page.get_by_role("button", name=re.compile(r"Move to male \(1\)")).click()
-    _wait_for(lambda: any(p.name.startswith(digest) for p in server.layout.image_files("male")),
+    wait_for(lambda: any(p.name.startswith(digest) for p in server.layout.image_files("male")),
               what=f"{digest} to move to images/male")
     _settle(page)
     with open_store(None, server.layout.root) as store:
@@ -243,7 +243,7 @@ def test_failed_sign_ins_are_rate_limited_and_logged(server, browser):
     for attempt in range(1, 6):  # the limit: 5 failures per name within 15 minutes
         _settle(page)
         _sign_in(page, "bob", f"wrong guess {attempt}")
-        _wait_for(lambda: len(server.log_lines(r"failed sign-in for name 'bob'")) == attempt, timeout=30,
+        wait_for(lambda: len(server.log_lines(r"failed sign-in for name 'bob'")) == attempt, timeout=30,
                   what=f"failure {attempt} in the server log")
     _settle(page)
     _sign_in(page, "bob", PASSWORDS["bob"])  # right, but too late

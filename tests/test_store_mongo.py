@@ -13,10 +13,10 @@ import pymongo
 import pytest
 from bson.errors import InvalidDocument
 
-from anfe.errors import StoreError, StoreUnreachableError
-from anfe.store import open_store
-from anfe.store.mongo import MongoStore, redact
-from secantus_server import SecantusServer, free_port
+from anfe.core.errors import StoreError, StoreUnreachableError
+from anfe.core.store import open_store
+from anfe.core.store.mongo import MongoStore, redact
+from testkit.secantus_server import SecantusServer, free_port
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from anfe.errors import StoreError, StoreUnreachableError
-from anfe.store import open_store
-from secantus_server import SecantusServer
+from anfe.core.errors import StoreError, StoreUnreachableError
+from anfe.core.store import open_store
+from testkit.secantus_server import SecantusServer
 
 USER, PASSWORD = "curator", "Tr0ub4dor&3 horse"
 WRONG = "hunter2-wrong"

@@ -10,22 +10,9 @@ import time
 import pymongo
 import pytest
 
-from anfe.errors import StoreError, StoreUnreachableError
-from anfe.store import open_store
-from secantus_server import SecantusServer
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with SecantusServer(tmp_path_factory.mktemp("failures") / "data", test_commands=True,
-                         sync_on_commit=True) as running:
-        yield running
-
-
-@pytest.fixture
-def uri(server: SecantusServer):
-    with server.scratch_database("anfe_fail") as scratch:
-        yield scratch
+from anfe.core.errors import StoreError, StoreUnreachableError
+from anfe.core.store import open_store
+from testkit.secantus_server import SecantusServer
 
 
 def raw(uri: str):

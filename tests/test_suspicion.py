@@ -7,11 +7,11 @@ import statistics
 import numpy as np
 import pytest
 
-from anfe.batch import analyse_paths
-from anfe.cache import AnalysisCache
-from anfe.config import AnalysisParams
+from anfe.faces.batch import analyse_paths
+from anfe.faces.cache import AnalysisCache
+from anfe.core.config import AnalysisParams
 from curation.suspicion import most_suspicious_first, suspicion_by_key, suspicion_scores
-from trials import flip_trial
+from testkit.trials import flip_trial
 
 
 def test_leave_one_out_matches_brute_force():

@@ -18,13 +18,14 @@ from scrapy.exceptions import (
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
-from anfe.dataset import normalise_gender
-from anfe.errors import DatasetError
-from anfe.layout import safe_label
+from anfe.core.dataset import normalise_gender
+from anfe.core.errors import DatasetError
+from anfe.core.layout import safe_label
 
 from ..frontier import report_done
 from ..items import PhotoItem
 from ..ledger import LEDGER_NAME, UrlLedger
+from .arguments import check_spider_arguments
 
 #: Stats keys (also read by the summary extension and the tests).
 DROPPED = "anfe/dropped/"
@@ -100,8 +101,6 @@ class HarvestSpider(scrapy.Spider):
 
     def __init__(self, *args: Any, gender: str | None = None,
                  max_images_per_person: str | int | None = None, **kwargs: Any) -> None:
-        from ..preflight import check_spider_arguments
-
         # Every argument a subclass takes was consumed by its own __init__: what is left is unknown
         # (a misspelling must not fall back to a default, e.g. the live site's profile).
         check_spider_arguments(type(self), {k: v for k, v in kwargs.items() if k != "name"})
