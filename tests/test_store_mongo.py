@@ -15,7 +15,8 @@ from bson.errors import InvalidDocument
 
 from anfe.core.errors import StoreError, StoreUnreachableError
 from anfe.core.store import open_store
-from anfe.core.store.mongo import MongoStore, redact
+from anfe.core.mongo import redact
+from anfe.core.store.mongo import MongoStore
 from testkit.secantus_server import SecantusServer, free_port
 
 

@@ -12,7 +12,7 @@ import click
 
 from anfe.core.version import __version__
 from anfe.faces.batch import analyse_paths
-from anfe.faces.cache import AnalysisCache, redacted_uri
+from anfe.faces.cache import AnalysisCache
 from anfe.core.paths import cache_location, is_cache_uri
 from .common import analysis_options, friendly_errors, open_cache, setup_logging
 from anfe.core.dataset import load_labelled
@@ -131,7 +131,11 @@ def cache_info(location: str | None) -> None:
         return
     with AnalysisCache(where, "") as opened:
         counts = opened.counts()
-    click.echo(f"{redacted_uri(str(where))}:")
+    if is_cache_uri(where):
+        from anfe.core.mongo import redact  # pymongo only for those who ask for MongoDB
+
+        where = redact(str(where))
+    click.echo(f"{where}:")
     for params, count in counts.items():
         click.echo(f"  {params}: {count} images")
 

@@ -14,7 +14,7 @@ from anfe.faces.batch import default_workers
 from anfe.faces.cache import AnalysisCache
 from anfe.core.paths import cache_location
 from anfe.core.config import DEFAULT_MAX_PIXELS, DEVICES, ENCODERS, AnalysisParams
-from anfe.core.errors import AnfeError, StoreUnreachableError
+from anfe.core.errors import AnfeError, CacheUnreachableError, StoreUnreachableError
 
 
 def analysis_options(command: Callable) -> Callable:
@@ -98,8 +98,9 @@ def store_option(command: Callable) -> Callable:
     )(command)
 
 
-#: Hints every command adds: the store is named by ``--db`` (every command that opens one has it).
-COMMON_HINTS: Mapping[type[AnfeError], str] = {StoreUnreachableError: "--db URI (or ANFE_DB) names it"}
+#: Hints every command adds: the store is named by ``--db``, the cache by ``--cache``.
+COMMON_HINTS: Mapping[type[AnfeError], str] = {StoreUnreachableError: "--db URI (or ANFE_DB) names it",
+                                                CacheUnreachableError: "--cache (or ANFE_CACHE) names it"}
 
 
 def friendly_errors(command: Callable | None = None, *,

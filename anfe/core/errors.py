@@ -77,4 +77,8 @@ class NotADatasetError(DatasetError):
 
 
 class CacheError(AnfeError):
-    """The analysis cache cannot be opened or read: not a cache file, or its MongoDB is unreachable."""
+    """The analysis cache cannot be opened, read or written: not a cache file, or its MongoDB failed."""
+
+
+class CacheUnreachableError(CacheError):
+    """The analysis cache's MongoDB did not answer within the timeout (not reached, or gone midway)."""

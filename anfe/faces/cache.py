@@ -14,7 +14,6 @@ field are dlib's); the key does not include it, since both give the same numbers
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .analysis import ImageAnalysis
-from anfe.core.errors import CacheError
+from anfe.core.errors import CacheError, CacheUnreachableError
 from anfe.core.paths import is_cache_uri
 from .detection import DetectedFace
 
@@ -270,23 +269,23 @@ class MongoCache(AnalysisCache):
     COLLECTION = "analyses"
 
     def __init__(self, location: str, params_key: str, timeout_ms: int = 5000) -> None:
-        import pymongo
-        from pymongo.errors import PyMongoError
+        from anfe.core.mongo import MongoConnection  # pymongo only for those who ask for MongoDB
 
         self.location = location
         self.params_key = params_key
-        self._client = pymongo.MongoClient(location, serverSelectionTimeoutMS=timeout_ms, tz_aware=True)
+        self._connection = MongoConnection(location, timeout_ms, noun="the MongoDB cache",
+                                           unreachable=CacheUnreachableError, failed=CacheError)
+        self._retrying = self._connection.retrying
+        self._collection = self._connection.database[self.COLLECTION]
         try:
-            self._client.admin.command("ping")
-            database = self._client.get_default_database("anfe")
-            self._collection = database[self.COLLECTION]
-            self._collection.create_index([("params", 1), ("content_hash", 1)], name="params_hash")
-        except PyMongoError as exc:
-            self._client.close()
-            raise CacheError(f"cannot reach the MongoDB cache at {redacted_uri(location)}: {exc}") from None
+            self._retrying("connect to", lambda: self._collection.create_index(
+                [("params", 1), ("content_hash", 1)], name="params_hash"))
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
-        self._client.close()
+        self._connection.close()
 
     @staticmethod
     def _id(params_key: str, digest: str) -> str:
@@ -313,8 +312,8 @@ class MongoCache(AnalysisCache):
 
         ops = [ReplaceOne({"_id": self._id(self.params_key, a.content_hash)}, self._document(self.params_key, a),
                           upsert=True) for a in analyses if a.content_hash]
-        for chunk in _chunks(ops, _CHUNK):
-            self._collection.bulk_write(chunk, ordered=False)
+        for chunk in _chunks(ops, _CHUNK):  # upserts by _id: sent again after a failure, they land once
+            self._retrying("write to", lambda chunk=chunk: self._collection.bulk_write(chunk, ordered=False))
 
     def add_missing(self, entries: Iterable[tuple[str, ImageAnalysis]]) -> int:
         from pymongo import UpdateOne
@@ -323,14 +322,15 @@ class MongoCache(AnalysisCache):
         ops = [UpdateOne({"_id": self._id(key, a.content_hash)}, {"$setOnInsert": self._document(key, a)},
                          upsert=True) for key, a in entries if a.content_hash]
         for chunk in _chunks(ops, _CHUNK):
-            added += self._collection.bulk_write(chunk, ordered=False).upserted_count
+            added += self._retrying("write to", lambda chunk=chunk: self._collection.bulk_write(
+                chunk, ordered=False)).upserted_count
         return added
 
     def get_many(self, digests: Iterable[str]) -> dict[str, ImageAnalysis]:
         found: dict[str, ImageAnalysis] = {}
         for chunk in _chunks(list(dict.fromkeys(digests)), _CHUNK):
             ids = [self._id(self.params_key, d) for d in chunk]
-            for doc in self._collection.find({"_id": {"$in": ids}}):
+            for doc in self._retrying("read from", lambda ids=ids: list(self._collection.find({"_id": {"$in": ids}}))):
                 analysis = self._from_document(doc)
                 found[analysis.content_hash] = analysis
         return found
@@ -339,33 +339,36 @@ class MongoCache(AnalysisCache):
         found: dict[str, bytes | None] = {}
         for chunk in _chunks(sorted(set(digests)), _CHUNK):
             ids = [self._id(self.params_key, d) for d in chunk]
-            for doc in self._collection.find({"_id": {"$in": ids}},
-                                             {"content_hash": 1, "error": 1, "embeddings": 1}):
+            for doc in self._retrying("read from", lambda ids=ids: list(self._collection.find(
+                    {"_id": {"$in": ids}}, {"content_hash": 1, "error": 1, "embeddings": 1}))):
                 blob = doc.get("embeddings")
                 found[doc["content_hash"]] = _one_face(doc.get("error"), bytes(blob) if blob is not None else None)
         return found
 
     def __len__(self) -> int:
-        return int(self._collection.count_documents({"params": self.params_key}))
+        return int(self._retrying("read from", lambda: self._collection.count_documents({"params": self.params_key})))
 
     def counts(self) -> dict[str, int]:
         totals: dict[str, int] = {}
-        for doc in self._collection.find({}, {"params": 1}):
+        for doc in self._retrying("read from", lambda: list(self._collection.find({}, {"params": 1}))):
             totals[doc["params"]] = totals.get(doc["params"], 0) + 1
         return dict(sorted(totals.items()))
 
     def phashes(self) -> list[str]:
-        return sorted({doc["phash"] for doc in self._collection.find({"phash": {"$ne": None}}, {"phash": 1})
-                       if doc.get("phash")})
+        found = self._retrying("read from", lambda: list(self._collection.find({"phash": {"$ne": None}}, {"phash": 1})))
+        return sorted({doc["phash"] for doc in found if doc.get("phash")})
 
     def entries(self) -> Iterator[tuple[str, ImageAnalysis]]:
-        for doc in self._collection.find({}).sort("_id", 1):
-            yield doc["params"], self._from_document(doc)
-
-
-def redacted_uri(uri: str) -> str:
-    """The URI without its password, for messages."""
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", uri)
+        after = None  # pages in _id order: a page that fails is asked for again, the stream goes on
+        while True:
+            query = {} if after is None else {"_id": {"$gt": after}}
+            page = self._retrying("read from", lambda query=query: list(
+                self._collection.find(query).sort("_id", 1).limit(_CHUNK)))
+            if not page:
+                return
+            for doc in page:
+                yield doc["params"], self._from_document(doc)
+            after = page[-1]["_id"]
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

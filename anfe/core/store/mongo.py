@@ -1,56 +1,40 @@
 """The MongoDB store: the same :class:`~anfe.core.store.base.Store` contract as the embedded one, via pymongo.
 
-The only module that imports pymongo. Documents pass through :func:`~anfe.core.store.base.plain` on
+It connects through :mod:`anfe.core.mongo` (the connector the analysis cache uses too: timeouts,
+retries, error wording, URI redaction). Documents pass through :func:`~anfe.core.store.base.plain` on
 the way in (so no numpy value reaches the BSON encoder) and lose Mongo's ``_id`` on the way out.
 
 Failures lose nothing: every write is idempotent (images upserted by content hash, builds
 replaced by id, metadata by key, a decision inserted under an ``_id`` chosen once and, when it has
 one, its own ``id``), so a write that failed in a way that may or may not have reached the server
-(a closed connection, a "not primary" answer) is simply sent again until the store's timeout; after
+(a closed connection, a "not primary" answer) is simply sent again until the store's timeout (the connector's retry); after
 that the caller gets :class:`~anfe.core.errors.StoreUnreachableError`, and running the same command
-again completes the work without duplicates. pymongo's own retryable writes do not cover a
-standalone server, hence this.
+again completes the work without duplicates.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-import time
 from collections.abc import Iterable, Sequence
 from itertools import islice
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any
 
 import pymongo
 from bson import ObjectId
 from pymongo import errors as mongo_errors
 
-from ..errors import StoreError, StoreUnreachableError, UnknownBuildError
+from ..errors import StoreError, UnknownBuildError
+from ..mongo import MongoConnection
 from .base import Store, field_names, plain
 
-#: Database used when the URI names none (``mongodb://host:27017``).
-DEFAULT_DATABASE = "anfe"
+__all__ = ["MongoStore"]
 #: Top-level field names that mean the same in a Mongo filter/``$set`` as in the embedded store.
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_USERINFO = re.compile(r"^(mongodb(?:\+srv)?://)([^@/]*)@")
 #: Attempts at appending one decision before giving up (each failure means another writer won).
 _APPEND_ATTEMPTS = 1000
 _NO_ID = {"_id": 0}
-#: Server error codes after which the same (idempotent) operation may simply be sent again:
-#: not primary / node recovering / shutting down / network errors reported by the server.
-_RETRYABLE_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
-_T = TypeVar("_T")
 #: Records sent per bulk write by upsert_images.
 _CHUNK = 1000
-
-
-def redact(uri: str) -> str:
-    """``uri`` with the password replaced by ``***`` (safe to print in messages and logs)."""
-    match = _USERINFO.match(uri)
-    if not match or ":" not in match.group(2):
-        return uri
-    user = match.group(2).split(":", 1)[0]
-    return f"{match.group(1)}{user}:***@{uri[match.end():]}"
 
 
 class MongoStore(Store):
@@ -62,39 +46,13 @@ class MongoStore(Store):
     """
 
     def __init__(self, uri: str, timeout_ms: int = 5000) -> None:
-        self.uri = redact(uri)
-        self.timeout_ms = int(timeout_ms)
+        self._connection = MongoConnection(uri, timeout_ms)  # the connector's errors, retries and timeouts
+        self.uri, self.timeout_ms = self._connection.uri, self._connection.timeout_ms
+        self._client, self._db = self._connection.client, self._connection.database
+        self._errors, self._retrying = self._connection.errors, self._connection.retrying
         self._known_seq = 0  # the highest decision seq this store has seen (a search hint)
         try:
-            self._client: pymongo.MongoClient = pymongo.MongoClient(
-                uri,
-                serverSelectionTimeoutMS=self.timeout_ms,
-                connectTimeoutMS=self.timeout_ms,
-                # A server that accepts a connection but stops answering must not hang us either;
-                # one operation (a large build document) gets generously more than the handshake.
-                socketTimeoutMS=max(6 * self.timeout_ms, 30_000),
-                appname="anfe",
-                # Polling (not streaming) heartbeats: after a "not primary" answer pymongo checks
-                # the server again at once instead of at the end of a 10 s streaming wait.
-                **({} if "servermonitoringmode" in uri.lower() else {"serverMonitoringMode": "poll"}),
-                # Acknowledged means on disk (the journal): a crawl's ledger, a reviewer's decision
-                # and a clean's journal trust what the store acknowledged, even across a server
-                # crash. A URI that sets its own write concern (w=, journal=) keeps it.
-                **({} if re.search(r"[?&](w|journal)=", uri, re.IGNORECASE) else {"journal": True}),
-            )
-        except mongo_errors.ConfigurationError as exc:
-            raise StoreError(
-                f"bad MongoDB URI {self.uri}: {exc}; use mongodb://host:27017/database"
-            ) from exc
-        except (ValueError, TypeError) as exc:  # pymongo raises InvalidURI (a ValueError) for some
-            raise StoreError(
-                f"bad MongoDB URI {self.uri}: {exc}; use mongodb://host:27017/database"
-            ) from exc
-        try:
-            self._db = self._client.get_default_database(DEFAULT_DATABASE)
             with self._errors("connect to"):
-                # pymongo connects lazily: ask now so an absent server fails here, within the timeout.
-                self._client.admin.command("ping")
                 self._db.images.create_index("content_hash", unique=True, name="content_hash_unique")
                 self._db.images.create_index([("status", 1), ("gender", 1)], name="status_gender")
                 self._db.images.create_index("original_hash", name="original_hash")
@@ -115,48 +73,7 @@ class MongoStore(Store):
         return self._db.name
 
     def close(self) -> None:
-        self._client.close()
-
-    @contextlib.contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        """Turn pymongo's exceptions into the project's, naming the URI and the way out."""
-        try:
-            yield
-        except (mongo_errors.ServerSelectionTimeoutError, mongo_errors.ConnectionFailure) as exc:
-            raise StoreUnreachableError(
-                f"cannot {action} MongoDB at {self.uri} within {self.timeout_ms / 1000:g} s "
-                f"({_first_line(exc)}): start mongod there, or check the URI"
-            ) from exc
-        except mongo_errors.OperationFailure as exc:
-            if exc.code in (13, 18):  # Unauthorized, AuthenticationFailed
-                raise StoreError(
-                    f"MongoDB at {self.uri} refused access ({_first_line(exc)}): check the user "
-                    "and password in the URI, and the user's roles on the database"
-                ) from exc
-            raise StoreError(f"MongoDB at {self.uri} failed to {action}: {_first_line(exc)}") from exc
-        except mongo_errors.PyMongoError as exc:
-            raise StoreError(f"MongoDB at {self.uri} failed to {action}: {_first_line(exc)}") from exc
-
-    def _retrying(self, action: str, operation: Callable[[], _T]) -> _T:
-        """``operation()`` (idempotent), sent again after a transient failure until the timeout."""
-        deadline = time.monotonic() + self.timeout_ms / 1000
-        delay = 0.05
-        with self._errors(action):
-            while True:
-                last_try = time.monotonic() + delay > deadline
-                try:
-                    return operation()
-                except mongo_errors.ServerSelectionTimeoutError:
-                    raise  # pymongo has already waited the whole timeout for a server
-                except mongo_errors.AutoReconnect:  # connection closed, network timeout, not primary
-                    if last_try:
-                        raise
-                except mongo_errors.OperationFailure as exc:
-                    retryable = exc.code in _RETRYABLE_CODES or exc.has_error_label("RetryableWriteError")
-                    if last_try or not retryable:
-                        raise
-                time.sleep(delay)
-                delay = min(2 * delay, 1.0)
+        self._connection.close()
 
     # -- images ---------------------------------------------------------------------------
     def upsert_image(self, record: dict) -> None:
@@ -361,11 +278,3 @@ def _equality_filter(equals: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"bad field name {field!r}")
         query[field] = plain(value)
     return query
-
-
-def _first_line(exc: BaseException) -> str:
-    """The gist of an exception's message (pymongo's carry timeouts and a topology dump after it)."""
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    for tail in (" (configured timeouts", ", Timeout:", ", full error:"):
-        text = text.split(tail, 1)[0]
-    return text[:300]
