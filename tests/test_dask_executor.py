@@ -85,20 +85,26 @@ def test_dask_results_equal_the_pools_and_each_worker_loads_the_models_once(phot
         assert stats.cached == len(photos) and stats.analysed == 0
 
 
+def _executing(dask_worker) -> list[str]:
+    """The keys a worker is running right now (Dask passes the worker in)."""
+    return [str(key) for key, task in dask_worker.state.tasks.items() if task.state == "executing"]
+
+
 def test_a_killed_worker_has_its_tasks_run_again_and_every_image_is_analysed_once(photos, reference, tmp_path):
     with DaskExecutor("local", workers=2) as executor:
         client = executor.client
         pids = client.run(os.getpid)
-        killed: list[int] = []
+        killed: list[tuple[int, str]] = []  # (pid, the key it was running)
 
         def kill_a_busy_worker() -> None:
+            """SIGKILL the first worker seen running a task (its state, not a guess at the time)."""
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                busy = [address for address, tasks in client.processing().items() if tasks]
+                busy = [(address, keys) for address, keys in client.run(_executing).items() if keys]
                 if busy:
-                    time.sleep(0.3)  # well into its task
-                    os.kill(pids[busy[0]], signal.SIGKILL)
-                    killed.append(pids[busy[0]])
+                    address, keys = busy[0]
+                    os.kill(pids[address], signal.SIGKILL)
+                    killed.append((pids[address], keys[0]))
                     return
                 time.sleep(0.02)
 
@@ -109,13 +115,17 @@ def test_a_killed_worker_has_its_tasks_run_again_and_every_image_is_analysed_onc
             writes = dict(cache.writes)
         killer.join()
         assert killed, "no worker was killed"
+        pid, key = killed[0]
+        # The task it was running was sent to a worker twice: run again after the kill.
+        story = client.run_on_scheduler(lambda dask_scheduler: [list(map(str, e[:3])) for e in dask_scheduler.story(key)])
+        assert sum(1 for _key, _start, finish in story if finish == "processing") >= 2, story
         assert stats.analysed == len(photos) and stats.unreadable == 0
         assert all(not a.error for a in results.values())
         assert sorted(writes) == sorted({a.content_hash for a in reference.values()})
         assert set(writes.values()) == {1}  # each image's result came back (and was written) once
         assert_same(results, reference)
         alive = client.run(os.getpid)
-        assert killed[0] not in alive.values()
+        assert pid not in alive.values()
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:

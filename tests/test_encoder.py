@@ -65,6 +65,7 @@ def test_reads_the_whole_known_network(dat_path):
     assert network.layers[0].weights["W"].shape == (256, 128)  # the fc layer, no bias
 
 
+@pytest.mark.slow
 def test_onnx_gives_dlibs_numbers_at_batch_1_and_n(twenty_faces):
     reference, names = _encode(twenty_faces, DLIB, per_batch=len(twenty_faces))
     assert names == {"dlib"} and len(reference) >= 20

@@ -32,6 +32,7 @@ def sample_paths(utkface_rows) -> list[str]:
     return [r["path"] for r in adults[:: max(1, len(adults) // 12)][:12]]
 
 
+@pytest.mark.slow
 def test_embeddings_equal_face_recognition(sample_paths):
     face_recognition = pytest.importorskip(
         "face_recognition", reason="install with `pip install --no-deps face_recognition`"

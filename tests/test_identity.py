@@ -89,6 +89,7 @@ def lfw_sample(lfw_labels: Path, session_cache_path: Path):
             [found[str(i.path)].content_hash for _, i in rows], [i for _, i in rows])
 
 
+@pytest.mark.slow
 def test_planted_wrong_person_photos_lead_the_queue(lfw_sample) -> None:
     x, persons, genders, _, _ = lfw_sample
     runs = [wrong_person_trial(x, persons, genders, 0.1, 0.2, seed=s) for s in range(5)]
@@ -100,6 +101,7 @@ def test_planted_wrong_person_photos_lead_the_queue(lfw_sample) -> None:
     assert np.mean([r.genuine_beyond_share for r in runs]) <= 0.1
 
 
+@pytest.mark.slow
 def test_flipped_people_are_flagged(lfw_sample) -> None:
     x, persons, genders, _, _ = lfw_sample
     runs = [flipped_people_trial(x, persons, genders, 0.1, seed=s) for s in range(5)]
@@ -108,6 +110,7 @@ def test_flipped_people_are_flagged(lfw_sample) -> None:
     assert sum(r.false_flags for r in runs) <= 0.1 * sum(r.correct for r in runs)
 
 
+@pytest.mark.slow
 def test_correct_people_pass_the_label_check(lfw_sample) -> None:
     x, persons, genders, _, _ = lfw_sample
     checks = check_people_labels(x, genders, persons)
@@ -115,6 +118,7 @@ def test_correct_people_pass_the_label_check(lfw_sample) -> None:
     assert sum(c.flagged for c in checks) <= 1
 
 
+@pytest.mark.slow
 def test_same_face_under_two_people(lfw_sample) -> None:
     x, persons, _, _, _ = lfw_sample
     assert same_face_pairs(x, persons) == []  # different people: never one face
@@ -123,6 +127,7 @@ def test_same_face_under_two_people(lfw_sample) -> None:
     assert [(p.first, p.second) for p in pairs] == [(0, len(x))]
 
 
+@pytest.mark.slow
 def test_person_split_keeps_people_on_one_side_and_removes_the_leak(lfw_sample) -> None:
     x, persons, genders, hashes, rows = lfw_sample
     person_of = dict(zip(hashes, persons))
@@ -146,6 +151,7 @@ def test_person_split_keeps_people_on_one_side_and_removes_the_leak(lfw_sample) 
 
 
 # -- person-disjoint builds and honest evaluation through the CLI ---------------------------------
+@pytest.mark.slow
 def test_build_splits_by_person_and_evaluate_reports_people_and_leak(lfw_sample, session_cache_path,
                                                                      tmp_path: Path) -> None:
     import csv
@@ -233,6 +239,7 @@ def cleaned_root(lfw_sample, session_cache_path, tmp_path_factory):
             "planted": {hashes[i] for i in planted}, "planted_into": {hashes[i]: p for i, p in planted.items()}}
 
 
+@pytest.mark.slow
 def test_clean_sends_wrong_person_photos_and_flipped_people_to_review(cleaned_root) -> None:
     from anfe.core.layout import DatasetLayout
     from anfe.core.store import open_store
@@ -273,6 +280,7 @@ def _review_state(root: Path, cache_path: Path):
         return layout, people_views(layout, analyses, review_log, records)
 
 
+@pytest.mark.slow
 def test_review_by_person_marks_outliers_and_moves_a_whole_person_undoably(cleaned_root, session_cache_path,
                                                                              tmp_path: Path) -> None:
     import shutil
@@ -313,6 +321,7 @@ def _page(argv):
     render(argv)
 
 
+@pytest.mark.slow
 def test_review_page_by_person(cleaned_root, session_cache_path, tmp_path: Path) -> None:
     import shutil
 
@@ -419,6 +428,7 @@ def test_site_generate_plants_and_says_what(lfw_labels, tmp_path: Path) -> None:
     assert "cannot plant 2 wrong-person photos and flip 1 people among 2 people: use more --people" in result.output
 
 
+@pytest.mark.slow
 def test_one_photo_in_two_galleries_is_recorded_by_the_crawl_and_sent_to_review(lfw_sample, session_cache_path,
                                                                                  tmp_path: Path) -> None:
     """The crawl stores the photo once, records the second person it was found under; clean sends it

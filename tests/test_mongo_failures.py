@@ -135,6 +135,7 @@ def test_a_refused_write_is_not_retried_and_says_why(server, uri) -> None:
         assert [b["id"] for b in store.list_builds()] == ["g_1"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", [{"closeConnection": True}, {"errorCode": 10107}])
 def test_a_failed_write_or_read_is_sent_again_by_the_store_and_the_cache(server, uri, backend, failure) -> None:
     with backend.open(uri, 5000) as client:

@@ -26,6 +26,7 @@ def db_uri(mongodb_database_uri: str) -> str:
 
 
 # -- failing fast -----------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_unreachable_server_fails_within_seconds_naming_the_uri() -> None:
     uri = f"mongodb://reviewer:hunter2@127.0.0.1:{free_port()}/faces"
@@ -53,6 +54,7 @@ def test_server_that_never_answers_does_not_hang() -> None:
         assert time.monotonic() - started < 10
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_server_going_away_later_is_reported_not_hung(tmp_path) -> None:
     server = SecantusServer(tmp_path / "data").start()
