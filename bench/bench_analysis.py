@@ -44,11 +44,11 @@ from pathlib import Path
 
 import numpy as np
 
-from anfe import batch as batch_module
-from anfe.analysis import analyse_file
-from anfe.batch import analyse_paths, default_workers
-from anfe.cache import AnalysisCache
-from anfe.config import AnalysisParams
+from anfe.faces import batch as batch_module
+from anfe.faces.analysis import analyse_file
+from anfe.faces.batch import analyse_paths, default_workers
+from anfe.faces.cache import AnalysisCache
+from anfe.core.config import AnalysisParams
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces"
 FACECOUNT = SHARED / "facecount"
@@ -234,8 +234,8 @@ def utkface_paths(count: int, offset: int = 0) -> list[Path]:
 
 
 def encoder_ms_per_face(repeat: int, faces_wanted: int = 32) -> None:
-    from anfe import faces
-    from anfe.imaging import decode_image
+    from anfe.faces import detection as faces
+    from anfe.faces.imaging import decode_image
 
     m = faces.models()
     found = []  # (rgb, shape) of real faces

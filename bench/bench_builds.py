@@ -28,14 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from anfe.analysis import ImageAnalysis
-from anfe.batch import analyse_paths
-from anfe.builds import BuildOptions, build_from_pool, make_builds, pool_from_cache, single_embeddings
-from anfe.cache import AnalysisCache, default_cache_path
-from anfe.config import AnalysisParams
-from anfe.dataset import load_labelled
-from anfe.faces import DetectedFace
-from anfe.store import open_store
+from anfe.faces.analysis import ImageAnalysis
+from anfe.faces.batch import analyse_paths
+from anfe.models.builds import BuildOptions, build_from_pool, make_builds, pool_from_cache, single_embeddings
+from anfe.faces.cache import AnalysisCache
+from anfe.core.paths import default_cache_path
+from anfe.core.config import AnalysisParams
+from anfe.core.dataset import load_labelled
+from anfe.faces.detection import DetectedFace
+from anfe.core.store import open_store
 
 SIZES = (1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 12500, 15000, 17500, 20000,
          22500, 25000, 27500, 30000, 32500, 35000, 37500, 40000, 42500, 45000, 50000)

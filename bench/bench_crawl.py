@@ -16,9 +16,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from scraper.demosite import DemoServer, generate_site  # noqa: E402
+from scraper.demosite import DemoServer, generate_site
 
 MODES = {
     "politeness off": ["-s", "DOWNLOAD_DELAY=0", "-s", "AUTOTHROTTLE_ENABLED=0",

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from anfe.cache import AnalysisCache, default_cache_path
+from anfe.faces.cache import AnalysisCache
+from anfe.core.paths import default_cache_path
 from curation.dedup import hashes_to_array, near_pairs
-from trials import brute_force_pairs
+from testkit.trials import brute_force_pairs
 
 
 def synthetic(n: int, planted: int, max_flips: int, seed: int = 1) -> tuple[np.ndarray, list[tuple[int, int, int]]]:

@@ -24,9 +24,9 @@ import statistics
 import time
 from pathlib import Path
 
-from anfe import faces
-from anfe.config import AnalysisParams
-from anfe.imaging import decode_image
+from anfe.faces import detection as faces
+from anfe.core.config import AnalysisParams
+from anfe.faces.imaging import decode_image
 
 FACECOUNT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces" / "facecount"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}

@@ -19,12 +19,13 @@ import argparse
 import time
 from pathlib import Path
 
-from anfe.batch import analyse_paths
-from anfe.builds import BuildOptions, builds_from_analyses, load_items, parse_where
-from anfe.cache import AnalysisCache, cache_location
-from anfe.config import AnalysisParams
-from anfe.evaluation import EvaluationResult, evaluate_build
-from anfe.fairness import pct, pct_interval, points, points_interval
+from anfe.faces.batch import analyse_paths
+from anfe.models.builds import BuildOptions, builds_from_analyses, load_items, parse_where
+from anfe.faces.cache import AnalysisCache
+from anfe.core.paths import cache_location
+from anfe.core.config import AnalysisParams
+from anfe.models.evaluation import EvaluationResult, evaluate_build
+from anfe.models.fairness import pct, pct_interval, points, points_interval
 
 UTKFACE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces" / "utkface" / "labels.csv"
 RACES = ("Asian", "Black", "Indian", "White", "Others")

@@ -27,14 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
-from anfe.batch import analyse_paths, default_workers
-from anfe.builds import distances, split_test
-from anfe.cache import AnalysisCache, default_cache_path
-from anfe.config import AnalysisParams
-from anfe.dataset import from_labels_csv
-from anfe.splits import DEFAULT_LEAK_DISTANCE, leak_count, people_on_both_sides, split_by_person
+from anfe.faces.batch import analyse_paths, default_workers
+from anfe.models.distance import distances
+from anfe.models.splits import split_test
+from anfe.faces.cache import AnalysisCache
+from anfe.core.paths import default_cache_path
+from anfe.core.config import AnalysisParams
+from anfe.core.dataset import from_labels_csv
+from anfe.models.splits import DEFAULT_LEAK_DISTANCE, leak_count, people_on_both_sides, split_by_person
 from curation.identity import DEFAULT_WRONG_PERSON_DISTANCE, MIN_PERSON_PHOTOS
-from identity_trials import flipped_people_trial, wrong_person_trial
+from testkit.identity_trials import flipped_people_trial, wrong_person_trial
 
 LFW = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces" / "lfw" / "labels.csv"
 

@@ -29,16 +29,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 SHARED = ROOT.parent / "shared" / "data" / "faces"
 DELAY_S = 0.05
 
 
 def analysis_seconds(paths: list[Path], executor) -> float:
-    from anfe.batch import analyse_paths
-    from anfe.config import AnalysisParams
+    from anfe.faces.batch import analyse_paths
+    from anfe.core.config import AnalysisParams
 
     start = time.perf_counter()
     results, stats = analyse_paths(paths, AnalysisParams(), None, executor, progress=False)
@@ -47,7 +45,7 @@ def analysis_seconds(paths: list[Path], executor) -> float:
 
 
 def bench_analysis(images: int, repeats: int) -> dict[str, float]:
-    from anfe.executor import DaskExecutor, PoolExecutor
+    from anfe.faces.executor import DaskExecutor, PoolExecutor
 
     base = SHARED / "utkface"
     with (base / "labels.csv").open(newline="") as handle:
@@ -100,7 +98,7 @@ class _Timed:
 
 
 def bench_crawl(people: int, repeats: int) -> dict[str, float]:
-    from redis_server import RedisServer
+    from testkit.redis_server import RedisServer
 
     from scraper.demosite import DemoServer, generate_site
 

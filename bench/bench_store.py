@@ -21,20 +21,17 @@ import argparse
 import json
 import random
 import sqlite3
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the test server helper
-
-from anfe.people import PERSON_FIELDS  # noqa: E402
-from anfe.store import Store, open_store  # noqa: E402
-from curation.clean import CATALOG_FIELDS  # noqa: E402
-from curation.queue import RECORD_FIELDS  # noqa: E402
-from curation.rules import AGE_FIELDS  # noqa: E402
+from anfe.core.people import PERSON_FIELDS
+from anfe.core.store import Store, open_store
+from curation.clean import CATALOG_FIELDS
+from curation.queue import RECORD_FIELDS
+from curation.rules import AGE_FIELDS
 
 TARGET_S = 2.0
 SINGLE = 2000  # records written one by one (the crawl's way), before the bulk load
@@ -213,7 +210,7 @@ def main() -> None:
         server = None
         base = args.mongodb_uri
         if base is None:
-            from secantus_server import SecantusServer
+            from testkit.secantus_server import SecantusServer
 
             server = SecantusServer(Path(folder) / "secantus").start()
             base = server.uri()

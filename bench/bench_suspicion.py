@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from anfe.batch import analyse_paths, default_workers
-from anfe.cache import AnalysisCache, default_cache_path
-from anfe.config import AnalysisParams
-from trials import flip_trial
+from anfe.faces.batch import analyse_paths, default_workers
+from anfe.faces.cache import AnalysisCache
+from anfe.core.paths import default_cache_path
+from anfe.core.config import AnalysisParams
+from testkit.trials import flip_trial
 
 UTKFACE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces" / "utkface"
 

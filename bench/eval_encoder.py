@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from anfe.batch import analyse_paths
-from anfe.builds import BuildOptions, builds_from_analyses
-from anfe.cache import AnalysisCache
-from anfe.config import AnalysisParams
-from anfe.dataset import load_labelled
-from anfe.evaluation import evaluate_build
+from anfe.faces.batch import analyse_paths
+from anfe.models.builds import BuildOptions, builds_from_analyses
+from anfe.faces.cache import AnalysisCache
+from anfe.core.config import AnalysisParams
+from anfe.core.dataset import load_labelled
+from anfe.models.evaluation import evaluate_build
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces"
 ENCODERS = ("dlib", "onnx")

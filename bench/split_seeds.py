@@ -19,11 +19,12 @@ import os
 import statistics
 from pathlib import Path
 
-from anfe.batch import analyse_paths
-from anfe.builds import BuildOptions, builds_from_analyses, load_items, parse_where
-from anfe.cache import AnalysisCache, default_cache_path
-from anfe.config import AnalysisParams
-from anfe.evaluation import evaluate_build
+from anfe.faces.batch import analyse_paths
+from anfe.models.builds import BuildOptions, builds_from_analyses, load_items, parse_where
+from anfe.faces.cache import AnalysisCache
+from anfe.core.paths import default_cache_path
+from anfe.core.config import AnalysisParams
+from anfe.models.evaluation import evaluate_build
 
 UTKFACE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces" / "utkface" / "labels.csv"
 

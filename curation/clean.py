@@ -13,15 +13,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from anfe import checks
-from anfe.analysis import ImageAnalysis
-from anfe.batch import BatchStats, analyse_paths
-from anfe.cache import AnalysisCache
-from anfe.config import AnalysisParams
-from anfe.hashing import content_hash
-from anfe.layout import DatasetLayout, open_dataset
-from anfe.people import PERSON_FIELDS, person_from_record
-from anfe.store import Store, by_content_hash
+from anfe.faces import checks
+from anfe.faces.analysis import ImageAnalysis
+from anfe.faces.batch import BatchStats, analyse_paths
+from anfe.faces.cache import AnalysisCache
+from anfe.core.config import AnalysisParams
+from anfe.core.hashing import content_hash
+from anfe.core.layout import DatasetLayout, open_dataset
+from anfe.core.people import PERSON_FIELDS, person_from_record
+from anfe.core.store import Store, by_content_hash
 
 from . import moves
 from . import quarantine as q

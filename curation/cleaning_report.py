@@ -9,10 +9,10 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from anfe.config import DEFAULT_MAX_PIXELS
-from anfe.imaging import thumbnail_data_url
-from anfe.layout import write_atomically
-from anfe.store import now_iso
+from anfe.core.config import DEFAULT_MAX_PIXELS
+from anfe.faces.imaging import thumbnail_data_url
+from anfe.core.layout import write_atomically
+from anfe.core.store import now_iso
 
 from .clean import CleanReport
 from .rules import RULES

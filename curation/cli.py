@@ -1,5 +1,5 @@
 """The ``anfe clean``, ``anfe quarantine`` and ``anfe restore`` commands (registered through the
-``anfe.commands`` entry points): thin wrappers over :mod:`curation.clean` and
+``anfe.cli.commands`` entry points): thin wrappers over :mod:`curation.clean` and
 :mod:`curation.quarantine` that print summaries and one-line errors.
 """
 
@@ -13,11 +13,11 @@ from typing import Any
 
 import click
 
-from anfe.cliutil import analysis_options, friendly_errors, open_cache, store_option
-from anfe.dataset import age_of
-from anfe.errors import DatasetError
-from anfe.layout import open_dataset
-from anfe.store import by_content_hash, open_store
+from anfe.cli.common import analysis_options, friendly_errors, open_cache, store_option
+from anfe.core.dataset import age_of
+from anfe.core.errors import DatasetError
+from anfe.core.layout import open_dataset
+from anfe.core.store import by_content_hash, open_store
 
 from . import moves
 from . import quarantine as q

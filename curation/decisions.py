@@ -13,18 +13,16 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from anfe import checks
-from anfe.errors import DatasetError, StoreVersionError
-from anfe.layout import DatasetLayout, safe_label
-from anfe.store import Store, now_iso
+from anfe.faces import checks
+from anfe.core.errors import DatasetError, StoreVersionError
+from anfe.core.layout import DatasetLayout, safe_label
+from anfe.core.store import Store, now_iso
 
 from . import moves
 from .moves import STATUS_ACTIVE, STATUS_QUARANTINED, Move, ReadOnlyDatasetError, VanishedFileError
-
-if TYPE_CHECKING:
-    from .queue import PersonView, QueueItem
+from .views import PersonView, QueueItem
 
 log = logging.getLogger(__name__)
 

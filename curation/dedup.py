@@ -22,7 +22,7 @@ _BLOCK = 2_000_000  # candidate pairs handled at once (bounds memory)
 
 
 def hashes_to_array(hex_hashes: Iterable[str]) -> np.ndarray:
-    """Hex perceptual hashes (as :func:`anfe.hashing.perceptual_hash` writes them) to uint64."""
+    """Hex perceptual hashes (as :func:`anfe.core.hashing.perceptual_hash` writes them) to uint64."""
     return np.array([int(h, 16) for h in hex_hashes], dtype=np.uint64)
 
 

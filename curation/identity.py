@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anfe.builds import distances
-from anfe.people import group_by_person
+from anfe.models.distance import distances
+from anfe.core.people import group_by_person
 
 #: Distance to the median of a person's other photos beyond which a photo is a wrong-person
 #: suspect: dlib's same-person tolerance (measured on LFW by bench/bench_identity.py).

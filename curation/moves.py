@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from anfe.errors import DatasetError
-from anfe.layout import DatasetLayout, relative_to_root
-from anfe.store import Store, now_iso
+from anfe.core.errors import DatasetError
+from anfe.core.layout import DatasetLayout, relative_to_root
+from anfe.core.store import Store, now_iso
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from anfe.hashing import content_hash as hash_bytes
-from anfe.layout import DatasetLayout, safe_label
-from anfe.store import Store, now_iso
+from anfe.core.hashing import content_hash as hash_bytes
+from anfe.core.layout import DatasetLayout, safe_label
+from anfe.core.store import Store, now_iso
 
 from . import moves
 from .moves import (

@@ -15,12 +15,13 @@ from typing import TypeVar
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from anfe.cache import AnalysisCache, default_cache_path
-from anfe.config import DEFAULT_MAX_PIXELS
-from anfe.errors import AnfeError
-from anfe.imaging import thumbnail_data_url
-from anfe.layout import DatasetLayout, open_dataset
-from anfe.store import Store, open_store
+from anfe.faces.cache import AnalysisCache
+from anfe.core.paths import default_cache_path
+from anfe.core.config import DEFAULT_MAX_PIXELS
+from anfe.core.errors import AnfeError
+from anfe.faces.imaging import thumbnail_data_url
+from anfe.core.layout import DatasetLayout, open_dataset
+from anfe.core.store import Store, open_store
 from curation import decisions, moves, queue, review_gate, review_values
 from curation.review_cli import ReviewConfig, parse_args
 from curation.safe_text import md, plain

@@ -22,14 +22,14 @@ from typing import Any
 
 import click
 
-from anfe.batch import analyse_paths
-from anfe.cache import cache_location
-from anfe.executor import Executor
-from anfe.cliutil import analysis_options, friendly_errors, open_cache, store_option
-from anfe.config import AnalysisParams
-from anfe.errors import DatasetError
-from anfe.layout import open_dataset
-from anfe.store import open_store
+from anfe.faces.batch import analyse_paths
+from anfe.core.paths import cache_location
+from anfe.faces.executor import Executor
+from anfe.cli.common import analysis_options, friendly_errors, open_cache, store_option
+from anfe.core.config import AnalysisParams
+from anfe.core.errors import DatasetError
+from anfe.core.layout import open_dataset
+from anfe.core.store import open_store
 
 from . import moves
 from . import reviewers as reviewer_file

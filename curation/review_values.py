@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, MutableMapping, Sequence
 from typing import Any
 
-from anfe.errors import AnfeError
+from anfe.core.errors import AnfeError
 
 from .safe_text import plain
 

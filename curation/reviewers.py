@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from anfe.errors import AnfeError
-from anfe.layout import write_atomically
-from anfe.store import now_iso
+from anfe.core.errors import AnfeError
+from anfe.core.layout import write_atomically
+from anfe.core.store import now_iso
 
 #: The file's name in the dataset root.
 REVIEWERS_FILE = "reviewers.json"

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from anfe import checks
-from anfe.checks import (
+from anfe.faces import checks
+from anfe.faces.checks import (
     EXACT_DUPLICATE, LABEL_CONFLICT, MISLABELLED_PERSON, NEAR_DUPLICATE, UNDER_AGE, UNREADABLE, WRONG_PERSON,
 )
-from anfe.analysis import ImageAnalysis
-from anfe.dataset import age_of
-from anfe.errors import DatasetError
-from anfe.hashing import content_hash
-from anfe.people import Person
+from anfe.faces.analysis import ImageAnalysis
+from anfe.core.dataset import age_of
+from anfe.core.errors import DatasetError
+from anfe.core.hashing import content_hash
+from anfe.core.people import Person
 
 from . import identity
 from .dedup import DEFAULT_NEAR_DISTANCE, exact_groups, near_duplicate_groups
@@ -258,5 +258,5 @@ def ages_from_csv(csv_path: str | Path) -> tuple[dict[str, float], dict[str, flo
     return by_hash, {path.name: age for path, age in rows}
 
 
-#: The store record fields the ages are read from (by ``anfe.store.by_content_hash(records, age_of)``).
+#: The store record fields the ages are read from (by ``anfe.core.store.by_content_hash(records, age_of)``).
 AGE_FIELDS = ("content_hash", "age", "birth_year", "photo_year")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anfe.builds import distances
+from anfe.models.distance import distances
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from anfe.cliutil import friendly_errors, store_option
+from anfe.cli.common import friendly_errors, store_option
 
 from .demosite import DemoServer, SiteSpec, generate_site, url_list_for
 from .demosite.generate import MANIFEST, MAX_LIST_PEOPLE, MAX_PEOPLE

@@ -1,8 +1,8 @@
-"""Precise errors of the harvester; subclasses of :class:`anfe.errors.AnfeError` so the CLI prints them in one line."""
+"""Precise errors of the harvester; subclasses of :class:`anfe.core.errors.AnfeError` so the CLI prints them in one line."""
 
 from __future__ import annotations
 
-from anfe.errors import AnfeError
+from anfe.core.errors import AnfeError
 
 
 class ProfileError(AnfeError):

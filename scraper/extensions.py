@@ -31,7 +31,7 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
-from anfe.layout import write_atomically
+from anfe.core.layout import write_atomically
 
 from .logformat import quiet_robots_errors
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from anfe.store import now_iso
+from anfe.core.store import now_iso
 
 #: Outcomes worth retrying on a later run: never written to the ledger.
 TRANSIENT_REASONS = frozenset({

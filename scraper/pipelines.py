@@ -20,14 +20,14 @@ from typing import Any, NoReturn
 from PIL import Image
 from scrapy.exceptions import DropItem
 
-from anfe.analysis import ImageAnalysis
-from anfe.checks import EXACT_DUPLICATE, LABEL_CONFLICT, MANY_FACES, NO_FACE, SMALL_FACE, TOO_SMALL, UNREADABLE
-from anfe.config import DEFAULT_MAX_PIXELS, AnalysisParams
-from anfe.errors import DatasetError, ImageError, StoreError
-from anfe.hashing import content_hash
-from anfe.imaging import open_image, to_rgb_array
-from anfe.layout import DatasetLayout, content_file_name, safe_label, write_atomically
-from anfe.store import Store, now_iso, open_store
+from anfe.faces.analysis import ImageAnalysis
+from anfe.faces.checks import EXACT_DUPLICATE, LABEL_CONFLICT, MANY_FACES, NO_FACE, SMALL_FACE, TOO_SMALL, UNREADABLE
+from anfe.core.config import DEFAULT_MAX_PIXELS, AnalysisParams
+from anfe.core.errors import DatasetError, ImageError, StoreError
+from anfe.core.hashing import content_hash
+from anfe.faces.imaging import open_image, to_rgb_array
+from anfe.core.layout import DatasetLayout, content_file_name, safe_label, write_atomically
+from anfe.core.store import Store, now_iso, open_store
 
 from .crops import same_face
 from .items import PhotoItem
@@ -149,7 +149,7 @@ class ImageCheckPipeline(_PipelineBase):
 
 class CurationGatePipeline(_PipelineBase):
     """With CURATION_GATE on: drop photos that fail no-face, many-faces or small-face (the checks
-    of :mod:`anfe.checks`, as ``anfe clean`` applies them), or are already stored.
+    of :mod:`anfe.faces.checks`, as ``anfe clean`` applies them), or are already stored.
 
     Self-contained over ``anfe`` (analysis cached by content hash in the analysis cache), so a
     crawl can keep only usable photos without the curation package.
@@ -161,7 +161,8 @@ class CurationGatePipeline(_PipelineBase):
         self.store: Store | None = None
         if not self.enabled:  # a pass-through (NotConfigured would log a warning on every crawl)
             return
-        from anfe.cache import AnalysisCache, cache_location  # dlib is loaded only when the gate is on
+        from anfe.faces.cache import AnalysisCache
+        from anfe.core.paths import cache_location  # dlib is loaded only when the gate is on
 
         self.params = AnalysisParams(max_pixels=self.settings.getint("MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS))
         self.small_face = (self.settings.getfloat("MIN_EYE_DISTANCE", SMALL_FACE.threshold[0]),
@@ -190,7 +191,7 @@ class CurationGatePipeline(_PipelineBase):
             return item  # the writer records the duplicate (or the label conflict)
         analysis = self.cache.get(digest)
         if analysis is None:
-            from anfe.analysis import analyse_bytes
+            from anfe.faces.analysis import analyse_bytes
 
             analysis = analyse_bytes(item.body, self.params, digest)
             self.cache.put_many([analysis])

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from anfe.store import open_store
+from anfe.core.store import open_store
 
 from .browser import check_chromium
 from .errors import UrlListError
@@ -44,7 +44,7 @@ def _check_values(spider: str, args: Mapping[str, Any], settings: Any = None) ->
 
 def check_store(uri: str | None) -> None:
     """Open and close the store at ``uri`` (when one is given): an unreachable MongoDB raises
-    :class:`~anfe.errors.StoreUnreachableError` here, within seconds, with the same line as
+    :class:`~anfe.core.errors.StoreUnreachableError` here, within seconds, with the same line as
     ``anfe build`` and ``anfe clean``. The embedded default needs no check."""
     if uri:
         open_store(uri).close()

@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 
 from scrapy.http import HtmlResponse
 
-from anfe.errors import AnfeError
+from anfe.core.errors import AnfeError
 
 from .profiles import SiteProfile
 from .select import JsonDoc, first_number, select_all, select_first

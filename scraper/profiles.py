@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlparse
 
-from anfe.errors import DatasetError
-from anfe.layout import safe_label
+from anfe.core.errors import DatasetError
+from anfe.core.layout import safe_label
 
 from .errors import ProfileError
 from .profile_schema import validate_document

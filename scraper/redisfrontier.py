@@ -31,7 +31,7 @@ from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler as _RedisScheduler
 
-from anfe.store import now_iso
+from anfe.core.store import now_iso
 
 from .frontier import FRONTIER_ID, NOT_DONE_STAT, decode_request, encode_request, frontier_id, request_done
 from .ledger import is_transient

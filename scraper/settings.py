@@ -28,7 +28,7 @@ REDIS_KEY_PREFIX = "anfe"
 REDIS_WORKER_TTL = 15.0
 
 # -- what is kept ---------------------------------------------------------------------------
-#: Smaller photos are dropped as "too-small" (the threshold of anfe.checks.TOO_SMALL, as in `anfe clean`).
+#: Smaller photos are dropped as "too-small" (the threshold of anfe.faces.checks.TOO_SMALL, as in `anfe clean`).
 MIN_IMAGE_WIDTH = 64
 MIN_IMAGE_HEIGHT = 64
 #: More pixels than this are refused from the header, never decoded ("too-many-pixels").
@@ -36,7 +36,7 @@ MAX_IMAGE_PIXELS = 80_000_000
 #: At most this many photos per person (0 = no cap).
 MAX_IMAGES_PER_PERSON = 200
 #: Also drop photos that fail no-face, many-faces or small-face (runs dlib on each photo); small-face
-#: has the thresholds of anfe.checks.SMALL_FACE, as in `anfe clean`: eye distance and box side (0 = off).
+#: has the thresholds of anfe.faces.checks.SMALL_FACE, as in `anfe clean`: eye distance and box side (0 = off).
 CURATION_GATE = False
 MIN_EYE_DISTANCE = 20.0
 MIN_FACE_SIDE = 0

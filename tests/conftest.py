@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import csv
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# bench/trials.py holds the experiments and baselines only benches and tests run (not product code).
-sys.path.insert(0, str(ROOT / "bench"))
 SHARED_FACES = ROOT.parent / "shared" / "data" / "faces"
 
 
@@ -48,7 +45,7 @@ def utkface_rows(shared_faces: Path) -> list[dict[str, str]]:
 @pytest.fixture(scope="session")
 def utkface_adult_items(utkface_rows):
     """20 adult (age >= 17) UTKFace photos per gender, spread over the file list (ages, races)."""
-    from anfe.dataset import LabelledImage
+    from anfe.core.dataset import LabelledImage
 
     chosen = []
     for gender in ("male", "female"):
@@ -101,11 +98,37 @@ REAL_MONGODB_ENV = "ANFE_TEST_MONGODB_URI"
 @pytest.fixture(scope="session")
 def secantus_server(tmp_path_factory):
     """A ``secantusd-py --standalone`` on a free loopback port with a temporary WiredTiger storage,
-    for the whole session (stopped at the end). See tests/secantus_server.py."""
-    from secantus_server import SecantusServer
+    for the whole session (stopped at the end). See testkit/secantus_server.py."""
+    from testkit.secantus_server import SecantusServer
 
     with SecantusServer(tmp_path_factory.mktemp("secantus") / "data") as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A secantusd-py of the module's own, with fail points (``test_commands``) and a sync on every
+    commit, for the failure suites (which kill and restart it)."""
+    from testkit.secantus_server import SecantusServer
+
+    with SecantusServer(tmp_path_factory.mktemp("failures") / "data", test_commands=True,
+                         sync_on_commit=True) as running:
+        yield running
+
+
+@pytest.fixture
+def uri(server):
+    """A scratch database on :func:`server`, dropped afterwards."""
+    with server.scratch_database("anfe_fail") as scratch:
+        yield scratch
+
+
+@pytest.fixture
+def messy_root(tmp_path: Path, utkface_rows, shared_faces) -> tuple[Path, Path]:
+    """A dataset root with one case for every rule, and a labels CSV with ages."""
+    from testkit.cleaning import make_messy_root
+
+    return make_messy_root(tmp_path, utkface_rows, shared_faces)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from anfe.commands import build, builds, evaluate, predict
+from anfe.cli.commands import build, builds, evaluate, predict
 
 PER_GENDER = 20
 

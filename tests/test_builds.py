@@ -10,16 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anfe.batch import analyse_paths
-from anfe.builds import (
-    BuildOptions, apply_filters, build_id, build_sort_key, builds_from_analyses, fingerprint, make_builds,
-    parse_sizes, parse_where, pool_from_analyses, pool_from_cache, split_test, summary,
-)
-from anfe.cache import AnalysisCache
-from anfe.config import AnalysisParams
-from anfe.dataset import LabelledImage
-from anfe.errors import DatasetError
-from anfe.store import open_store
+from anfe.faces.batch import analyse_paths
+from anfe.models.builds import BuildOptions, apply_filters, build_id, build_sort_key, builds_from_analyses, fingerprint, make_builds, parse_sizes, parse_where, pool_from_analyses, pool_from_cache, summary
+from anfe.models.splits import split_test
+from anfe.faces.cache import AnalysisCache
+from anfe.core.config import AnalysisParams
+from anfe.core.dataset import LabelledImage
+from anfe.core.errors import DatasetError
+from anfe.core.store import open_store
 
 PARAMS = AnalysisParams()
 PER_GENDER = 20

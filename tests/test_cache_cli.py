@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from anfe.cache import AnalysisCache
-from anfe.cli import cli
-from anfe.config import AnalysisParams
+from anfe.faces.cache import AnalysisCache
+from anfe.cli.app import cli
+from anfe.core.config import AnalysisParams
 
 
 def test_caches_merge_into_one(utkface_rows, tmp_path):

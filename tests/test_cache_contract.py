@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from anfe.analysis import ImageAnalysis
-from anfe.batch import analyse_paths
-from anfe.cache import AnalysisCache, MongoCache, SQLiteCache
-from anfe.cli import cli
-from anfe.config import AnalysisParams
-from anfe.errors import CacheError
+from anfe.faces.analysis import ImageAnalysis
+from anfe.faces.batch import analyse_paths
+from anfe.faces.cache import AnalysisCache, MongoCache, SQLiteCache
+from anfe.cli.app import cli
+from anfe.core.config import AnalysisParams
+from anfe.core.errors import CacheError
 
 pytestmark = pytest.mark.slow
 
@@ -150,14 +150,48 @@ def test_cli_analyze_info_and_merge_on_either_backend(location, utkface_rows, tm
 
 
 def test_unreachable_mongodb_and_junk_files_are_one_line_errors(tmp_path):
-    from redis_server import free_port
+    from testkit.redis_server import free_port
 
-    with pytest.raises(CacheError, match="cannot reach the MongoDB cache"):
+    with pytest.raises(CacheError, match=r"^cannot connect to the MongoDB cache at mongodb://127\.0\.0\.1:\d+/anfe "
+                                          r"within 0\.3 s \(.*\): start mongod there, or check the URI$"):
         AnalysisCache(f"mongodb://127.0.0.1:{free_port()}/anfe", "k", timeout_ms=300)
     junk = tmp_path / "junk.sqlite"
     junk.write_text("not a database")
     with pytest.raises(CacheError, match="is not an analysis cache"):
         AnalysisCache(junk, "k")
     result = CliRunner().invoke(cli, ["cache", "info", f"mongodb://user:secret@127.0.0.1:{free_port()}/x?serverSelectionTimeoutMS=300"])
-    assert result.exit_code == 1 and "cannot reach the MongoDB cache" in result.output
-    assert "secret" not in result.output
+    assert result.exit_code == 1 and "cannot connect to the MongoDB cache at mongodb://user:***@" in result.output
+    assert "secret" not in result.output and "Topology" not in result.output
+    assert result.output.count("\n") == 1 and result.output.rstrip().endswith("--cache (or ANFE_CACHE) names it")
+
+
+def test_anfe_cache_env_and_the_cache_flag_name_a_mongodb_cache_the_same_way(
+        mongodb_database_uri, utkface_rows, tmp_path, tmp_path_factory, monkeypatch):
+    """``ANFE_CACHE=mongodb://…`` is ``--cache mongodb://…``: the same analyses land in the same
+    database, and an unreachable one is the same one line. The converted ONNX model of a URI cache
+    lives in $XDG_CACHE_HOME/anfe/models (a URI has no folder to put it beside)."""
+    from testkit.redis_server import free_port
+
+    folder = tmp_path / "photos" / "female"
+    folder.mkdir(parents=True)
+    for row in utkface_rows[:2]:
+        (folder / Path(row["path"]).name).write_bytes(Path(row["path"]).read_bytes())
+    models = tmp_path_factory.getbasetemp() / "models"  # the session's converted model, shared
+    (tmp_path / "xdg" / "anfe").mkdir(parents=True)
+    (tmp_path / "xdg" / "anfe" / "models").symlink_to(models, target_is_directory=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    runner = CliRunner()
+    flag = runner.invoke(cli, ["analyze", str(tmp_path / "photos"), "--cache", mongodb_database_uri, "--workers", "1"])
+    assert flag.exit_code == 0 and "2 images: 0 from cache, 2 analysed now" in flag.output, flag.output
+    third = utkface_rows[2]["path"]  # something new to analyse: the encoder's model folder is asked for
+    (folder / Path(third).name).write_bytes(Path(third).read_bytes())
+    monkeypatch.setenv("ANFE_CACHE", mongodb_database_uri)
+    env = runner.invoke(cli, ["analyze", str(tmp_path / "photos"), "--workers", "1"])
+    assert env.exit_code == 0 and "3 images: 2 from cache, 1 analysed now" in env.output, env.output
+    gone = f"mongodb://127.0.0.1:{free_port()}/anfe?serverSelectionTimeoutMS=300"
+    by_flag = runner.invoke(cli, ["analyze", str(tmp_path / "photos"), "--cache", gone, "--workers", "1"])
+    monkeypatch.setenv("ANFE_CACHE", gone)
+    by_env = runner.invoke(cli, ["analyze", str(tmp_path / "photos"), "--workers", "1"])
+    assert by_flag.exit_code == by_env.exit_code == 1
+    assert by_flag.output == by_env.output and by_env.output.startswith("Error: cannot connect to the MongoDB cache")
+    assert by_env.output.count("\n") == 1

@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from anfe.batch import default_workers
-from anfe.cache import AnalysisCache
-from anfe.config import AnalysisParams
-from anfe.errors import DatasetError
-from anfe.layout import DatasetLayout
-from anfe.store import open_store
+from anfe.faces.batch import default_workers
+from anfe.faces.cache import AnalysisCache
+from anfe.core.errors import DatasetError
+from anfe.core.layout import DatasetLayout
+from anfe.core.store import open_store
 from curation import clean as clean_module
 from curation import moves
 from curation import quarantine as q
 from curation.clean import clean, scan
 from curation.cleaning_report import summary_table, write_html
 from curation.rules import CleanRules, ages_from_csv
-
-PARAMS = AnalysisParams()
-GROUP = "dlib/examples/faces/2008_001009.jpg"  # two faces, 360x480
-DOG = "dlib/examples/faces/dogs.jpg"
+from testkit.cleaning import EXPECTED, PARAMS, run_clean
 
 
 def _files(root: Path) -> Counter:
@@ -35,55 +28,6 @@ def _files(root: Path) -> Counter:
     return Counter(p.read_bytes() for p in root.rglob("*")
                    if p.is_file() and p.parts[len(root.parts)] in ("images", "quarantine")
                    and p.name not in (".lock", "manifest.jsonl"))
-
-
-def _run(root: Path, cache_path: Path, rules: CleanRules | None = None, **kwargs):
-    with AnalysisCache(cache_path, PARAMS.cache_key) as cache:
-        return clean(root, rules or CleanRules(), PARAMS, cache, workers=1, progress=False, **kwargs)
-
-
-@pytest.fixture
-def messy_root(tmp_path: Path, utkface_rows, shared_faces) -> tuple[Path, Path]:
-    """A dataset root with one case for every rule, and a labels CSV with ages."""
-    root = tmp_path / "data"
-    male, female = root / "images" / "male", root / "images" / "female"
-    male.mkdir(parents=True)
-    female.mkdir(parents=True)
-    adults = [r for r in utkface_rows if 25 <= int(r["age"]) <= 40]
-    men = [r for r in adults if r["gender"] == "male"][:3]
-    women = [r for r in adults if r["gender"] == "female"][:2]
-    child = next(r for r in utkface_rows if r["age"] == "8" and r["gender"] == "male")
-    labels = []
-    for row in [*men, child]:
-        shutil.copyfile(row["path"], male / Path(row["path"]).name)
-        labels.append({"path": f"images/male/{Path(row['path']).name}", "age": row["age"]})
-    for row in women:
-        shutil.copyfile(row["path"], female / Path(row["path"]).name)
-    shutil.copyfile(men[0]["path"], male / "exact-copy.jpg")                      # exact-duplicate
-    shutil.copyfile(women[0]["path"], male / "both-genders.jpg")                  # label-conflict
-    big = Image.open(men[1]["path"]).resize((400, 400), Image.LANCZOS)
-    big.save(male / "bigger-copy.jpg", quality=90)                                 # near-duplicate (kept)
-    shutil.copyfile(shared_faces / "facecount" / GROUP, male / "group.jpg")        # many-faces
-    shutil.copyfile(shared_faces / "facecount" / DOG, female / "dogs.jpg")         # no-face
-    small = io.BytesIO()
-    Image.open(women[1]["path"]).resize((40, 40)).save(small, "JPEG")
-    (female / "tiny.jpg").write_bytes(small.getvalue())                            # too-small
-    (male / "empty.jpg").write_bytes(b"")                                          # unreadable
-    (male / "cut.jpg").write_bytes(Path(men[2]["path"]).read_bytes()[:3000])       # unreadable (truncated)
-    (female / "notes.txt").write_text("not a photo")                               # unreadable (not an image)
-    (female / ".part-123").write_bytes(b"a download in progress")                  # ignored
-    with (root / "ages.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, ["path", "age"])
-        writer.writeheader()
-        writer.writerows(labels)
-    return root, root / "ages.csv"
-
-
-EXPECTED = {
-    "male/empty.jpg": "unreadable", "male/cut.jpg": "unreadable", "female/notes.txt": "unreadable",
-    "female/tiny.jpg": "too-small", "female/dogs.jpg": "no-face", "male/group.jpg": "many-faces",
-    "male/exact-copy.jpg": "exact-duplicate", "male/both-genders.jpg": "label-conflict",
-}
 
 
 def _found(report, root: Path) -> dict[str, str]:
@@ -95,7 +39,7 @@ def test_every_rule_on_a_messy_dataset(messy_root, session_cache_path):
     before = _files(root)
     ages, by_name = ages_from_csv(ages_csv)
     with open_store(None, root) as store:
-        report = _run(root, session_cache_path, store=store, ages=ages, ages_by_name=by_name)
+        report = run_clean(root, session_cache_path, store=store, ages=ages, ages_by_name=by_name)
         found = _found(report, root)
         for name, reason in EXPECTED.items():
             assert found.pop(name) == reason, name
@@ -119,14 +63,14 @@ def test_every_rule_on_a_messy_dataset(messy_root, session_cache_path):
     page = write_html(report).read_text()
     assert page.count("data:image/jpeg;base64,") >= 8 and "label-conflict" in page
 
-    again = _run(root, session_cache_path, ages=ages, ages_by_name=by_name)
+    again = run_clean(root, session_cache_path, ages=ages, ages_by_name=by_name)
     assert again.rejections == [] and again.stats.analysed == 0  # idempotent, all from the cache
 
 
 def test_dry_run_moves_nothing(messy_root, session_cache_path):
     root, _ = messy_root
     listing = sorted(p.relative_to(root) for p in root.rglob("*"))
-    report = _run(root, session_cache_path, dry_run=True)
+    report = run_clean(root, session_cache_path, dry_run=True)
     assert report.dry_run and len(report.rejections) >= len(EXPECTED) - 1
     assert all(r.moved_to is None for r in report.rejections)
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == listing
@@ -144,7 +88,7 @@ def test_vanished_between_scan_and_move(messy_root, session_cache_path, monkeypa
         return result
 
     monkeypatch.setattr(clean_module, "analyse_paths", analyse_then_vanish)
-    report = _run(root, session_cache_path)
+    report = run_clean(root, session_cache_path)
     skipped = report.skipped
     assert [r.path for r in skipped] == [gone] and "gone" in skipped[0].problem
     assert len(report.moved) == len(report.rejections) - 1
@@ -156,7 +100,7 @@ def test_read_only_dataset_is_refused_before_anything_moves(messy_root, session_
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
     monkeypatch.setattr(q.os, "access", lambda path, mode: not mode & os.W_OK)  # what a read-only mount reports
     with pytest.raises(moves.ReadOnlyDatasetError, match="read-only.*nothing was moved"):
-        _run(root, session_cache_path)
+        run_clean(root, session_cache_path)
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
 
 
@@ -168,7 +112,7 @@ def test_read_only_dataset_with_chmod(messy_root, session_cache_path):
         folder.chmod(0o555)
     try:
         with pytest.raises(moves.ReadOnlyDatasetError):
-            _run(root, session_cache_path)
+            run_clean(root, session_cache_path)
     finally:
         for folder in folders:
             folder.chmod(0o755)
@@ -186,7 +130,7 @@ def test_interrupted_move_is_repaired_on_the_next_clean(messy_root, session_cach
     with pytest.raises(KeyboardInterrupt):
         q.quarantine_file(layout, target, "rejected", "by a reviewer", actor="alice")
     monkeypatch.undo()
-    report = _run(root, session_cache_path)
+    report = run_clean(root, session_cache_path)
     assert len(report.repaired) == 1 and not target.exists()
     assert (root / "quarantine" / "rejected" / "male" / "group.jpg").is_file()
     assert "male/group.jpg" not in _found(report, root)  # repaired first, so not scanned again
@@ -195,9 +139,9 @@ def test_interrupted_move_is_repaired_on_the_next_clean(messy_root, session_cach
 def test_not_a_dataset_root(tmp_path, session_cache_path):
     (tmp_path / "photos").mkdir()
     with pytest.raises(DatasetError, match="not a dataset root.*images/<gender>"):
-        _run(tmp_path / "photos", session_cache_path)
+        run_clean(tmp_path / "photos", session_cache_path)
     with pytest.raises(DatasetError, match="not a folder"):
-        _run(tmp_path / "nowhere", session_cache_path)
+        run_clean(tmp_path / "nowhere", session_cache_path)
 
 
 def test_scan_sees_every_file_but_hidden_ones(messy_root):
@@ -260,7 +204,7 @@ def test_links_and_pipes_are_quarantined_unread_and_the_run_finishes(messy_root,
     (male / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
     os.mkfifo(female / "pipe.jpg")  # reading it would block forever
     with open_store(None, root) as store:
-        report = _run(root, session_cache_path, store=store)
+        report = run_clean(root, session_cache_path, store=store)
     odd = {r.path.name: r for r in report.rejections if r.reason == "not-a-file"}
     assert set(odd) == {"link-out.jpg", "link-in.jpg", "dangling.jpg", "pipe.jpg"}
     assert all(r.moved_to is not None and r.problem is None for r in odd.values())
@@ -278,17 +222,17 @@ def test_label_conflicts_found_when_crawling_go_to_review(utkface_rows, tmp_path
     """The crawler records the same bytes found under two genders on the store record only; clean
     sends that file to review, and a reviewer's decision settles it for the next clean."""
     from curation import decisions, queue
-    from test_review_logic import make_review_dataset
+    from testkit.review import make_review_dataset
 
     layout = make_review_dataset(utkface_rows, tmp_path / "data", per_gender=2)
     photo = layout.image_files("male")[0]
     with open_store(None, layout.root) as store:
         store.upsert_image({"content_hash": photo.stem, "gender": "male", "label_conflict": True,
                             "conflicting_genders": ["female", "male"]})
-        report = _run(layout.root, session_cache_path, store=store)
+        report = run_clean(layout.root, session_cache_path, store=store)
         assert [(r.path, r.reason, r.detail) for r in report.rejections] == [
             (photo, "label-conflict", "found under female and male when crawled")]
         (item,) = queue.flagged_items(layout)
         assert item.content_hash == photo.stem and store.get_image(photo.stem)["status"] == "review"
         decisions.decide(layout, store, [item], "keep", "ann")
-        assert photo.is_file() and _run(layout.root, session_cache_path, store=store).rejections == []
+        assert photo.is_file() and run_clean(layout.root, session_cache_path, store=store).rejections == []

@@ -1,4 +1,4 @@
-"""Every command has complete help, and every `anfe ...` command the README shows exists."""
+"""Every command has complete help, and every `anfe ...` command the README and the guides show exists."""
 
 from __future__ import annotations
 
@@ -10,9 +10,15 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from anfe.cli import cli
+from anfe.cli.app import cli
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+#: The README and the guides beside it (the reference is generated from the commands themselves).
+DOCS = [README, *sorted(p for p in (README.parent / "docs").glob("*.md") if p.name != "reference.md")]
+
+
+def _doc_lines() -> list[str]:
+    return [line.strip() for doc in DOCS for line in doc.read_text(encoding="utf-8").splitlines()]
 
 
 def _walk(command: click.Command, ctx: click.Context, path: tuple[str, ...] = ()):
@@ -45,7 +51,7 @@ def test_every_command_has_help_text():
 
 def test_readme_commands_exist():
     known = {" ".join(path) for path, _ in _all_commands()}
-    lines = [line.strip() for line in README.read_text(encoding="utf-8").splitlines()]
+    lines = _doc_lines()
     used = set()
     for line in lines:
         if not line.startswith("anfe "):
@@ -57,11 +63,11 @@ def test_readme_commands_exist():
                 used.add(" ".join(words[:n]))
                 break
         else:
-            pytest.fail(f"README shows `{line}`, but anfe has no such command")
-    assert used, "the README shows no anfe command"
+            pytest.fail(f"the docs show `{line}`, but anfe has no such command")
+    assert used, "the docs show no anfe command"
 
 
-@pytest.mark.parametrize("line", [l for l in README.read_text(encoding="utf-8").splitlines() if re.match(r"^scrapy (crawl|list)", l.strip())])
+@pytest.mark.parametrize("line", [line for line in _doc_lines() if re.match(r"^scrapy (crawl|list)", line)])
 def test_readme_scrapy_spiders_exist(line, monkeypatch):
     from scrapy.spiderloader import SpiderLoader
     from scrapy.utils.project import get_project_settings

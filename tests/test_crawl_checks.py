@@ -6,7 +6,6 @@ failed exits non-zero saying how many failed and why (item 3), and an unreachabl
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,32 +13,18 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from anfe.cli import cli
-from anfe.cliutil import COMMON_HINTS
-from anfe.errors import StoreUnreachableError
-from anfe.store import open_store
+from anfe.cli.app import cli
+from anfe.cli.common import COMMON_HINTS
+from anfe.core.errors import StoreUnreachableError
+from anfe.core.store import open_store
 from scraper.demosite import DemoServer, generate_site
 from scraper.errors import SpiderArgumentError
 from scraper.extensions import crawl_failure
 from scraper.preflight import check_spider_arguments, known_arguments
 from scraper.spiders import SPIDERS, ListalSpider
+from testkit.commands import CHECKOUT, closed_port, run
 
-CHECKOUT = Path(__file__).resolve().parent.parent
 QUIET = ["-s", "PROGRESS_INTERVAL=0", "-s", "LOG_LEVEL=WARNING"]
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on (bound, then released): connections are refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run(*command: str, cwd: Path = CHECKOUT, timeout: int = 120) -> subprocess.CompletedProcess:
-    """A command in a process of its own (Scrapy's reactor runs once per process), with this checkout first."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CHECKOUT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", *command], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def last_line(text: str) -> str:

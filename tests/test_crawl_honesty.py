@@ -21,7 +21,7 @@ import pytest
 
 from scraper.demosite import DemoServer, generate_site
 from scraper.demosite.endless import DEEP, ENDLESS
-from test_crawl_checks import CHECKOUT, closed_port, run
+from testkit.commands import CHECKOUT, closed_port, run
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ RAISING_VIEWS = ("import sys; from scraper.spiders.profiled import ProfiledSpide
                  "    raise RuntimeError('injected failure')\n"
                  "    yield\n"
                  "ProfiledSpider.parse_view = parse_view\n"
-                 "from anfe.cli import main; sys.argv = ['anfe', *sys.argv[1:]]; main()")
+                 "from anfe.cli.app import main; sys.argv = ['anfe', *sys.argv[1:]]; main()")
 
 
 @pytest.fixture(scope="module")

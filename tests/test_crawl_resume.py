@@ -11,21 +11,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from anfe.layout import DatasetLayout
-from anfe.store import open_store
-from scraper.demosite import DemoServer
-from demo_site import served_demo
+from anfe.core.layout import DatasetLayout
+from anfe.core.store import open_store
+from testkit.demo_site import served_demo
+from testkit.crawls import crawl_command, start, stored
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Slow enough to be killed mid-crawl: 2 requests at once, 50 ms apart.
-PACE = ["-s", "DOWNLOAD_DELAY=0.05", "-s", "RANDOMIZE_DOWNLOAD_DELAY=0", "-s", "AUTOTHROTTLE_ENABLED=0",
-        "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2", "-s", "PROGRESS_INTERVAL=0", "-s", "BACKOFF_DELAY=0"]
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +29,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def redis_server():
     """A real redis-server on a free loopback port, or skip saying how to install it."""
-    from redis_server import RedisServer
+    from testkit.redis_server import RedisServer
 
     try:
         server = RedisServer()
@@ -55,22 +51,6 @@ def demo(lfw_labels: Path, tmp_path_factory):
     """A demo site of 20 people per gender, 3 photos each, served on a free loopback port."""
     with served_demo(lfw_labels, tmp_path_factory.mktemp("resume-site"), people=20) as served:
         yield served
-
-
-def crawl_command(root: Path, server: DemoServer, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "anfe", "crawl", "listal", "--root", str(root), "-a", "profile=demo-listal",
-            "-a", f"base_url={server.base_url}", *PACE, *extra]
-
-
-def start(command: list[str], log: Path) -> subprocess.Popen:
-    """The crawl in a process group of its own (what kill -9 of "the crawl" hits)."""
-    return subprocess.Popen(command, cwd=log.parent, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-
-def stored(root: Path) -> int:
-    folder = root / "images"
-    return sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else 0
 
 
 def kill_when(process: subprocess.Popen, root: Path, images: int, timeout: float = 90) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from anfe.cli import cli
+from anfe.cli.app import cli
 from curation import moves
 from curation import quarantine as q
 from curation.rules import RULES

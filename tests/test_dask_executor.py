@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anfe.analysis import ImageAnalysis
-from anfe.batch import analyse_paths
-from anfe.cache import SQLiteCache
-from anfe.config import AnalysisParams
-from anfe.executor import DaskExecutor, PoolExecutor
+from anfe.faces.analysis import ImageAnalysis
+from anfe.faces.batch import analyse_paths
+from anfe.faces.cache import SQLiteCache
+from anfe.core.config import AnalysisParams
+from anfe.faces.executor import DaskExecutor, PoolExecutor
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -77,7 +77,7 @@ def test_dask_results_equal_the_pools_and_each_worker_loads_the_models_once(phot
             assert stats.analysed == len(photos) and len(cache) == len(photos)
             assert set(cache.writes.values()) == {1}
         assert_same(results, reference)
-        loads = executor.client.run(lambda: __import__("anfe.faces").faces.models.cache_info().misses)
+        loads = executor.client.run(lambda: __import__("anfe.faces.detection").faces.detection.models.cache_info().misses)
         assert len(loads) == 2 and set(loads.values()) == {1}, loads  # both worked, each loaded once
         again, stats = analyse_paths(photos, AnalysisParams(), SQLiteCache(tmp_path / "c.sqlite",
                                                                            AnalysisParams().cache_key),
@@ -85,20 +85,26 @@ def test_dask_results_equal_the_pools_and_each_worker_loads_the_models_once(phot
         assert stats.cached == len(photos) and stats.analysed == 0
 
 
+def _executing(dask_worker) -> list[str]:
+    """The keys a worker is running right now (Dask passes the worker in)."""
+    return [str(key) for key, task in dask_worker.state.tasks.items() if task.state == "executing"]
+
+
 def test_a_killed_worker_has_its_tasks_run_again_and_every_image_is_analysed_once(photos, reference, tmp_path):
     with DaskExecutor("local", workers=2) as executor:
         client = executor.client
         pids = client.run(os.getpid)
-        killed: list[int] = []
+        killed: list[tuple[int, str]] = []  # (pid, the key it was running)
 
         def kill_a_busy_worker() -> None:
+            """SIGKILL the first worker seen running a task (its state, not a guess at the time)."""
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                busy = [address for address, tasks in client.processing().items() if tasks]
+                busy = [(address, keys) for address, keys in client.run(_executing).items() if keys]
                 if busy:
-                    time.sleep(0.3)  # well into its task
-                    os.kill(pids[busy[0]], signal.SIGKILL)
-                    killed.append(pids[busy[0]])
+                    address, keys = busy[0]
+                    os.kill(pids[address], signal.SIGKILL)
+                    killed.append((pids[address], keys[0]))
                     return
                 time.sleep(0.02)
 
@@ -109,13 +115,17 @@ def test_a_killed_worker_has_its_tasks_run_again_and_every_image_is_analysed_onc
             writes = dict(cache.writes)
         killer.join()
         assert killed, "no worker was killed"
+        pid, key = killed[0]
+        # The task it was running was sent to a worker twice: run again after the kill.
+        story = client.run_on_scheduler(lambda dask_scheduler: [list(map(str, e[:3])) for e in dask_scheduler.story(key)])
+        assert sum(1 for _key, _start, finish in story if finish == "processing") >= 2, story
         assert stats.analysed == len(photos) and stats.unreadable == 0
         assert all(not a.error for a in results.values())
         assert sorted(writes) == sorted({a.content_hash for a in reference.values()})
         assert set(writes.values()) == {1}  # each image's result came back (and was written) once
         assert_same(results, reference)
         alive = client.run(os.getpid)
-        assert killed[0] not in alive.values()
+        assert pid not in alive.values()
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
@@ -129,7 +139,7 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 def test_the_readme_cluster_commands(photos, reference, utkface_rows, mongodb_database_uri, tmp_path):
     """`dask scheduler`, `dask worker`, then `anfe build --scheduler ... --cache mongodb://...`,
     as the README's "On several machines" gives them (on loopback ports)."""
-    from redis_server import free_port
+    from testkit.redis_server import free_port
 
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -160,7 +170,7 @@ def test_the_readme_cluster_commands(photos, reference, utkface_rows, mongodb_da
         done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "g_5" in done.stdout
-        from anfe.cache import AnalysisCache
+        from anfe.faces.cache import AnalysisCache
 
         with AnalysisCache(mongodb_database_uri, AnalysisParams().cache_key) as cache:
             assert len(cache) == len(rows)
@@ -184,9 +194,9 @@ def test_cli_scheduler_local_and_an_unreachable_scheduler(tmp_path, photos, monk
     """`--scheduler local` (a LocalCluster of --workers processes) and $ANFE_SCHEDULER; an address
     nobody answers at is one line."""
     from click.testing import CliRunner
-    from redis_server import free_port
+    from testkit.redis_server import free_port
 
-    from anfe.cli import cli
+    from anfe.cli.app import cli
 
     folder = tmp_path / "photos" / "female"
     folder.mkdir(parents=True)

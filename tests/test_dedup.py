@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anfe.hashing import perceptual_hash
+from anfe.core.hashing import perceptual_hash
 from curation.dedup import (
     DEFAULT_NEAR_DISTANCE, exact_groups, hashes_to_array, near_duplicate_groups, near_pairs,
 )
-from trials import brute_force_pairs, query
+from testkit.trials import brute_force_pairs, query
 
 
 def hamming(a: str, b: str) -> int:

@@ -7,12 +7,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from anfe.cache import AnalysisCache
-from anfe.cli import cli
-from anfe.config import AnalysisParams
-from anfe.dataset import load_labelled
-from anfe.evaluation import evaluate_build
-from anfe.store import open_store
+from anfe.faces.cache import AnalysisCache
+from anfe.cli.app import cli
+from anfe.core.config import AnalysisParams
+from anfe.core.dataset import load_labelled
+from anfe.models.evaluation import evaluate_build
+from anfe.core.store import open_store
 
 PARAMS = AnalysisParams()
 

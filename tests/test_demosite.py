@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from processes import stop
+from testkit.processes import stop
 
 from scraper.cli import site as site_cli
 from scraper.demosite import DISALLOWED, DemoServer, check_loopback, generate_site

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from anfe import faces, onnxnet
-from anfe.batch import analyse_paths
-from anfe.cache import AnalysisCache
-from anfe.cli import cli
-from anfe.config import AnalysisParams
-from anfe.dlibnet import PARAMETER_COUNT, DlibFormatError, parse_network, read_network
+from anfe.faces import detection as faces, onnxnet
+from anfe.faces.batch import analyse_paths
+from anfe.faces.cache import AnalysisCache
+from anfe.cli.app import cli
+from anfe.core.config import AnalysisParams
+from anfe.faces.dlibnet import PARAMETER_COUNT, DlibFormatError, parse_network, read_network
 
 ONNX = AnalysisParams(encoder="onnx", device="cpu")
 DLIB = AnalysisParams(encoder="dlib")
@@ -36,7 +36,7 @@ def dat_bytes(dat_path) -> bytes:
 @pytest.fixture(scope="module")
 def twenty_faces(utkface_adult_items) -> list[np.ndarray]:
     """About 20 real adult faces (both genders, ages and races) as decoded images."""
-    from anfe.imaging import decode_image
+    from anfe.faces.imaging import decode_image
 
     chosen = utkface_adult_items[:13] + utkface_adult_items[20:33]
     return [decode_image(item.path.read_bytes(), 10**8) for item in chosen]
@@ -65,6 +65,7 @@ def test_reads_the_whole_known_network(dat_path):
     assert network.layers[0].weights["W"].shape == (256, 128)  # the fc layer, no bias
 
 
+@pytest.mark.slow
 def test_onnx_gives_dlibs_numbers_at_batch_1_and_n(twenty_faces):
     reference, names = _encode(twenty_faces, DLIB, per_batch=len(twenty_faces))
     assert names == {"dlib"} and len(reference) >= 20
@@ -93,7 +94,7 @@ def test_damaged_model_file_is_refused_precisely(dat_bytes, damage):
 def test_damaged_model_falls_back_to_dlib_with_a_message(dat_bytes, twenty_faces, tmp_path, caplog):
     bad = tmp_path / "dlib_face_recognition_resnet_model_v1.dat"
     bad.write_bytes(dat_bytes[:-1000])
-    with caplog.at_level(logging.WARNING, logger="anfe.faces"):
+    with caplog.at_level(logging.WARNING, logger="anfe.faces.detection"):
         batch = faces.FaceBatch(ONNX, dat_path=bad)
     assert batch.encoder.name == "dlib"
     assert "ONNX encoder unavailable, using dlib's" in caplog.text and "truncated" in caplog.text
@@ -103,7 +104,7 @@ def test_damaged_model_falls_back_to_dlib_with_a_message(dat_bytes, twenty_faces
 
 
 def test_jitters_keep_dlibs_encoder(caplog):
-    with caplog.at_level(logging.INFO, logger="anfe.faces"):
+    with caplog.at_level(logging.INFO, logger="anfe.faces.detection"):
         assert faces.FaceBatch(replace(ONNX, jitters=2)).encoder.name == "dlib"
     assert faces.encoder_name(ONNX) == "onnx" and faces.encoder_name(DLIB) == "dlib"
 

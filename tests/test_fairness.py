@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from anfe.batch import analyse_paths
-from anfe.builds import BuildOptions, builds_from_analyses
-from anfe.cache import AnalysisCache
-from anfe.centroids import choose_k, fit_gender, parse_k
-from anfe.commands import build as build_command
-from anfe.commands import evaluate as evaluate_command
-from anfe.config import AnalysisParams
-from anfe.errors import DatasetError
-from anfe.evaluation import EvaluationResult, Outcome, evaluate_build
-from anfe.fairness import BOOT_PEOPLE, BOOT_PHOTOS, Judged, Resampler, wilson, worst_group
-from anfe.report import write_report, write_sweep_report
+from anfe.faces.batch import analyse_paths
+from anfe.models.builds import BuildOptions, builds_from_analyses
+from anfe.faces.cache import AnalysisCache
+from anfe.models.centroids import choose_k, fit_gender, parse_k
+from anfe.cli.commands import build as build_command
+from anfe.cli.commands import evaluate as evaluate_command
+from anfe.core.config import AnalysisParams
+from anfe.core.errors import DatasetError
+from anfe.models.evaluation import EvaluationResult, Outcome, evaluate_build
+from anfe.models.fairness import BOOT_PEOPLE, BOOT_PHOTOS, Judged, Resampler, wilson, worst_group
+from anfe.models.report import write_report, write_sweep_report
 
 PARAMS = AnalysisParams()
 

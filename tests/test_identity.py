@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anfe.dataset import LabelledImage, from_labels_csv
-from anfe.people import Person, attach_people, person_from_labels, person_from_record
-from anfe.splits import leak_count, people_on_both_sides, split_by_person
+from anfe.core.dataset import LabelledImage, from_labels_csv
+from anfe.core.people import Person, attach_people, person_from_labels, person_from_record
+from anfe.models.splits import leak_count, people_on_both_sides, split_by_person
 from curation.identity import _loo_median, check_people_labels, person_outlier_distances, same_face_pairs
-from identity_trials import flipped_people_trial, suspicious_first, wrong_person_trial
+from testkit.identity_trials import flipped_people_trial, suspicious_first, wrong_person_trial
 
 
 # -- identity in the data model ------------------------------------------------------------------
@@ -66,9 +66,9 @@ def test_outlier_distance_ignores_small_galleries_and_unnamed() -> None:
 def lfw_sample(lfw_labels: Path, session_cache_path: Path):
     """About 200 LFW photos: 10 men and 10 women with 4-6 photos each (the galleries), and
     single photos of 40 men and 40 women (donors for planting); embeddings of one-face photos."""
-    from anfe.batch import analyse_paths
-    from anfe.cache import AnalysisCache
-    from anfe.config import AnalysisParams
+    from anfe.faces.batch import analyse_paths
+    from anfe.faces.cache import AnalysisCache
+    from anfe.core.config import AnalysisParams
 
     items = from_labels_csv(lfw_labels)
     people: dict[str, list[LabelledImage]] = {}
@@ -89,6 +89,7 @@ def lfw_sample(lfw_labels: Path, session_cache_path: Path):
             [found[str(i.path)].content_hash for _, i in rows], [i for _, i in rows])
 
 
+@pytest.mark.slow
 def test_planted_wrong_person_photos_lead_the_queue(lfw_sample) -> None:
     x, persons, genders, _, _ = lfw_sample
     runs = [wrong_person_trial(x, persons, genders, 0.1, 0.2, seed=s) for s in range(5)]
@@ -100,6 +101,7 @@ def test_planted_wrong_person_photos_lead_the_queue(lfw_sample) -> None:
     assert np.mean([r.genuine_beyond_share for r in runs]) <= 0.1
 
 
+@pytest.mark.slow
 def test_flipped_people_are_flagged(lfw_sample) -> None:
     x, persons, genders, _, _ = lfw_sample
     runs = [flipped_people_trial(x, persons, genders, 0.1, seed=s) for s in range(5)]
@@ -108,6 +110,7 @@ def test_flipped_people_are_flagged(lfw_sample) -> None:
     assert sum(r.false_flags for r in runs) <= 0.1 * sum(r.correct for r in runs)
 
 
+@pytest.mark.slow
 def test_correct_people_pass_the_label_check(lfw_sample) -> None:
     x, persons, genders, _, _ = lfw_sample
     checks = check_people_labels(x, genders, persons)
@@ -115,6 +118,7 @@ def test_correct_people_pass_the_label_check(lfw_sample) -> None:
     assert sum(c.flagged for c in checks) <= 1
 
 
+@pytest.mark.slow
 def test_same_face_under_two_people(lfw_sample) -> None:
     x, persons, _, _, _ = lfw_sample
     assert same_face_pairs(x, persons) == []  # different people: never one face
@@ -123,6 +127,7 @@ def test_same_face_under_two_people(lfw_sample) -> None:
     assert [(p.first, p.second) for p in pairs] == [(0, len(x))]
 
 
+@pytest.mark.slow
 def test_person_split_keeps_people_on_one_side_and_removes_the_leak(lfw_sample) -> None:
     x, persons, genders, hashes, rows = lfw_sample
     person_of = dict(zip(hashes, persons))
@@ -138,7 +143,7 @@ def test_person_split_keeps_people_on_one_side_and_removes_the_leak(lfw_sample) 
     assert split_by_person(by_gender, person_of, 0.3, seed=1) == test  # reproducible
     index = {h: i for i, h in enumerate(hashes)}
     te, tr = [index[h] for h in held], [index[h] for h in train]
-    from anfe.builds import split_test
+    from anfe.models.splits import split_test
 
     photo = {h for part in split_test(by_gender, 0.3, 1).values() for h in part}
     pte, ptr = [index[h] for h in photo], [index[h] for h in hashes if h not in photo]
@@ -146,6 +151,7 @@ def test_person_split_keeps_people_on_one_side_and_removes_the_leak(lfw_sample) 
 
 
 # -- person-disjoint builds and honest evaluation through the CLI ---------------------------------
+@pytest.mark.slow
 def test_build_splits_by_person_and_evaluate_reports_people_and_leak(lfw_sample, session_cache_path,
                                                                      tmp_path: Path) -> None:
     import csv
@@ -153,8 +159,8 @@ def test_build_splits_by_person_and_evaluate_reports_people_and_leak(lfw_sample,
 
     from click.testing import CliRunner
 
-    from anfe.commands import build, evaluate
-    from anfe.store import open_store
+    from anfe.cli.commands import build, evaluate
+    from anfe.core.store import open_store
 
     x, persons, genders, hashes, rows = lfw_sample
     labels = tmp_path / "labels.csv"
@@ -197,10 +203,10 @@ def cleaned_root(lfw_sample, session_cache_path, tmp_path_factory):
     two galleries get photos of other women/men, one man is filed under female; then cleaned."""
     import shutil
 
-    from anfe.cache import AnalysisCache
-    from anfe.config import AnalysisParams
-    from anfe.layout import content_file_name
-    from anfe.store import open_store
+    from anfe.faces.cache import AnalysisCache
+    from anfe.core.config import AnalysisParams
+    from anfe.core.layout import content_file_name
+    from anfe.core.store import open_store
     from curation.clean import clean
     from curation.rules import CleanRules
 
@@ -233,9 +239,10 @@ def cleaned_root(lfw_sample, session_cache_path, tmp_path_factory):
             "planted": {hashes[i] for i in planted}, "planted_into": {hashes[i]: p for i, p in planted.items()}}
 
 
+@pytest.mark.slow
 def test_clean_sends_wrong_person_photos_and_flipped_people_to_review(cleaned_root) -> None:
-    from anfe.layout import DatasetLayout
-    from anfe.store import open_store
+    from anfe.core.layout import DatasetLayout
+    from anfe.core.store import open_store
     from curation import moves, quarantine as q
 
     report, root = cleaned_root["report"], cleaned_root["root"]
@@ -256,10 +263,10 @@ def test_clean_sends_wrong_person_photos_and_flipped_people_to_review(cleaned_ro
 
 # -- review by person ----------------------------------------------------------------------------
 def _review_state(root: Path, cache_path: Path):
-    from anfe.cache import AnalysisCache
-    from anfe.config import AnalysisParams
-    from anfe.layout import DatasetLayout
-    from anfe.store import open_store
+    from anfe.faces.cache import AnalysisCache
+    from anfe.core.config import AnalysisParams
+    from anfe.core.layout import DatasetLayout
+    from anfe.core.store import open_store
     from curation import decisions, queue
     from curation.queue import people_views
 
@@ -273,11 +280,12 @@ def _review_state(root: Path, cache_path: Path):
         return layout, people_views(layout, analyses, review_log, records)
 
 
+@pytest.mark.slow
 def test_review_by_person_marks_outliers_and_moves_a_whole_person_undoably(cleaned_root, session_cache_path,
                                                                              tmp_path: Path) -> None:
     import shutil
 
-    from anfe.store import open_store
+    from anfe.core.store import open_store
     from curation import decisions
     from curation.decisions import move_person, reject_marked
 
@@ -313,6 +321,7 @@ def _page(argv):
     render(argv)
 
 
+@pytest.mark.slow
 def test_review_page_by_person(cleaned_root, session_cache_path, tmp_path: Path) -> None:
     import shutil
 
@@ -346,7 +355,7 @@ def test_review_page_by_person(cleaned_root, session_cache_path, tmp_path: Path)
     assert sum("**marked**" in c.value for c in at.caption) == len(target.marked)
     at.button(key="person-reject").click().run()
     assert at.success[0].value.startswith(f"Rejected the marked photos of {target.name} (wrong-person)")
-    from anfe.layout import DatasetLayout
+    from anfe.core.layout import DatasetLayout
     from curation import moves, quarantine as q
 
     rejected = {e.content_hash for e in q.list_quarantined(DatasetLayout(root), "wrong-person")
@@ -366,9 +375,9 @@ def test_demo_site_planted_noise_is_found_by_clean_and_the_review_page(lfw_label
     import subprocess
     import sys
 
-    from anfe.cache import AnalysisCache
-    from anfe.config import AnalysisParams
-    from anfe.store import open_store
+    from anfe.faces.cache import AnalysisCache
+    from anfe.core.config import AnalysisParams
+    from anfe.core.store import open_store
     from curation.clean import clean
     from curation.rules import CleanRules
     from scraper.demosite import DemoServer, generate_site
@@ -407,7 +416,7 @@ def test_demo_site_planted_noise_is_found_by_clean_and_the_review_page(lfw_label
 def test_site_generate_plants_and_says_what(lfw_labels, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from anfe.cli import cli
+    from anfe.cli.app import cli
 
     result = CliRunner().invoke(cli, ["site", "generate", "--from", str(lfw_labels), "--out", str(tmp_path / "s"),
                                       "--people", "4", "--plant-wrong-person", "1", "--flip-people", "1"])
@@ -419,6 +428,7 @@ def test_site_generate_plants_and_says_what(lfw_labels, tmp_path: Path) -> None:
     assert "cannot plant 2 wrong-person photos and flip 1 people among 2 people: use more --people" in result.output
 
 
+@pytest.mark.slow
 def test_one_photo_in_two_galleries_is_recorded_by_the_crawl_and_sent_to_review(lfw_sample, session_cache_path,
                                                                                  tmp_path: Path) -> None:
     """The crawl stores the photo once, records the second person it was found under; clean sends it
@@ -426,9 +436,9 @@ def test_one_photo_in_two_galleries_is_recorded_by_the_crawl_and_sent_to_review(
     from scrapy.exceptions import DropItem
     from scrapy.utils.test import get_crawler
 
-    from anfe.cache import AnalysisCache
-    from anfe.config import AnalysisParams
-    from anfe.store import open_store
+    from anfe.faces.cache import AnalysisCache
+    from anfe.core.config import AnalysisParams
+    from anfe.core.store import open_store
     from curation.clean import clean
     from curation.rules import CleanRules
     from scraper.items import PhotoItem

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from anfe.cli import cli
-from anfe.layout import DatasetLayout
-from anfe.store import open_store
+from anfe.cli.app import cli
+from anfe.core.layout import DatasetLayout
+from anfe.core.store import open_store
 
 
 PER_GENDER = 8

@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from anfe.errors import StoreUnreachableError
-from anfe.layout import DatasetLayout
-from anfe.store import open_store
+from anfe.core.errors import StoreUnreachableError
+from anfe.core.layout import DatasetLayout
+from anfe.core.store import open_store
 from curation import decisions, moves
-from demo_site import served_demo
-from test_clean import EXPECTED, _run, messy_root  # noqa: F401  (messy_root: a fixture)
-from test_review_logic import items_of, make_review_dataset
-from test_store_mongo_failures import server, uri  # noqa: F401  (fixtures: a MongoDB server, a database)
+from testkit.demo_site import served_demo
+from testkit.cleaning import EXPECTED, run_clean
+from testkit.review import items_of, make_review_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -64,12 +63,12 @@ def test_clean_with_the_store_failing_midway(server, uri, messy_root, session_ca
     server.fail_point({"skip": 2}, ("update",), closeConnection=True)
     with open_store(uri, timeout_ms=1500) as store:
         with pytest.raises(StoreUnreachableError, match=r"cannot write to MongoDB at mongodb://127.0.0.1:\d+/"):
-            _run(root, session_cache_path, store=store)
+            run_clean(root, session_cache_path, store=store)
     server.fail_point("off")
     assert _files(root) == before  # nothing lost, nothing doubled
     assert 0 < len(moves.live(layout)) < len(EXPECTED)
     with open_store(uri) as store:  # the same command again
-        report = _run(root, session_cache_path, store=store)
+        report = run_clean(root, session_cache_path, store=store)
     assert _files(root) == before
     quarantined = {m.original for m in moves.live(layout).values() if m.status == moves.STATUS_QUARANTINED}
     assert len(quarantined) + len(report.rejections) >= len(EXPECTED) - 1  # label conflicts go to review
@@ -200,7 +199,7 @@ def small_demo(lfw_labels: Path, tmp_path_factory):
 
 @pytest.mark.timeout(400)
 def test_crawl_with_the_server_killed_then_again(server, uri, small_demo, tmp_path) -> None:
-    from test_crawl_resume import crawl_command, start, stored
+    from testkit.crawls import crawl_command, start, stored
 
     expect, demo_server = small_demo
     root = tmp_path / "data"

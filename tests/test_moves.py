@@ -10,11 +10,11 @@ from collections.abc import Callable
 
 import pytest
 
-from anfe.layout import DatasetLayout
-from anfe.store import open_store
+from anfe.core.layout import DatasetLayout
+from anfe.core.store import open_store
 from curation import decisions, moves, queue
 from curation import quarantine as q
-from test_review_logic import items_of, make_review_dataset
+from testkit.review import items_of, make_review_dataset
 
 
 @pytest.fixture

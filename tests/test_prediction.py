@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anfe.batch import analyse_paths
-from anfe.builds import BuildOptions, builds_from_analyses
-from anfe.cache import AnalysisCache
-from anfe.config import AnalysisParams
-from anfe.dataset import LabelledImage
-from anfe.prediction import DEFAULT_MAX_DISTANCE, UNKNOWN, CentroidModel, default_max_distance, predict_paths
+from anfe.faces.batch import analyse_paths
+from anfe.models.builds import BuildOptions, builds_from_analyses
+from anfe.faces.cache import AnalysisCache
+from anfe.core.config import AnalysisParams
+from anfe.core.dataset import LabelledImage
+from anfe.models.prediction import DEFAULT_MAX_DISTANCE, UNKNOWN, CentroidModel, default_max_distance, predict_paths
 
 PARAMS = AnalysisParams()
 PER_GENDER = 20

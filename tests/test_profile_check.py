@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from anfe.cli import cli
+from anfe.cli.app import cli
 from scraper.demosite import DemoServer, generate_site
 from scraper.profiles import load_profile, shipped_profiles
 

@@ -14,12 +14,12 @@ import pytest
 from click.testing import CliRunner
 from parsel import Selector
 
-from anfe.cli import cli
+from anfe.cli.app import cli
 from scraper.errors import ProfileError
 from scraper.profile_schema import SCHEMA, check_selector, key_table, validate_document
 from scraper.profiles import load_document, load_profile, profile_from_dict, shipped_profiles
 from scraper.select import embedded_json, select_all, select_first
-from test_crawl_checks import closed_port, run
+from testkit.commands import closed_port, run
 
 ROOT = Path(__file__).resolve().parent.parent
 

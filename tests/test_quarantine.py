@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from anfe.layout import DatasetLayout
-from anfe.store import open_store
+from anfe.core.layout import DatasetLayout
+from anfe.core.store import open_store
 from curation import moves
 from curation import quarantine as q
 

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
-from anfe.cli import cli
-from anfe.store import open_store
+from anfe.cli.app import cli
+from anfe.core.store import open_store
 from curation import moves, quarantine
-from test_review_logic import make_review_dataset
+from testkit.review import make_review_dataset
 
 
 def _page(argv):

@@ -22,14 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from anfe.store import open_store
+from anfe.core.store import open_store
 from curation import reviewers
 from curation.limiter import BackoffPolicy
-from processes import stop
-from test_review_browser import CHROMIUM, CHROMIUM_ARGS
-from test_review_logic import make_review_dataset
-from test_review_signin_browser import start_review
-from tls_certs import make_ca_and_server_cert
+from testkit.processes import stop
+from testkit.browser import CHROMIUM, CHROMIUM_ARGS
+from testkit.review import make_review_dataset, start_review
+from testkit.tls_certs import make_ca_and_server_cert
 
 pytestmark = [pytest.mark.slow]
 

@@ -13,14 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from anfe.store import open_store
-from processes import stop
-from test_review_logic import make_review_dataset
+from anfe.core.store import open_store
+from testkit.processes import stop
+from testkit.review import make_review_dataset
+from testkit.browser import CHROMIUM, CHROMIUM_ARGS, wait_for
 
-CHROMIUM = Path("/usr/bin/chromium")
 APP = Path(__file__).resolve().parent.parent / "curation" / "review_app.py"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -43,15 +41,6 @@ def _wait_healthy(url: str, server: subprocess.Popen, timeout: float = 60) -> No
         except OSError:
             time.sleep(0.3)
     raise AssertionError(f"streamlit did not answer at {url} within {timeout} s")
-
-
-def _wait_for(condition, timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _idle(page) -> None:
@@ -95,7 +84,7 @@ def test_click_move_in_a_real_browser(utkface_rows, tmp_path, session_cache_path
             move.wait_for(timeout=30_000)
             move.click()
             moved = lambda: any(p.name.startswith(digest_prefix) for p in layout.image_files("male"))  # noqa: E731
-            _wait_for(moved, what=f"{digest_prefix} to move to images/male")
+            wait_for(moved, what=f"{digest_prefix} to move to images/male")
             assert not any(p.name.startswith(digest_prefix) for p in layout.image_files("female"))
             page.get_by_text(re.compile(r"female: 5 left to review of 5")).wait_for(timeout=30_000)
             _idle(page)
@@ -105,7 +94,7 @@ def test_click_move_in_a_real_browser(utkface_rows, tmp_path, session_cache_path
             second = re.search(r"st-key-sel-([0-9a-f]{64})", tile.get_attribute("class") or "").group(1)
             tile.click()
             page.keyboard.press("m")  # at once: no wait for the rerun that counts the tick
-            _wait_for(lambda: any(p.name.startswith(second) for p in layout.image_files("male")),
+            wait_for(lambda: any(p.name.startswith(second) for p in layout.image_files("male")),
                       what=f"{second} to move to images/male after the M key")
             page.get_by_text(re.compile(r"female: 4 left to review of 4")).wait_for(timeout=30_000)
             _idle(page)

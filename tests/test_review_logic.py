@@ -9,36 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from anfe.cache import AnalysisCache
-from anfe.config import AnalysisParams
-from anfe.hashing import content_hash
-from anfe.layout import DatasetLayout, content_file_name
-from anfe.store import open_store
-from anfe.errors import DatasetError, NotADatasetError
-from anfe.layout import open_dataset
+from anfe.faces.cache import AnalysisCache
+from anfe.core.config import AnalysisParams
+from anfe.core.layout import DatasetLayout
+from anfe.core.store import open_store
+from anfe.core.errors import DatasetError, NotADatasetError
+from anfe.core.layout import open_dataset
 from curation import decisions, moves, queue, quarantine
 from curation.queue import QueueItem
 from curation.review_cli import ReviewConfig, parse_args
-
-
-def make_review_dataset(utkface_rows: list[dict], root: Path, per_gender: int = 6) -> DatasetLayout:
-    """A dataset root holding ``per_gender`` real UTKFace adults per gender, named by content hash."""
-    picked: dict[str, list[dict]] = {"female": [], "male": []}
-    for row in utkface_rows[::23]:
-        if 25 <= int(row["age"]) <= 50 and len(picked[row["gender"]]) < per_gender:
-            picked[row["gender"]].append(row)
-    for gender, rows in picked.items():
-        folder = root / "images" / gender
-        folder.mkdir(parents=True, exist_ok=True)
-        for row in rows:
-            data = Path(row["path"]).read_bytes()
-            (folder / content_file_name(content_hash(data), ".jpg")).write_bytes(data)
-    return DatasetLayout(root)
-
-
-def items_of(layout: DatasetLayout, gender: str) -> list[QueueItem]:
-    """Queue items without analysis (the decision logic needs only names and hashes)."""
-    return [QueueItem(p, gender, p.stem) for p in layout.image_files(gender)]
+from testkit.review import items_of, make_review_dataset
 
 
 @pytest.fixture

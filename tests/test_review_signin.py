@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
-from anfe.cli import cli
-from anfe.store import open_store
+from anfe.cli.app import cli
+from anfe.core.store import open_store
 from curation import reviewers, signin
 from curation.review_gate import SESSION_KEY
 from curation.limiter import AttemptLimiter, BackoffPolicy
 from curation.signin import Ended, Session, SignInPolicy, is_loopback
-from test_review_logic import make_review_dataset
+from testkit.review import make_review_dataset
 
 PASSWORD = "correct horse battery"
 
@@ -123,7 +123,7 @@ def test_sharing_needs_tls_or_insecure_http_and_loopback_is_unchanged(bare_root,
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory):
-    from tls_certs import make_ca_and_server_cert
+    from testkit.tls_certs import make_ca_and_server_cert
 
     return make_ca_and_server_cert(tmp_path_factory.mktemp("tls"))
 

@@ -14,20 +14,18 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from anfe.store import open_store
+from anfe.core.store import open_store
 from curation import reviewers
-from processes import stop
-from test_review_browser import CHROMIUM, CHROMIUM_ARGS, _wait_for
-from test_review_logic import make_review_dataset
-from tls_certs import make_ca_and_server_cert
+from testkit.processes import stop
+from testkit.browser import CHROMIUM, CHROMIUM_ARGS, wait_for
+from testkit.review import make_review_dataset, start_review
+from testkit.tls_certs import make_ca_and_server_cert
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -68,30 +66,6 @@ def server(utkface_rows, tmp_path_factory, session_cache_path):
         yield served
     finally:
         stop(process)
-
-
-def start_review(root: Path, port: int, log: Path, *options: str, env: dict | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> subprocess.Popen:
-    """`anfe review ROOT --headless` on 127.0.0.1:``port`` (its output in ``log``), once it answers."""
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "anfe", "review", str(root), "--headless", "--port", str(port), "--workers", "1",
-             *options], stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "USER": "os-user", **(env or {})})
-    scheme = "https" if ssl_context else "http"
-    deadline = time.monotonic() + 120
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(f"anfe review exited: {log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}/_stcore/health", timeout=2,
-                                        context=ssl_context) as response:
-                if response.status == 200:
-                    return process
-        except OSError:
-            if time.monotonic() > deadline:
-                stop(process)
-                raise AssertionError(f"no answer within 120 s: {log.read_text()}") from None
-            time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +227,7 @@ def test_sign_in_then_a_decision_carries_the_signed_in_name(server, browser, tmp
     digest = re.search(r"st-key-sel-([0-9a-f]{64})", checkbox.get_attribute("class") or "").group(1)
     checkbox.click()
     page.get_by_role("button", name=re.compile(r"Move to male \(1\)")).click()
-    _wait_for(lambda: any(p.name.startswith(digest) for p in server.layout.image_files("male")),
+    wait_for(lambda: any(p.name.startswith(digest) for p in server.layout.image_files("male")),
               what=f"{digest} to move to images/male")
     _settle(page)
     with open_store(None, server.layout.root) as store:
@@ -275,7 +249,7 @@ def test_failed_sign_ins_are_rate_limited_and_logged(server, browser):
     _settle(page)
     for attempt in range(1, 6):  # the limit: 5 free failures per name and client, then a wait
         _and_wait(page, lambda: _sign_in(page, "bob", f"wrong guess {attempt}"))
-        _wait_for(lambda: len(server.log_lines(r"failed sign-in for name 'bob'")) == attempt, timeout=30,
+        wait_for(lambda: len(server.log_lines(r"failed sign-in for name 'bob'")) == attempt, timeout=30,
                   what=f"failure {attempt} in the server log")
     _sign_in(page, "bob", PASSWORDS["bob"])  # right, but too soon
     page.get_by_text(re.compile(r"Too many failed sign-ins: try again in \d+ s\.")).wait_for(timeout=30_000)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from anfe.cli import cli
+from anfe.cli.app import cli
 from scraper.demosite import DemoServer, generate_site, url_list_for
 
 pytestmark = pytest.mark.slow

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anfe.analysis import ImageAnalysis
-from anfe.dataset import age_of
-from anfe.errors import DatasetError
-from anfe.faces import DetectedFace
-from anfe.store import by_content_hash
+from anfe.faces.analysis import ImageAnalysis
+from anfe.core.dataset import age_of
+from anfe.core.errors import DatasetError
+from anfe.faces.detection import DetectedFace
+from anfe.core.store import by_content_hash
 from curation.rules import (
     REASONS,
     RULES,

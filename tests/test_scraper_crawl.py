@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,16 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from anfe.cache import AnalysisCache
-from anfe.checks import MANY_FACES, NO_FACE, SMALL_FACE
-from anfe.config import AnalysisParams
-from anfe.layout import DatasetLayout
-from anfe.store import open_store
+from anfe.faces.cache import AnalysisCache
+from anfe.faces.checks import MANY_FACES, NO_FACE, SMALL_FACE
+from anfe.core.config import AnalysisParams
+from anfe.core.store import open_store
 from scraper.demosite import DISALLOWED, DemoServer, generate_site, url_list_for
+from testkit.crawls import FAST, check_against_manifest, files_by_gender, run_scrapy
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = ["-s", "DOWNLOAD_DELAY=0", "-s", "AUTOTHROTTLE_ENABLED=0", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=8",
-        "-s", "PROGRESS_INTERVAL=0", "-s", "LOG_LEVEL=INFO", "-s", "BACKOFF_DELAY=0"]
 
 pytestmark = pytest.mark.slow
 
@@ -37,51 +34,8 @@ def demo(lfw_labels: Path, tmp_path_factory):
         yield site, manifest, server
 
 
-def run_scrapy(spider: str, root: Path, *args: str, report: Path, env_cache: Path | None = None,
-               timeout: int = 120) -> dict:
-    """``python -m scrapy crawl`` in the project folder; returns the crawl report (summary + stats)."""
-    command = [sys.executable, "-m", "scrapy", "crawl", spider, "-s", f"DATASET_ROOT={root}",
-               "-s", f"CRAWL_REPORT={report}", *FAST, *args]
-    env = {**os.environ}
-    if env_cache:
-        env["ANFE_CACHE"] = str(env_cache)
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert report.is_file(), done.stderr[-3000:]
-    return json.loads(report.read_text())
-
-
 def site_args(base_url: str, name: str) -> list[str]:
     return ["-a", f"profile=demo-{name}", "-a", f"base_url={base_url}"]
-
-
-def files_by_gender(root: Path) -> dict[str, set[str]]:
-    layout = DatasetLayout(root)
-    return {g: {p.stem for p in layout.image_files(g)} for g in layout.genders()}
-
-
-def check_against_manifest(root: Path, expect: dict, summary: dict) -> None:
-    """Folders, records and drops exactly as the manifest says."""
-    assert files_by_gender(root) == {g: set(h) for g, h in expect["hashes"].items()}
-    assert summary["images_by_gender"] == expect["images"]
-    assert summary["dropped"] == expect["dropped"]
-    assert summary["page_errors"] == expect["page_errors"]
-    assert summary["robots_forbidden"] == expect["robots_forbidden"]
-    with open_store(None, root) as store:
-        records = store.find_images()
-        assert {r["content_hash"] for r in records} == {h for hs in expect["hashes"].values() for h in hs}
-        for record in records:
-            assert record["gender"] in expect["people"]
-            assert record["person_name"] in expect["people"][record["gender"]]
-            assert (root / record["path"]).is_file()
-            assert record["source"] == "crawl" and record["http_status"] == 200
-            assert record["width"] >= 100 and record["height"] >= 100 and record["bytes"] > 0
-            assert record["url"].startswith("http://127.0.0.1:")
-            assert record["fetched_at"] and record["site_label"]
-    # nothing but images/, the catalog, the ledger and the reports was written
-    assert {p.name for p in root.iterdir()} <= {"images", "catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm",
-                                                 "crawl_ledger.sqlite", "crawl_ledger.sqlite-wal",
-                                                 "crawl_ledger.sqlite-shm", "crawl_reports"}
 
 
 @pytest.mark.parametrize("style", ["listal", "filmweb"])

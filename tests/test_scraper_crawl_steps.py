@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scraper.demosite import DemoServer, generate_site
-from test_scraper_crawl import check_against_manifest, run_scrapy
+from testkit.crawls import check_against_manifest, run_scrapy
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -13,8 +13,8 @@ from scrapy.exceptions import DropItem
 from scrapy.http import Request, Response
 from scrapy.utils.test import get_crawler
 
-from anfe.hashing import content_hash
-from anfe.store import open_store
+from anfe.core.hashing import content_hash
+from anfe.core.store import open_store
 from scraper.demosite import bomb_png
 from scraper.extensions import crawl_summary
 from scraper.items import PhotoItem

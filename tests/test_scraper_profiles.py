@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from scrapy.http import HtmlResponse, Request
-from scrapy.utils.test import get_crawler
 
 from scraper.errors import ProfileError
 from scraper.profiles import load_profile, profile_from_dict, shipped_profiles
 from scraper.spiders import FilmwebSpider, ListalSpider
 from scraper.spiders.base import host_allowed
 from scraper.spiders.urllist import UrlRow, gender_from_file_name, parse_bbox, read_url_list
+from testkit.scrapy_objects import html_response, make_spider
 
 
 def test_shipped_profiles_load_and_say_they_were_not_run_live():
@@ -118,17 +117,6 @@ def test_url_list_reading(tmp_path):
         parse_bbox("1,2,3")
 
 
-def _spider(cls, tmp_path, **kwargs):
-    crawler = get_crawler(cls, {"DATASET_ROOT": str(tmp_path / "data")})
-    spider = cls.from_crawler(crawler, **kwargs)
-    crawler.spider = spider
-    return spider
-
-
-def _response(url: str, body: str, **meta) -> HtmlResponse:
-    return HtmlResponse(url, body=body.encode("utf-8"), encoding="utf-8", request=Request(url, meta=meta))
-
-
 LISTAL_PICTURES = """<html><body><div id="browseimagescontainer">
 <div class="imagebox"><a href="/viewimage/25123077"><img src="https://lthumb.lisimg.com/123/25123077.jpg"></a></div>
 <div class="imagebox"><a href="https://www.listal.com/viewimage/25123078"><img src="x.jpg"></a></div>
@@ -144,17 +132,17 @@ LISTAL_VIEW = """<html><head><meta property="og:image" content="https://ilarge.l
 
 
 def test_listal_spider_reads_pictures_pages_and_view_pages(tmp_path):
-    spider = _spider(ListalSpider, tmp_path, gender="female")
+    spider = make_spider(ListalSpider, tmp_path, gender="female")
     person = {"person_name": "Marilyn Monroe", "person_id": "marilyn-monroe", "gender": "female",
               "site_label": "argument", "site": "listal"}
-    out = list(spider.parse_gallery(_response("https://www.listal.com/marilyn-monroe/pictures", LISTAL_PICTURES,
+    out = list(spider.parse_gallery(html_response("https://www.listal.com/marilyn-monroe/pictures", LISTAL_PICTURES,
                                               person=person)))
     urls = [r.url for r in out]
     assert urls == ["https://www.listal.com/viewimage/25123077", "https://www.listal.com/viewimage/25123078",
                     "https://www.listal.com/marilyn-monroe/pictures//2"]
-    assert not list(spider.parse_gallery(_response("https://www.listal.com/marilyn-monroe/pictures//2",
+    assert not list(spider.parse_gallery(html_response("https://www.listal.com/marilyn-monroe/pictures//2",
                                                    LISTAL_LAST, person=person)))
-    (image,) = spider.parse_view(_response("https://www.listal.com/viewimage/25123077", LISTAL_VIEW, person=person))
+    (image,) = spider.parse_view(html_response("https://www.listal.com/viewimage/25123077", LISTAL_VIEW, person=person))
     # the profile asks for the largest stored version
     assert image.url == "https://ilarge.lisimg.com/image/25123077/10000full-marilyn-monroe.jpg"
     assert image.meta["anfe_image"] and image.meta["photo"]["gender"] == "female"
@@ -173,14 +161,14 @@ FILMWEB_PHOTOS = """<html><body><ul class="gallery__photos-list">
 
 
 def test_filmweb_spider_takes_the_gender_from_polish_profession_words(tmp_path):
-    spider = _spider(FilmwebSpider, tmp_path)
+    spider = make_spider(FilmwebSpider, tmp_path)
     url = "https://www.filmweb.pl/person/Joanna+Kulig-123456"
-    (gallery,) = spider.parse_person(_response(url, FILMWEB_PERSON, list_gender="male"))
+    (gallery,) = spider.parse_person(html_response(url, FILMWEB_PERSON, list_gender="male"))
     assert gallery.url == url + "/photos"
     person = gallery.meta["person"]
     assert person["gender"] == "female" and person["site_label"] == "aktorka"  # the page beats the ranking
     assert person["person_id"] == "123456" and person["person_name"] == "Joanna Kulig"
-    images = list(spider.parse_gallery(_response(gallery.url, FILMWEB_PHOTOS, person=person)))
+    images = list(spider.parse_gallery(html_response(gallery.url, FILMWEB_PHOTOS, person=person)))
     assert [r.url for r in images] == ["https://fwcdn.pl/ppo/12/34/123456/7890.3.jpg",
                                        "https://fwcdn.pl/ppo/12/34/123456/7891.3.jpg"]
     assert load_profile("filmweb").image_url("https://fwcdn.pl/ppo/1/2/3/4.1.jpg") == "https://fwcdn.pl/ppo/1/2/3/4.3.jpg"
@@ -188,17 +176,17 @@ def test_filmweb_spider_takes_the_gender_from_polish_profession_words(tmp_path):
 
 
 def test_a_person_without_gender_is_counted_and_skipped(tmp_path):
-    spider = _spider(FilmwebSpider, tmp_path)
+    spider = make_spider(FilmwebSpider, tmp_path)
     body = FILMWEB_PERSON.replace("aktorka", "re\u017cyser")
-    assert not list(spider.parse_person(_response("https://www.filmweb.pl/person/X+Y-1", body)))
+    assert not list(spider.parse_person(html_response("https://www.filmweb.pl/person/X+Y-1", body)))
     assert spider.crawler.stats.get_value("anfe/dropped/no-gender") == 1
 
 
 def test_the_cap_stops_a_gallery(tmp_path):
-    spider = _spider(FilmwebSpider, tmp_path, max_images_per_person="1")
+    spider = make_spider(FilmwebSpider, tmp_path, max_images_per_person="1")
     person = {"person_name": "A", "person_id": "1", "gender": "female", "site_label": "x", "site": "filmweb"}
     body = FILMWEB_PHOTOS + '<a class="pagination__link--next" href="/person/A-1/photos/2">next</a>'
-    out = list(spider.parse_gallery(_response("https://www.filmweb.pl/person/A-1/photos", body, person=person)))
+    out = list(spider.parse_gallery(html_response("https://www.filmweb.pl/person/A-1/photos", body, person=person)))
     assert [r.url for r in out] == ["https://fwcdn.pl/ppo/12/34/123456/7890.3.jpg"]
 
 
@@ -242,15 +230,15 @@ LISTAL_LIST = """<html><body><div id="itemscontainer">
 
 
 def test_listal_list_pages_give_people_and_the_next_page_with_the_list_gender(tmp_path):
-    spider = _spider(ListalSpider, tmp_path)
+    spider = make_spider(ListalSpider, tmp_path)
     url = "https://www.listal.com/list/actresses-i-like"
     gender, rule = spider.profile.list_gender(url)
     assert gender == "female"
-    out = list(spider.parse_list(_response(url, LISTAL_LIST, list_gender=gender, list_rule=rule, list_url=url)))
+    out = list(spider.parse_list(html_response(url, LISTAL_LIST, list_gender=gender, list_rule=rule, list_url=url)))
     assert [r.url for r in out] == ["https://www.listal.com/marilyn-monroe", "https://www.listal.com/grace-kelly",
                                     "https://www.listal.com/list/actresses-i-like/2"]
     assert all(r.meta["list_gender"] == "female" for r in out)
-    (gallery,) = spider.parse_person(_response(out[0].url, "<h1>Marilyn Monroe</h1>", **out[0].meta))
+    (gallery,) = spider.parse_person(html_response(out[0].url, "<h1>Marilyn Monroe</h1>", **out[0].meta))
     assert gallery.url == "https://www.listal.com/marilyn-monroe/pictures"
     assert gallery.meta["person"]["gender"] == "female"
 
@@ -266,11 +254,11 @@ def test_http_cache_lives_in_the_dataset_root(tmp_path):
 
 
 def test_malformed_urls_are_counted_not_fatal(tmp_path):
-    spider = _spider(FilmwebSpider, tmp_path)
+    spider = make_spider(FilmwebSpider, tmp_path)
     person = {"person_name": "A", "person_id": "1", "gender": "female", "site_label": "x", "site": "filmweb"}
     body = ('<ul class="gallery__photos-list"><li><a data-photo="http://[::1">x</a></li>'
             '<li><a data-photo="javascript:void(0)">y</a></li>'
             '<li><a data-photo="https://fwcdn.pl/ppo/1/2/3/4.3.jpg">z</a></li></ul>')
-    out = list(spider.parse_gallery(_response("https://www.filmweb.pl/person/A-1/photos", body, person=person)))
+    out = list(spider.parse_gallery(html_response("https://www.filmweb.pl/person/A-1/photos", body, person=person)))
     assert [r.url for r in out] == ["https://fwcdn.pl/ppo/1/2/3/4.3.jpg"]
     assert spider.crawler.stats.get_value("anfe/dropped/bad-url") == 2

@@ -21,8 +21,7 @@ from scraper.profiles import Limits, load_profile, profile_from_dict
 from scraper.select import JsonDoc, first_number, select_all, select_first
 from scraper.spiders import FilmwebSpider, ListalSpider
 from scraper.spiders.profiled import LIST_ANNOUNCED, LIST_FOLLOWED, crawl_bounds
-from test_scraper_profiles import _response as _html
-from test_scraper_profiles import _spider
+from testkit.scrapy_objects import html_response as _html, make_spider
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,7 +43,7 @@ LIST_PAGE = f"""<html><body><h1>Hundreds of actresses</h1><span class="itemcount
 
 
 def test_shipped_listal_profile_follows_item_list_until_the_announced_count(tmp_path):
-    spider = _spider(ListalSpider, tmp_path)
+    spider = make_spider(ListalSpider, tmp_path)
     meta = {"list_gender": "female", "list_rule": "x", "list_url": LIST_URL}
     out = list(spider.parse_list(_html(LIST_URL, LIST_PAGE, **meta)))
     people, more = out[:-1], out[-1]
@@ -60,7 +59,7 @@ def test_shipped_listal_profile_follows_item_list_until_the_announced_count(tmp_
     assert out[0].meta["list_gender"] == "female"
     assert out[-1].meta["more"]["announced"] == 7
     # the last person reaches the 7 announced: no request past the end (also in a crawl resumed there)
-    resumed = _spider(ListalSpider, tmp_path)
+    resumed = make_spider(ListalSpider, tmp_path)
     assert [r.url for r in resumed.parse_list(_json(more.url, {"html": _items(1, 6)}, **out[-1].meta))] == [
         "https://www.listal.com/person-6"]
     out = list(spider.parse_list(_json(more.url, {"html": _items(1, 6)}, **out[-1].meta)))
@@ -71,7 +70,7 @@ def test_shipped_listal_profile_follows_item_list_until_the_announced_count(tmp_
 
 
 def test_load_more_stops_on_a_repeat_and_on_an_empty_answer_and_reports_a_short_list(tmp_path):
-    spider = _spider(ListalSpider, tmp_path)
+    spider = make_spider(ListalSpider, tmp_path)
     meta = {"list_gender": "female", "list_rule": "x", "list_url": LIST_URL}
     more = list(spider.parse_list(_html(LIST_URL, LIST_PAGE.replace("7 items", "9 items"), **meta)))[-1]
     # the off-by-one trap: past the end a site repeats the last item instead of answering empty
@@ -85,7 +84,7 @@ def test_load_more_stops_on_a_repeat_and_on_an_empty_answer_and_reports_a_short_
 
 
 def test_a_list_without_a_load_more_id_makes_no_request(tmp_path):
-    spider = _spider(ListalSpider, tmp_path)
+    spider = make_spider(ListalSpider, tmp_path)
     body = f"<html><body>{_items(2)}</body></html>"
     out = list(spider.parse_list(_html(LIST_URL, body, list_url=LIST_URL)))
     assert [r.method for r in out] == ["GET", "GET"]
@@ -96,7 +95,7 @@ INFO = {"id": 3916, "name": "Adam Sandler", "poster": "/39/16/3916/7544234.$.jpg
 
 
 def test_filmweb_api_profile_reads_the_person_from_json(tmp_path):
-    spider = _spider(FilmwebSpider, tmp_path, profile="filmweb-api")
+    spider = make_spider(FilmwebSpider, tmp_path, profile="filmweb-api")
     ranking = _html("https://www.filmweb.pl/ranking/person/actors/male",
                     '<a class="rankingType__title" href="/person/Adam+Sandler-3916">Adam Sandler</a>',
                     list_gender="male", list_url="https://www.filmweb.pl/ranking/person/actors/male")
@@ -115,7 +114,7 @@ def test_filmweb_api_profile_reads_the_person_from_json(tmp_path):
 
 
 def test_json_steps_read_ids_words_next_pages_and_paged_galleries(tmp_path):
-    spider = _spider(FilmwebSpider, tmp_path, profile="demo-filmweb-api", base_url="http://127.0.0.1:9")
+    spider = make_spider(FilmwebSpider, tmp_path, profile="demo-filmweb-api", base_url="http://127.0.0.1:9")
     url = "http://127.0.0.1:9/filmweb/api/v1/ranking/person/popular"
     page = {"total": 3, "people": [{"id": 11}, {"id": 12}], "next": url + "?page=2"}
     out = list(spider.parse_list(_json(url, page, list_url=url)))
@@ -216,7 +215,7 @@ def test_a_crawl_without_render_steps_never_imports_playwright():
 def _limited(tmp_path, limits: dict):
     path = tmp_path / "limited.json"
     path.write_text(json.dumps({"extends": "demo-listal", "name": "limited", "limits": limits}))
-    return _spider(ListalSpider, tmp_path, profile=str(path), base_url="http://127.0.0.1:9")
+    return make_spider(ListalSpider, tmp_path, profile=str(path), base_url="http://127.0.0.1:9")
 
 
 def test_a_profiles_limits_apply_unless_the_command_line_gives_its_own(tmp_path):
@@ -253,7 +252,7 @@ def test_a_next_chain_with_nothing_new_stops_with_the_lists_url(tmp_path):
 
 
 def test_required_selectors_that_match_nothing_are_counted_with_their_urls(tmp_path):
-    spider = _spider(ListalSpider, tmp_path, profile="demo-listal", base_url="http://127.0.0.1:9")
+    spider = make_spider(ListalSpider, tmp_path, profile="demo-listal", base_url="http://127.0.0.1:9")
     assert list(spider.parse_list(_html("http://127.0.0.1:9/listal/list/x", "<html><p>moved</p></html>"))) == []
     person = _html("http://127.0.0.1:9/listal/ann", "<html><p>no name</p></html>", list_gender="female")
     list(spider.parse_person(person))
@@ -265,7 +264,7 @@ def test_required_selectors_that_match_nothing_are_counted_with_their_urls(tmp_p
 
 
 def test_load_more_stops_at_an_answer_that_says_finished(tmp_path):
-    spider = _spider(ListalSpider, tmp_path, profile="demo-board", base_url="http://127.0.0.1:9")
+    spider = make_spider(ListalSpider, tmp_path, profile="demo-board", base_url="http://127.0.0.1:9")
     url = "http://127.0.0.1:9/board/list/everyone"
     page = ('<html><head><script>window.__DATA__ = {"board": {"id": "5", "total": 9}};</script></head><body>'
             '<a class="card" href="/board/p/a">a</a></body></html>')

@@ -8,16 +8,16 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from anfe.builds import MIN_MEANINGFUL_PER_GENDER, small_build_warning
-from anfe.cli import cli
-from anfe.shipped import DEFAULT_SHIPPED, SHIPPED_IDS, load_shipped, shipped_builds
-from anfe.store import open_store
+from anfe.models.builds import MIN_MEANINGFUL_PER_GENDER, small_build_warning
+from anfe.cli.app import cli
+from anfe.models.shipped import DEFAULT_SHIPPED, SHIPPED_IDS, load_shipped, shipped_builds
+from anfe.core.store import open_store
 
 
 def test_the_shipped_builds_record_how_they_were_made():
     for build in shipped_builds():
         made = build["shipped"]
-        assert "LFW" in made["source"] and "python -m anfe.shipped" in made["command"]
+        assert "LFW" in made["source"] and "python -m anfe.models.shipped" in made["command"]
         assert len(made["commit"]) == 40
         assert made["holdout"]["test_people"] > 100 and made["holdout"]["balanced"].endswith("%")
         assert min(build["counts"].values()) >= MIN_MEANINGFUL_PER_GENDER

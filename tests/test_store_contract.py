@@ -12,8 +12,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from anfe.errors import StoreVersionError, UnknownBuildError
-from anfe.store import SCHEMA_VERSION, open_store
+from anfe.core.errors import StoreVersionError, UnknownBuildError
+from anfe.core.store import SCHEMA_VERSION, open_store
 
 #: The Python types BSON decodes to that a plain document may hold (ObjectId only as ``_id``).
 PLAIN_TYPES = (dict, list, str, int, float, bool, type(None))
@@ -271,7 +271,7 @@ def test_concurrent_appends_from_threads(uri: str, store) -> None:
 _WRITER = """
 import sys, time
 from pathlib import Path
-from anfe.store import open_store
+from anfe.core.store import open_store
 uri, name, count, meeting = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
 with open_store(uri) as store:
     (meeting / f"{name}.ready").touch()

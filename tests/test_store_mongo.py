@@ -13,10 +13,11 @@ import pymongo
 import pytest
 from bson.errors import InvalidDocument
 
-from anfe.errors import StoreError, StoreUnreachableError
-from anfe.store import open_store
-from anfe.store.mongo import MongoStore, redact
-from secantus_server import SecantusServer, free_port
+from anfe.core.errors import StoreError, StoreUnreachableError
+from anfe.core.store import open_store
+from anfe.core.mongo import redact
+from anfe.core.store.mongo import MongoStore
+from testkit.secantus_server import SecantusServer, free_port
 
 
 @pytest.fixture
@@ -25,6 +26,7 @@ def db_uri(mongodb_database_uri: str) -> str:
 
 
 # -- failing fast -----------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_unreachable_server_fails_within_seconds_naming_the_uri() -> None:
     uri = f"mongodb://reviewer:hunter2@127.0.0.1:{free_port()}/faces"
@@ -52,6 +54,7 @@ def test_server_that_never_answers_does_not_hang() -> None:
         assert time.monotonic() - started < 10
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_server_going_away_later_is_reported_not_hung(tmp_path) -> None:
     server = SecantusServer(tmp_path / "data").start()

@@ -13,9 +13,9 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from anfe.errors import StoreError, StoreUnreachableError
-from anfe.store import open_store
-from secantus_server import SecantusServer
+from anfe.core.errors import StoreError, StoreUnreachableError
+from anfe.core.store import open_store
+from testkit.secantus_server import SecantusServer
 
 USER, PASSWORD = "curator", "Tr0ub4dor&3 horse"
 WRONG = "hunter2-wrong"
@@ -73,6 +73,7 @@ def test_a_database_the_user_has_no_role_on_is_refused(auth_server: SecantusServ
         open_store(auth_server.uri("other", user=USER, password=PASSWORD))
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_the_cli_prints_one_line_and_never_the_password(auth_server: SecantusServer, tmp_path: Path) -> None:
     uri = auth_server.uri("anfe", user=USER, password=WRONG)

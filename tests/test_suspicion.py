@@ -7,11 +7,11 @@ import statistics
 import numpy as np
 import pytest
 
-from anfe.batch import analyse_paths
-from anfe.cache import AnalysisCache
-from anfe.config import AnalysisParams
+from anfe.faces.batch import analyse_paths
+from anfe.faces.cache import AnalysisCache
+from anfe.core.config import AnalysisParams
 from curation.suspicion import most_suspicious_first, suspicion_by_key, suspicion_scores
-from trials import flip_trial
+from testkit.trials import flip_trial
 
 
 def test_leave_one_out_matches_brute_force():
@@ -49,6 +49,7 @@ def test_images_that_cannot_be_judged_come_last():
     assert most_suspicious_first([None, 0.5, float("nan"), 2.0]) == [3, 1, 0, 2]
 
 
+@pytest.mark.slow
 def test_flipped_utkface_labels_land_first(utkface_rows, session_cache_path):
     """150 random UTKFace adults, 5% of labels flipped (20 draws): the flipped photos fall in the
     first 10% of their gender's queue. The 2,000-image figure is bench/bench_suspicion.py's."""

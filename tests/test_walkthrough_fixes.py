@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from anfe.cli import cli
-from anfe.evaluation import EvaluationResult, Outcome
-from anfe.fairness import MIN_PEOPLE, Resampler
-from anfe.plots import sweep_figure
+from anfe.cli.app import cli
+from anfe.models.evaluation import EvaluationResult, Outcome
+from anfe.models.fairness import MIN_PEOPLE, Resampler
+from anfe.models.plots import sweep_figure
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -151,8 +151,8 @@ def _sweep_results() -> list[EvaluationResult]:
 @pytest.mark.slow
 @pytest.mark.browser
 def test_report_tables_fit_a_1280_px_window(tmp_path):
-    from anfe.report import write_sweep_report
-    from test_review_browser import CHROMIUM, CHROMIUM_ARGS
+    from anfe.models.report import write_sweep_report
+    from testkit.browser import CHROMIUM, CHROMIUM_ARGS
 
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     if not CHROMIUM.exists():

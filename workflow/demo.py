@@ -20,16 +20,16 @@ from pathlib import Path
 
 import click
 
-from anfe.cache import AnalysisCache
-from anfe.cliutil import analysis_options, friendly_errors, open_cache, store_option
-from anfe.config import AnalysisParams
-from anfe.dataset import LabelledImage, age_of, by_gender, load_labelled
-from anfe.errors import AnfeError, DatasetError
-from anfe.evaluation import evaluate_build
-from anfe.report import write_sweep_report
-from anfe.people import SYNTHETIC_PERSON
-from anfe.store import Store, open_store
-from anfe.builds import ALL, BuildOptions, make_builds, parse_sizes
+from anfe.faces.cache import AnalysisCache
+from anfe.cli.common import analysis_options, friendly_errors, open_cache, store_option
+from anfe.core.config import AnalysisParams
+from anfe.core.dataset import LabelledImage, age_of, by_gender, load_labelled
+from anfe.core.errors import AnfeError, DatasetError
+from anfe.models.evaluation import evaluate_build
+from anfe.models.report import write_sweep_report
+from anfe.core.people import SYNTHETIC_PERSON
+from anfe.core.store import Store, open_store
+from anfe.models.builds import ALL, BuildOptions, make_builds, parse_sizes
 from curation.clean import clean
 from curation.cleaning_report import summary_table, write_html
 from curation.rules import CleanRules

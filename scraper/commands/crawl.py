@@ -15,7 +15,7 @@ import sys
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.exceptions import UsageError
 
-from anfe.errors import AnfeError
+from anfe.core.errors import AnfeError
 
 from ..extensions import crawl_outcome
 from ..preflight import check_before_crawl

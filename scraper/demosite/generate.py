@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from anfe.dataset import from_labels_csv
-from anfe.errors import AnfeError
+from anfe.core.dataset import from_labels_csv
+from anfe.core.errors import AnfeError
 
 from ..errors import DemoSiteError
 from .api import build_api

@@ -6,10 +6,10 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from anfe.dataset import LabelledImage
-from anfe.hashing import content_hash
-from anfe.imaging import decode_image, open_image
-from anfe.errors import ImageError
+from anfe.core.dataset import LabelledImage
+from anfe.core.hashing import content_hash
+from anfe.faces.imaging import decode_image, open_image
+from anfe.core.errors import ImageError
 
 from ..errors import DemoSiteError
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image
 
-from anfe.checks import EXACT_DUPLICATE, TOO_SMALL
+from anfe.faces.checks import EXACT_DUPLICATE, TOO_SMALL
 
 from .pages import HOST, SiteWriter, relative_url
 from .people import Person, Picker

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from anfe.checks import EXACT_DUPLICATE
+from anfe.faces.checks import EXACT_DUPLICATE
 
 from .pages import HOST, SiteWriter
 from .people import Person, Picker

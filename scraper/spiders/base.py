@@ -18,9 +18,9 @@ from scrapy.exceptions import (
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
-from anfe.dataset import normalise_gender
-from anfe.errors import DatasetError
-from anfe.layout import safe_label
+from anfe.core.dataset import normalise_gender
+from anfe.core.errors import DatasetError
+from anfe.core.layout import safe_label
 
 from ..frontier import report_done
 from ..items import PhotoItem

@@ -1,0 +1,1 @@
+"""The ``anfe`` command line: parse, call the library, turn its errors into one line."""

@@ -1,0 +1,1 @@
+"""Shared infrastructure: the dataset layout, the store, errors, hashing, configuration."""

@@ -1,0 +1,1 @@
+"""Face analysis: decoding, detection, landmarks, the encoders (dlib, ONNX), the cache, the executors."""

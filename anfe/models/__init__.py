@@ -1,0 +1,1 @@
+"""Models over the embeddings: builds, centroids, splits, evaluation, fairness, prediction, reports."""
