@@ -12,16 +12,26 @@ import click
 
 from .batch import default_workers
 from .cache import AnalysisCache, cache_location
-from .config import DEFAULT_MAX_PIXELS, DEVICES, ENCODERS, AnalysisParams
+from .config import DEFAULT_MAX_PIXELS, DETECT_MODES, DEVICES, ENCODERS, AnalysisParams
 from .errors import AnfeError, StoreUnreachableError
 
 
 def analysis_options(command: Callable) -> Callable:
-    """Adds --detector/--upsample/--max-side/--jitters/--encoder/--device/--cache/--workers; passes ``params``,
+    """Adds --detector/--detect/--upsample/--max-side/--jitters/--encoder/--device/--cache/--workers; passes ``params``,
     ``cache_path`` and ``workers`` to the command."""
     options = [
         click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True,
                      help="Face detector: dlib's HOG (fast) or its CNN (slower, more poses)."),
+        click.option("--detect", type=click.Choice(list(DETECT_MODES)), default=AnalysisParams.detect,
+                     show_default=True,
+                     help="HOG: 'sized' skips the scales that only find faces smaller than --min-face px "
+                          "or --min-face-share of the shorter side (larger faces keep exactly dlib's "
+                          "boxes); 'exact' scans every scale (the reference)."),
+        click.option("--min-face", type=click.IntRange(1, None), default=AnalysisParams.min_face,
+                     show_default=True, help="--detect sized: the smallest face that counts, in pixels."),
+        click.option("--min-face-share", type=click.FloatRange(0.0, 1.0, max_open=True),
+                     default=AnalysisParams.min_face_share, show_default=True,
+                     help="--detect sized: ... or this share of the photo's shorter side, if larger."),
         click.option("--upsample", type=click.IntRange(0, 4), default=1, show_default=True,
                      help="Times the image is doubled before detection (finds smaller faces)."),
         click.option("--max-side", type=click.IntRange(64, None), default=None,
@@ -47,7 +57,8 @@ def analysis_options(command: Callable) -> Callable:
     ]
 
     @functools.wraps(command)
-    def wrapper(*args: Any, detector: str, upsample: int, max_side: int | None, jitters: int,
+    def wrapper(*args: Any, detector: str, detect: str, min_face: int, min_face_share: float,
+                upsample: int, max_side: int | None, jitters: int,
                 encoder: str, device: str, max_pixels: int, cache_path: str | None,
                 workers: int | None, scheduler: str | None, **kwargs: Any) -> Any:
         if device == "cuda":  # asked for explicitly: a missing GPU is an error, not a fallback
@@ -58,7 +69,8 @@ def analysis_options(command: Callable) -> Callable:
             except EncoderUnavailableError as exc:
                 raise click.ClickException(f"{exc}, or use --device cpu") from exc
         kwargs["params"] = AnalysisParams(detector, upsample, max_side, jitters, max_pixels,
-                                          encoder, device)
+                                          encoder, device, detect=detect, min_face=min_face,
+                                          min_face_share=min_face_share)
         kwargs["cache_path"] = cache_location(cache_path)
         return run_with_executor(command, args, kwargs, workers, scheduler)
 

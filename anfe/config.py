@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from .detection import DetectionPolicy
+
 #: Bumped when the analysis code changes its output for the same parameters (invalidates caches).
 ANALYSIS_VERSION = 1
 
@@ -11,6 +13,9 @@ ANALYSIS_VERSION = 1
 DEFAULT_MAX_PIXELS = 80_000_000
 
 ENCODERS = ("onnx", "dlib")
+#: "exact": dlib's detector on the whole pyramid (the reference); "sized": the pyramid levels that
+#: only find faces below the size policy are skipped (anfe.detection; the same boxes otherwise).
+DETECT_MODES = ("exact", "sized")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -26,6 +31,10 @@ class AnalysisParams:
     encoder: "onnx" (dlib's network on ONNX Runtime, batched) or "dlib" (the reference).
     device: "auto", "cpu" or "cuda": where the ONNX encoder runs.
     threads: ONNX Runtime threads per process (0: its default, every core).
+    detect: "exact" (HOG on every pyramid level, the reference) or "sized" (the levels that only
+        find faces smaller than ``min_face`` px or ``min_face_share`` of the shorter side are
+        skipped; every larger face keeps exactly its ``exact`` box, see :mod:`anfe.detection`).
+        HOG only; with ``max_side`` (which scales the photo instead) or the CNN it is exact.
 
     ``encoder``, ``device`` and ``threads`` are not part of :attr:`cache_key`: the two encoders
     give the same embeddings (tested to 1e-5 per component), so either one's cached results
@@ -40,6 +49,9 @@ class AnalysisParams:
     encoder: str = "onnx"
     device: str = "auto"
     threads: int = 0
+    detect: str = "exact"
+    min_face: int = 40
+    min_face_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.detector not in ("hog", "cnn"):
@@ -50,15 +62,28 @@ class AnalysisParams:
             raise ValueError("upsample must be >= 0 and jitters >= 1")
         if self.max_side is not None and self.max_side < 64:
             raise ValueError("max_side must be at least 64 pixels")
+        if self.detect not in DETECT_MODES:
+            raise ValueError(f"detect must be one of {DETECT_MODES}, not {self.detect!r}")
+        DetectionPolicy(self.min_face, self.min_face_share)  # validates them
+
+    @property
+    def policy(self) -> DetectionPolicy | None:
+        """The size policy when it applies (``sized``, HOG, no ``max_side``), else None (exact)."""
+        if self.detect != "sized" or self.detector != "hog" or self.max_side is not None:
+            return None
+        return DetectionPolicy(self.min_face, self.min_face_share)
 
     @property
     def cache_key(self) -> str:
         """A short stable string naming these parameters, used as part of the cache key."""
         side = self.max_side or 0
-        return (
+        key = (
             f"v{ANALYSIS_VERSION}-{self.detector}-u{self.upsample}-s{side}-j{self.jitters}"
             f"-p{self.max_pixels}"
         )
+        if self.policy is not None:  # exact keeps the key it always had: old caches stay valid
+            key += f"-dsized{self.min_face}x{self.min_face_share:g}"
+        return key
 
     @property
     def embedding_model(self) -> dict:

@@ -99,6 +99,19 @@ class _Models:
     def encoder(self):
         return self._load(self._dlib.face_recognition_model_v1, self._paths.face_recognition_model_location())
 
+    def pyramid_level(self, rgb: np.ndarray, upsample: int, level: int) -> np.ndarray:
+        """Level ``level`` of the HOG detector's pyramid of ``rgb`` doubled ``upsample`` times,
+        made with the same dlib calls as the detector (bit for bit; see :mod:`anfe.detection`)."""
+        from .detection import PYRAMID_RATE, upsampled_size
+
+        image = rgb
+        for _ in range(upsample):
+            image = self._dlib.resize_image(image, *upsampled_size(*image.shape[:2], 1))
+        shrink = self._dlib.pyramid_down(PYRAMID_RATE)
+        for _ in range(level):
+            image = shrink(image)
+        return image
+
     def rectangle(self, box: Box):
         top, right, bottom, left = box
         return self._dlib.rectangle(left, top, right, bottom)
@@ -180,6 +193,11 @@ def _scale_for_detection(rgb: np.ndarray, max_side: int | None) -> tuple[np.ndar
 
 def detect(rgb: np.ndarray, params: AnalysisParams) -> list[tuple[Box, float | None]]:
     """Face boxes in original-image pixels, each with the detector's confidence (CNN only)."""
+    policy = params.policy
+    if policy is not None:
+        skipped = policy.skipped_levels(*rgb.shape[:2], params.upsample)
+        if skipped:
+            return _detect_sized(rgb, params.upsample, skipped)
     image, factor = _scale_for_detection(rgb, params.max_side)
     m = models()
     found: list[tuple[Box, float | None]] = []
@@ -193,6 +211,19 @@ def detect(rgb: np.ndarray, params: AnalysisParams) -> list[tuple[Box, float | N
     if factor != 1.0:
         found = [(tuple(int(round(v / factor)) for v in box), conf) for box, conf in found]
     return [(_trim(box, rgb.shape), conf) for box, conf in found]
+
+
+def _detect_sized(rgb: np.ndarray, upsample: int, skipped: int) -> list[tuple[Box, float | None]]:
+    """HOG from pyramid level ``skipped`` on: dlib's exact boxes for the faces it finds there."""
+    from .detection import exact_rect
+
+    m = models()
+    level = m.pyramid_level(rgb, upsample, skipped)
+    found = []
+    for r in m.hog(level, 0):
+        left, top, right, bottom = exact_rect((r.left(), r.top(), r.right(), r.bottom()), skipped, upsample)
+        found.append((_trim((top, right, bottom, left), rgb.shape), None))
+    return found
 
 
 
