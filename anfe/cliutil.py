@@ -12,7 +12,7 @@ import click
 
 from .batch import default_workers
 from .cache import AnalysisCache, cache_location
-from .config import DEFAULT_MAX_PIXELS, DETECT_MODES, DEVICES, ENCODERS, AnalysisParams
+from .config import DEFAULT_MAX_PIXELS, DETECT_MODES, DETECTORS, DEVICES, ENCODERS, AnalysisParams
 from .errors import AnfeError, StoreUnreachableError
 
 
@@ -20,8 +20,10 @@ def analysis_options(command: Callable) -> Callable:
     """Adds --detector/--detect/--upsample/--max-side/--jitters/--encoder/--device/--cache/--workers; passes ``params``,
     ``cache_path`` and ``workers`` to the command."""
     options = [
-        click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True,
-                     help="Face detector: dlib's HOG (fast) or its CNN (slower, more poses)."),
+        click.option("--detector", type=click.Choice(list(DETECTORS)), default="hog", show_default=True,
+                     help="Face detector: dlib's HOG (fast on CPUs), its CNN (more poses) on ONNX Runtime "
+                          "(CUDA with --device auto/cuda when present; dlib's boxes), or cnn-dlib: dlib's "
+                          "own CNN code (the reference, slow on CPUs)."),
         click.option("--detect", type=click.Choice(list(DETECT_MODES)), default=AnalysisParams.detect,
                      show_default=True,
                      help="HOG: 'sized' skips the scales that only find faces smaller than --min-face px "
@@ -42,7 +44,7 @@ def analysis_options(command: Callable) -> Callable:
                      help="Embedding encoder: dlib's network on ONNX Runtime (fast, batched) or "
                           "dlib's own (the reference; same numbers). --jitters > 1 uses dlib's."),
         click.option("--device", type=click.Choice(list(DEVICES)), default="auto", show_default=True,
-                     help="Where the ONNX encoder runs: auto uses CUDA when onnxruntime-gpu and a "
+                     help="Where the ONNX encoder and CNN detector run: auto uses CUDA when onnxruntime-gpu and a "
                           "CUDA device are present, else the CPU."),
         click.option("--max-pixels", type=click.IntRange(1, None), default=DEFAULT_MAX_PIXELS, show_default=True,
                      help="Refuse images with more pixels than this (decompression bombs)."),

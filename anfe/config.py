@@ -17,13 +17,16 @@ ENCODERS = ("onnx", "dlib")
 #: only find faces below the size policy are skipped (anfe.detection; the same boxes otherwise).
 DETECT_MODES = ("exact", "sized")
 DEVICES = ("auto", "cpu", "cuda")
+DETECTORS = ("hog", "cnn", "cnn-dlib")
 
 
 @dataclass(frozen=True)
 class AnalysisParams:
     """Everything that changes what the analysis pass returns for the same image bytes.
 
-    detector: "hog" (fast, CPU) or "cnn" (dlib's MMOD detector, slower, finds more poses).
+    detector: "hog" (fast, CPU), "cnn" (dlib's MMOD detector, more poses, converted to ONNX and run
+        on ONNX Runtime, CUDA when present; the same boxes as dlib's) or "cnn-dlib" (dlib's own
+        CNN code: the reference, and the fallback when ONNX Runtime is missing).
     upsample: times the image is doubled before detection (finds smaller faces, costs ~4x each).
     max_side: if set, images whose longer side exceeds it are scaled down for detection only;
         boxes are mapped back and landmarks/embeddings use the full-resolution image.
@@ -54,8 +57,8 @@ class AnalysisParams:
     min_face_share: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.detector not in ("hog", "cnn"):
-            raise ValueError(f"detector must be 'hog' or 'cnn', not {self.detector!r}")
+        if self.detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {DETECTORS}, not {self.detector!r}")
         if self.encoder not in ENCODERS or self.device not in DEVICES or self.threads < 0:
             raise ValueError(f"encoder must be one of {ENCODERS}, device one of {DEVICES}, threads >= 0")
         if self.upsample < 0 or self.jitters < 1:

@@ -74,6 +74,7 @@ class _Models:
         self._dlib = dlib
         self._paths = paths
         self._nets: dict[tuple, Any] = {}  # (dat, device, threads, pid) -> FaceNet or the error
+        self._detectors: dict[tuple, Any] = {}  # (device, threads, pid) -> CnnDetector or the error
 
     def _load(self, loader, path: str):
         try:
@@ -119,6 +120,26 @@ class _Models:
     def chip(self, rgb: np.ndarray, shape) -> np.ndarray:
         """The 150x150 face chip exactly as dlib's encoder cuts it (bit-identical input)."""
         return self._dlib.get_face_chip(rgb, shape, size=150, padding=0.25)
+
+    def cnn_onnx(self, device: str, threads: int):
+        """dlib's CNN detector on ONNX Runtime for this process (converted once, cached), or the
+        error that prevents it (the caller then uses dlib's own, with a warning)."""
+        from . import onnxnet
+        from .cnndetector import load_cnn_detector
+        from .dlibnet import DlibFormatError
+
+        key = (device, threads, os.getpid())
+        if key not in self._detectors:
+            try:
+                self._detectors[key] = load_cnn_detector(
+                    self._paths.cnn_face_detector_model_location(), onnxnet.default_model_dir(), device, threads)
+            except onnxnet.EncoderUnavailableError as exc:
+                if device == "cuda":
+                    raise
+                self._detectors[key] = exc
+            except (DlibFormatError, OSError) as exc:
+                self._detectors[key] = exc
+        return self._detectors[key]
 
     def encoder_for(self, params: AnalysisParams, dat_path: str | Path | None = None) -> "Encoder":
         """The encoder ``params`` asks for, or dlib's when the ONNX one cannot be used here."""
@@ -201,7 +222,16 @@ def detect(rgb: np.ndarray, params: AnalysisParams) -> list[tuple[Box, float | N
     image, factor = _scale_for_detection(rgb, params.max_side)
     m = models()
     found: list[tuple[Box, float | None]] = []
-    if params.detector == "cnn":
+    onnx_cnn = m.cnn_onnx(params.device, params.threads) if params.detector == "cnn" else None
+    if isinstance(onnx_cnn, Exception):
+        _warn_once(("cnn", str(onnx_cnn)), logging.WARNING,
+                   "ONNX CNN detector unavailable, using dlib's (same boxes, slower): %s", onnx_cnn)
+        onnx_cnn = None
+    if onnx_cnn is not None:
+        upsampled = m.pyramid_level(image, params.upsample, 0)
+        for (left, top, right, bottom), confidence in onnx_cnn(upsampled, params.upsample):
+            found.append(((top, right, bottom, left), confidence))
+    elif params.detector.startswith("cnn"):
         for det in m.cnn(image, params.upsample):
             r = det.rect
             found.append(((r.top(), r.right(), r.bottom(), r.left()), float(det.confidence)))

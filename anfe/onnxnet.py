@@ -163,15 +163,21 @@ def converted_model(dat_path: str | Path, cache_dir: str | Path) -> Path:
     """The ``.onnx`` file for ``dat_path``, converting it first if the cache has none.
 
     The file name carries the ``.dat`` file's sha256 and the graph version, so another model
-    file or a changed converter is converted anew. Written to a temporary file and renamed,
-    so a killed conversion never leaves a half file behind.
+    file or a changed converter is converted anew.
     """
+    return cached_conversion(dat_path, cache_dir, "face_resnet_v1", GRAPH_VERSION,
+                             lambda: build_graph(read_network(dat_path)))
+
+
+def cached_conversion(dat_path: str | Path, cache_dir: str | Path, stem: str, version: int, convert) -> Path:
+    """``cache_dir/<stem>-<sha256 of the .dat>-g<version>.onnx``, made by ``convert()`` (a ModelProto) when
+    absent. Written to a temporary file and renamed, so a killed conversion never leaves a half
+    file behind."""
     cache_dir = Path(cache_dir)
-    target = cache_dir / f"face_resnet_v1-{sha256_of(dat_path)[:32]}-g{GRAPH_VERSION}.onnx"
+    target = cache_dir / f"{stem}-{sha256_of(dat_path)[:32]}-g{version}.onnx"
     if target.is_file():
         return target
-    network = read_network(dat_path)
-    model = build_graph(network)
+    model = convert()
     cache_dir.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=cache_dir, suffix=".onnx.part")
     try:
