@@ -20,7 +20,7 @@ import numpy as np
 
 from .detection import PYRAMID_RATE, _lround
 from .mmodnet import INPUT, OUTPUT, MmodNetwork, build_graph, read_mmod, window_rect
-from .onnxnet import cached_conversion, providers_for
+from .ortutil import cached_conversion, providers_for
 
 Rect = tuple[int, int, int, int]  # (left, top, right, bottom), inclusive, like dlib.rectangle
 MIN_LEVEL_ROWS = 5  # compute_tiled_image_pyramid_details: levels stop below 5 rows

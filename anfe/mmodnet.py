@@ -21,8 +21,7 @@ scores into boxes as dlib does.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +44,6 @@ class MmodNetwork:
     nms_covered: float  # ... or when one covers more than this share of the other
     padding: int = 10  # between the pyramid's tiles
     outer_padding: int = 11  # around the tiled image
-    extras: dict = field(default_factory=dict, compare=False)
 
     @property
     def parameter_count(self) -> int:
@@ -135,11 +133,13 @@ def _options(r: _Reader) -> tuple[tuple[int, int], tuple[float, float]]:
     for what in ("loss per false alarm", "loss per miss", "truth match IoU"):
         r.real(f"the {what}")
     nms = (r.real("the NMS IoU threshold"), r.real("the NMS covered threshold"))
-    r.real("the ignore IoU threshold"), r.real("the ignore covered threshold")
+    for what in ("ignore IoU", "ignore covered"):
+        r.real(f"the {what} threshold")
     if version >= 3:
         r.take(1, "the image pyramid flag")
     if version >= 4:
-        r.boolean("the bounding box regression flag") and r.fail("bounding box regression is not supported")
+        if r.boolean("the bounding box regression flag"):
+            raise r.fail("bounding box regression is not supported")
         r.real("the bounding box regression lambda")
     if not all(0.0 < t <= 1.0 for t in nms):
         raise r.fail(f"implausible NMS thresholds {nms}")
@@ -153,10 +153,12 @@ def _bn_as_affine(r: _Reader, channels: int) -> dict[str, np.ndarray]:
     params = r.tensor("batch-norm parameters").ravel()
     r.expect(r.alias("gamma"), (1, channels, 1, 1), "the gamma shape")
     r.expect(r.alias("beta"), (1, channels, 1, 1), "the beta shape")
-    r.tensor("batch means"), r.tensor("batch inverse deviations")
+    for what in ("batch means", "batch inverse deviations"):
+        r.tensor(what)
     running_means = r.tensor("running means").ravel()
     running_variances = r.tensor("running variances").ravel()
-    r.integer("the number of updates"), r.integer("the running statistics window")
+    for what in ("number of updates", "running statistics window"):
+        r.integer(f"the {what}")
     for what in ("learning rate", "weight decay", "bias learning rate", "bias weight decay"):
         r.real(f"the {what} multiplier")
     eps = r.real("the batch-norm epsilon")
@@ -170,7 +172,7 @@ def _bn_as_affine(r: _Reader, channels: int) -> dict[str, np.ndarray]:
 
 def build_graph(network: MmodNetwork):
     """An ``onnx.ModelProto`` from the pyramid tensor (1 x 3 x H x W) to the scores (1 x 1 x h x w)."""
-    from .onnxnet import EncoderUnavailableError, INSTALL_ONNX
+    from .ortutil import INSTALL_ONNX, EncoderUnavailableError
 
     try:
         import onnx
@@ -221,6 +223,3 @@ def window_rect(network: MmodNetwork, row: int, col: int) -> tuple[float, float,
     half_w, half_h = (network.window[0] - 1) / 2, (network.window[1] - 1) / 2
     return x - half_w, y - half_h, x + half_w, y + half_h
 
-
-def _check(value: float) -> float:  # pragma: no cover - kept for symmetry with dlibnet
-    return value if math.isfinite(value) else 0.0

@@ -19,37 +19,23 @@ returns dlib's 128-D descriptors (``float32``, not normalised). What it reproduc
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .config import DEVICES
 from .dlibnet import CHIP_SIZE, DlibFormatError, Network, read_network
-from .errors import AnfeError
+from .ortutil import INSTALL_ONNX, EncoderUnavailableError, cached_conversion, providers_for, sha256_of
+
+__all__ = ["EncoderUnavailableError", "FaceNet", "INSTALL_ONNX", "build_graph", "cached_conversion",
+           "converted_model", "default_model_dir", "load_facenet", "providers_for", "sha256_of"]
 
 log = logging.getLogger(__name__)
 
 #: Bumped when the graph built from the same ``.dat`` changes (a new cached file name).
 GRAPH_VERSION = 1
 INPUT, OUTPUT = "chips", "descriptors"
-INSTALL_ONNX = "pip install onnx onnxruntime"
-
-
-class EncoderUnavailableError(AnfeError):
-    """The ONNX encoder cannot run here (package missing, device absent, model not convertible)."""
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # -- the graph ------------------------------------------------------------------------------------
@@ -169,49 +155,7 @@ def converted_model(dat_path: str | Path, cache_dir: str | Path) -> Path:
                              lambda: build_graph(read_network(dat_path)))
 
 
-def cached_conversion(dat_path: str | Path, cache_dir: str | Path, stem: str, version: int, convert) -> Path:
-    """``cache_dir/<stem>-<sha256 of the .dat>-g<version>.onnx``, made by ``convert()`` (a ModelProto) when
-    absent. Written to a temporary file and renamed, so a killed conversion never leaves a half
-    file behind."""
-    cache_dir = Path(cache_dir)
-    target = cache_dir / f"{stem}-{sha256_of(dat_path)[:32]}-g{version}.onnx"
-    if target.is_file():
-        return target
-    model = convert()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=cache_dir, suffix=".onnx.part")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(model.SerializeToString())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    log.info("converted %s to %s", dat_path, target)
-    return target
-
-
 # -- running it -------------------------------------------------------------------------------
-
-
-def providers_for(device: str) -> list[str]:
-    """ONNX Runtime execution providers for ``--device`` (cuda: required; auto: if present)."""
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, not {device!r}")
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise EncoderUnavailableError(f"onnxruntime is not installed: run `{INSTALL_ONNX}`") from exc
-    available = onnxruntime.get_available_providers()
-    has_cuda = "CUDAExecutionProvider" in available
-    if device == "cuda" and not has_cuda:
-        raise EncoderUnavailableError(
-            "no CUDA execution provider in onnxruntime (providers: "
-            f"{', '.join(available)}): install onnxruntime-gpu on a machine with a CUDA device"
-        )
-    if device != "cpu" and has_cuda:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
 
 
 @dataclass
