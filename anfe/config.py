@@ -52,9 +52,9 @@ class AnalysisParams:
     encoder: str = "onnx"
     device: str = "auto"
     threads: int = 0
-    detect: str = "exact"
+    detect: str = "sized"  # measured: no face count or decision changed (bench/bench_detection.py)
     min_face: int = 40
-    min_face_share: float = 0.0
+    min_face_share: float = 0.1
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
