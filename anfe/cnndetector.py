@@ -20,7 +20,7 @@ import numpy as np
 
 from .detection import PYRAMID_RATE, _lround
 from .mmodnet import INPUT, OUTPUT, MmodNetwork, build_graph, read_mmod, window_rect
-from .ortutil import cached_conversion, providers_for
+from .ortutil import OnnxSession, cached_conversion, providers_for
 
 Rect = tuple[int, int, int, int]  # (left, top, right, bottom), inclusive, like dlib.rectangle
 MIN_LEVEL_ROWS = 5  # compute_tiled_image_pyramid_details: levels stop below 5 rows
@@ -168,27 +168,10 @@ def down2(rect: Rect, times: int) -> Rect:
 
 
 @dataclass
-class CnnDetector:
+class CnnDetector(OnnxSession):
     """The converted detector in an ONNX Runtime session (one per process)."""
 
-    network: MmodNetwork
-    model_path: Path
-    device: str = "auto"
-    threads: int = 0
-
-    def __post_init__(self) -> None:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self.providers = providers_for(self.device)
-        self.session = onnxruntime.InferenceSession(str(self.model_path), options, providers=self.providers)
-
-    @property
-    def running_on(self) -> str:
-        return self.session.get_providers()[0]
+    network: MmodNetwork | None = None
 
     def scores(self, tensor: np.ndarray) -> np.ndarray:
         return self.session.run([OUTPUT], {INPUT: tensor})[0][0, 0]
@@ -208,4 +191,4 @@ def load_cnn_detector(dat_path: str | Path, cache_dir: str | Path, device: str =
     providers_for(device)
     network = read_mmod(dat_path)
     path = cached_conversion(dat_path, cache_dir, "mmod_face_detector", 1, lambda: build_graph(network))
-    return CnnDetector(network, path, device, threads)
+    return CnnDetector(path, device, threads, network=network)

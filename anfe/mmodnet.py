@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dlibnet import DlibFormatError, Layer, _layer_contents, _Reader, _wrapper_tail
+from .dlibnet import DlibFormatError, Layer, _layer_contents, _Reader, _wrapper_tail, model_bytes
 
 GRAPH_VERSION = 1
 INPUT, OUTPUT = "pyramid", "scores"
@@ -73,12 +73,7 @@ def known_layers() -> list[Layer]:
 
 def read_mmod(path: str | Path) -> MmodNetwork:
     """The known detector read from ``path``; :class:`DlibFormatError` on any mismatch."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DlibFormatError(f"cannot read the dlib model {path}: {exc}") from exc
-    return parse_mmod(data, path.name)
+    return parse_mmod(*model_bytes(path))
 
 
 def parse_mmod(data: bytes, name: str = "model") -> MmodNetwork:

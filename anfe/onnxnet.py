@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .dlibnet import CHIP_SIZE, DlibFormatError, Network, read_network
-from .ortutil import INSTALL_ONNX, EncoderUnavailableError, cached_conversion, providers_for, sha256_of
+from .ortutil import (INSTALL_ONNX, EncoderUnavailableError, OnnxSession, cached_conversion,
+                      providers_for, sha256_of)
 
 __all__ = ["EncoderUnavailableError", "FaceNet", "INSTALL_ONNX", "build_graph", "cached_conversion",
            "converted_model", "default_model_dir", "load_facenet", "providers_for", "sha256_of"]
@@ -159,29 +160,10 @@ def converted_model(dat_path: str | Path, cache_dir: str | Path) -> Path:
 
 
 @dataclass
-class FaceNet:
+class FaceNet(OnnxSession):
     """An ONNX Runtime session over the converted network (one per process)."""
 
-    model_path: Path
-    device: str = "auto"
-    threads: int = 0  # intra-op threads; 0: ONNX Runtime's default (all cores)
     batch_size: int = 32
-
-    def __post_init__(self) -> None:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self.providers = providers_for(self.device)
-        self.session = onnxruntime.InferenceSession(
-            str(self.model_path), options, providers=self.providers
-        )
-
-    @property
-    def running_on(self) -> str:
-        return self.session.get_providers()[0]
 
     def __call__(self, chips: np.ndarray) -> np.ndarray:
         """float64 descriptors (n x 128) for uint8 chips (n x 150 x 150 x 3), in batches."""

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import DEVICES
@@ -73,3 +74,33 @@ def providers_for(device: str) -> list[str]:
     if device != "cpu" and has_cuda:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
+
+
+def open_session(model_path: str | Path, device: str, threads: int):
+    """An ONNX Runtime session on ``device``'s providers with ``threads`` intra-op threads (0: all
+    cores), one inter-op thread and only errors logged."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(model_path), options, providers=providers_for(device))
+
+
+@dataclass
+class OnnxSession:
+    """A converted model in an ONNX Runtime session (one per process: a session does not survive
+    a fork)."""
+
+    model_path: Path
+    device: str = "auto"
+    threads: int = 0  # intra-op threads; 0: ONNX Runtime's default (all cores)
+
+    def __post_init__(self) -> None:
+        self.session = open_session(self.model_path, self.device, self.threads)
+        self.providers = self.session.get_providers()
+
+    @property
+    def running_on(self) -> str:
+        return self.session.get_providers()[0]

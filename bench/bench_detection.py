@@ -17,6 +17,13 @@ e.g. an ``anfe demo`` crawl's), one decode, the settings alternating:
   - for ``sized``: how many photos skip pyramid levels at all (a photo that skips none is
     analysed by the very code of ``exact``, so its build inputs are identical).
 On facecount it also counts how many faces match the manifest's ``expected_faces``.
+
+    python bench/bench_detection.py --cnn [--cnn-upsample 0] [--limit N]
+
+compares the CNN detector on ONNX Runtime (``--detector cnn``, CPU) with dlib's own
+(``cnn_face_detection_model_v1``, ``--detector cnn-dlib``) on the facecount photos, alternating:
+per photo the face counts and the largest box-corner difference in pixels (target: <= 1), and
+the total time of each with the ratio.
 """
 
 from __future__ import annotations
@@ -165,13 +172,47 @@ def report(title: str, results: dict, expected: dict[str, str] | None) -> None:
             print(f"      {name}: {decision(base[name])} {len(base[name])} -> {decision(found[name])} {len(found[name])}")
 
 
+def cnn_versus_dlib(limit: int | None, upsample: int) -> None:
+    images, _ = set_images("facecount", limit)
+    ours_params = replace(EXACT, detector="cnn", upsample=upsample)
+    dlib_params = replace(ours_params, detector="cnn-dlib")
+    faces.detect(np.zeros((100, 100, 3), np.uint8), ours_params)  # convert and load first
+    seconds = {"onnx": 0.0, "dlib": 0.0}
+    worst, same_counts, total_faces = 0, 0, 0
+    for index, (name, path) in enumerate(images.items()):
+        rgb = decode_image(path.read_bytes(), 10**9)
+        found = {}
+        for which in (("onnx", "dlib") if index % 2 == 0 else ("dlib", "onnx")):
+            start = time.perf_counter()
+            found[which] = sorted(faces.detect(rgb, ours_params if which == "onnx" else dlib_params))
+            seconds[which] += time.perf_counter() - start
+        same = len(found["onnx"]) == len(found["dlib"])
+        same_counts += same
+        total_faces += len(found["dlib"])
+        gap = max([max(abs(a - b) for a, b in zip(x[0], y[0])) for x, y in zip(found["onnx"], found["dlib"])] or [0])
+        worst = max(worst, gap if same else 10**6)
+        print(f"   {name}: {rgb.shape[1]}x{rgb.shape[0]}, faces {len(found['dlib'])} (dlib) {len(found['onnx'])} (onnx), "
+              f"largest box difference {gap} px; dlib {seconds['dlib']:.1f} s, onnx {seconds['onnx']:.1f} s so far", flush=True)
+    print(f"CNN detector, upsample {upsample}, {len(images)} facecount photos, {total_faces} faces: counts equal on "
+          f"{same_counts}/{len(images)}, largest box difference {worst} px (target <= 1: {'PASS' if worst <= 1 else 'FAIL'}); "
+          f"dlib {seconds['dlib']:.1f} s, ONNX Runtime on the CPU {seconds['onnx']:.1f} s: "
+          f"{seconds['dlib'] / max(seconds['onnx'], 1e-9):.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", action="append", default=[], help="a set under ../shared/data/faces (or a folder)")
     parser.add_argument("--folder", type=Path, action="append", default=[], help="more images (all files under it)")
     parser.add_argument("--settings", default="exact,sized:40:0.05,sized:40:0.08,sized:40:0.1,side:1024")
     parser.add_argument("--limit", type=int, default=None, help="at most N photos per set (spread evenly)")
+    parser.add_argument("--cnn", action="store_true", help="compare the ONNX CNN detector with dlib's instead")
+    parser.add_argument("--cnn-upsample", type=int, default=0, help="--cnn: upsample (dlib's CNN is slow on CPUs)")
     args = parser.parse_args()
+    if args.cnn:
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs")
+        cnn_versus_dlib(args.limit, args.cnn_upsample)
+        print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return
     settings = args.settings.split(",")
     if "exact" not in settings:
         settings.insert(0, "exact")
