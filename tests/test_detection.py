@@ -45,6 +45,7 @@ def test_sized_keeps_exact_boxes_and_counts(facecount_rows, name):
     assert big and set(big) <= set(sized)
 
 
+@pytest.mark.slow
 def test_sized_embedding_is_exacts(facecount_rows):
     rgb = _photo(facecount_rows, "obama-1080p.jpg")
     exact, sized = faces.analyse_faces(rgb, EXACT), faces.analyse_faces(rgb, SIZED)
