@@ -45,7 +45,7 @@ from anfe.imaging import decode_image
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 MIN_EYE_DISTANCE, GATE_MIN_FACE_SIDE = 20.0, 40  # curation/rules.py and scraper/settings.py defaults
-EXACT = AnalysisParams(device="cpu")
+EXACT = AnalysisParams(device="cpu", detect="exact")  # the reference, whatever the default is
 
 
 def params_for(setting: str) -> AnalysisParams:
