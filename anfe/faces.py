@@ -105,7 +105,7 @@ class _Models:
         made with the same dlib calls as the detector (bit for bit; see :mod:`anfe.detection`)."""
         from .detection import level_size, upsampled_size
 
-        image = rgb
+        image = np.ascontiguousarray(rgb, dtype=np.uint8)
         for _ in range(upsample):  # pyramid_up: resize_image to the rounded rect_up size
             image = self._dlib.resize_image(image, *upsampled_size(*image.shape[:2], 1))
         for _ in range(level):  # pyramid_down<6>: resize_image to floor(5/6) (faster than its binding)
@@ -213,6 +213,7 @@ def _scale_for_detection(rgb: np.ndarray, max_side: int | None) -> tuple[np.ndar
 
 def detect(rgb: np.ndarray, params: AnalysisParams) -> list[tuple[Box, float | None]]:
     """Face boxes in original-image pixels, each with the detector's confidence (CNN only)."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)  # dlib refuses strided views
     policy = params.policy
     if policy is not None:
         skipped = policy.skipped_levels(*rgb.shape[:2], params.upsample)

@@ -60,6 +60,14 @@ def test_small_photos_take_the_exact_path(utkface_rows):
     assert faces.detect(rgb, SIZED) == faces.detect(rgb, EXACT)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (2, 900), (900, 70), (3000, 64), (1500, 1500)])
+def test_odd_shapes_never_break_detection(shape):
+    """Tiny, thin and large blank images: no face, no error, whichever levels the policy skips."""
+    rgb = np.full((*shape, 3), 127, dtype=np.uint8)
+    assert faces.detect(rgb, SIZED) == []
+    assert faces.detect(rgb[:, ::-1], SIZED) == []  # a non-contiguous view too
+
+
 def test_pyramid_level_sizes_are_dlibs(facecount_rows):
     rgb = _photo(facecount_rows, "obama_small.jpg")
     m = faces.models()
