@@ -105,7 +105,7 @@ class _Models:
         made with the same dlib calls as the detector (bit for bit; see :mod:`anfe.detection`)."""
         from .detection import level_size, upsampled_size
 
-        image = np.ascontiguousarray(rgb, dtype=np.uint8)
+        image = rgb
         for _ in range(upsample):  # pyramid_up: resize_image to the rounded rect_up size
             image = self._dlib.resize_image(image, *upsampled_size(*image.shape[:2], 1))
         for _ in range(level):  # pyramid_down<6>: resize_image to floor(5/6) (faster than its binding)
@@ -211,9 +211,18 @@ def _scale_for_detection(rgb: np.ndarray, max_side: int | None) -> tuple[np.ndar
     return np.asarray(small), factor
 
 
+def _plain(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` as dlib takes it: uint8 with the plain row-major strides (it refuses any other view,
+    even a 1x1 one numpy calls contiguous)."""
+    rgb = np.asarray(rgb, dtype=np.uint8)
+    if rgb.strides != (rgb.shape[1] * rgb.shape[2] * rgb.itemsize, rgb.shape[2] * rgb.itemsize, rgb.itemsize):
+        rgb = rgb.copy(order="C")
+    return rgb
+
+
 def detect(rgb: np.ndarray, params: AnalysisParams) -> list[tuple[Box, float | None]]:
     """Face boxes in original-image pixels, each with the detector's confidence (CNN only)."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)  # dlib refuses strided views
+    rgb = _plain(rgb)
     policy = params.policy
     if policy is not None:
         skipped = policy.skipped_levels(*rgb.shape[:2], params.upsample)
