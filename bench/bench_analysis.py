@@ -27,6 +27,11 @@ On real UTKFace faces (../shared/data/faces/utkface):
   7. the whole pass (``analyse_paths``, no cache) on --crops UTKFace crops with all cores: dlib's
      encoder vs the ONNX encoder (target >= 5x), and how the ONNX pass splits the cores
      (processes x threads) and batches the faces (images per task).
+On full photos (every facecount photo, plus every image under each --folder):
+  8. the paper-scale projection: the whole pass (``analyse_paths``, no cache, --workers processes)
+     with ``--detect exact`` and with the default policy, alternating: photos/s per machine, the
+     speed-up, and the hours for --paper-photos (190,000) photos on 1 and on 8 such machines
+     (target: under 1 hour on 8 two-core machines, i.e. >= 6.6 photos/s per machine).
 Every figure is a median over --repeat alternating runs. The machine may be shared (the load
 average is printed before and after): the medians damp that noise, they do not remove it.
 """
@@ -323,15 +328,67 @@ def whole_pass(count: int, workers: int, repeat: int) -> None:
           f"faces found per run: " + ", ".join(f"{v}" for v in faces.values()))
 
 
+# -- 8: full photos, exact against the default policy, projected to the paper's scale ---------------
+
+
+def projection(photos: list[Path], workers: int, repeat: int, paper_photos: int) -> None:
+    default = AnalysisParams(device="cpu")
+    configs = {"exact": replace(default, detect="exact"), f"default ({default.detect})": default}
+    if default.detect == "exact":
+        configs["sized (40 px, 0.1 share)"] = replace(default, detect="sized", min_face=40, min_face_share=0.1)
+    analyse_paths(photos[:2], default, None, 1, False)  # load and convert the models first
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    cpus: dict[str, list[float]] = {name: [] for name in configs}
+    loads = [os.getloadavg()[0]]
+    for round_ in range(repeat):
+        for name in (list(configs) if round_ % 2 == 0 else list(configs)[::-1]):
+            _, seconds, cpu = timed_both(analyse_paths, photos, configs[name], None, workers, False)
+            times[name].append(seconds)
+            cpus[name].append(cpu)
+            loads.append(os.getloadavg()[0])
+    cores = default_workers()
+    target = paper_photos / 8 / 3600
+    print(f"8. whole pass on {len(photos)} full photos, no cache, {workers} processes on {cores} cores "
+          f"(median of {repeat}, alternating; 1-minute load average during the runs "
+          f"{min(loads):.2f}-{max(loads):.2f}):")
+    exact = list(configs)[0]
+    for name in configs:
+        rate = len(photos) / median(times[name])
+        speedup = median([a / b for a, b in zip(times[exact], times[name])])
+        cpu_speedup = median([a / b for a, b in zip(cpus[exact], cpus[name])])
+        hours = paper_photos / rate / 3600
+        idle_rate = cores * len(photos) / median(cpus[name])  # every core busy, nothing else running
+        idle_hours = paper_photos / idle_rate / 3600
+        print(f"   {name}: measured {rate:.2f} photos/s per machine, {speedup:.2f}x exact "
+              f"({1000 * median(cpus[name]) / len(photos):.0f} CPU ms/photo, {cpu_speedup:.2f}x exact in CPU time); "
+              f"{paper_photos:,} photos: {hours:.1f} h on 1 machine, {hours / 8:.2f} h on 8 "
+              f"(target >= {target:.1f} photos/s per machine: {'PASS' if rate >= target else 'FAIL'})")
+        print(f"      estimate for an idle {cores}-core machine from the CPU time: {idle_rate:.2f} photos/s, "
+              f"{idle_hours:.1f} h on 1 machine, {idle_hours / 8:.2f} h on 8 "
+              f"({'PASS' if idle_rate >= target else 'FAIL'}; an estimate: it assumes the cores scale perfectly)")
+
+
+def full_photos(facecount: Path, folders: list[Path]) -> list[Path]:
+    """Every facecount photo and every image under the folders."""
+    with (facecount / "manifest.csv").open(newline="") as handle:
+        photos = [facecount / r["path"] for r in csv.DictReader(handle)]
+    for folder in folders:
+        photos += sorted(p for p in folder.rglob("*") if p.is_file()
+                         and p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"})
+    return photos
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="use only the first N single-face photos")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-side", type=int, default=800)
     parser.add_argument("--repeat", type=int, default=3, help="alternating runs per figure (the median is kept)")
-    parser.add_argument("--steps", default="1,2,3,4,5,6,7", help="which measurements to run (1-2 need face_recognition)")
+    parser.add_argument("--steps", default="1,2,3,4,5,6,7,8", help="which measurements to run (1-2 need face_recognition)")
     parser.add_argument("--facecount", type=Path, default=FACECOUNT, help="the facecount folder (with manifest.csv)")
     parser.add_argument("--crops", type=int, default=500, help="UTKFace crops for step 7")
+    parser.add_argument("--folder", type=Path, action="append", default=[], help="more full photos for step 8")
+    parser.add_argument("--paper-photos", type=int, default=190_000, help="the photos step 8 projects to")
     args = parser.parse_args()
     steps = {int(s) for s in args.steps.split(",")}
     with (args.facecount / "manifest.csv").open(newline="") as handle:
@@ -354,6 +411,8 @@ def main() -> None:
         encoder_ms_per_face(args.repeat)
     if 7 in steps:
         whole_pass(args.crops, args.workers, args.repeat)
+    if 8 in steps:
+        projection(full_photos(args.facecount, args.folder), args.workers, args.repeat, args.paper_photos)
     print(f"load average at the end: {load()}")
 
 

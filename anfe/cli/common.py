@@ -13,16 +13,28 @@ import click
 from anfe.faces.batch import default_workers
 from anfe.faces.cache import AnalysisCache
 from anfe.core.paths import cache_location
-from anfe.core.config import DEFAULT_MAX_PIXELS, DEVICES, ENCODERS, AnalysisParams
+from anfe.core.config import DEFAULT_MAX_PIXELS, DETECT_MODES, DETECTORS, DEVICES, ENCODERS, AnalysisParams
 from anfe.core.errors import AnfeError, CacheUnreachableError, StoreUnreachableError
 
 
 def analysis_options(command: Callable) -> Callable:
-    """Adds --detector/--upsample/--max-side/--jitters/--encoder/--device/--cache/--workers; passes ``params``,
+    """Adds --detector/--detect/--upsample/--max-side/--jitters/--encoder/--device/--cache/--workers; passes ``params``,
     ``cache_path`` and ``workers`` to the command."""
     options = [
-        click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True,
-                     help="Face detector: dlib's HOG (fast) or its CNN (slower, more poses)."),
+        click.option("--detector", type=click.Choice(list(DETECTORS)), default="hog", show_default=True,
+                     help="Face detector: dlib's HOG (fast on CPUs), its CNN (more poses) on ONNX Runtime "
+                          "(CUDA with --device auto/cuda when present; dlib's boxes), or cnn-dlib: dlib's "
+                          "own CNN code (the reference, slow on CPUs)."),
+        click.option("--detect", type=click.Choice(list(DETECT_MODES)), default=AnalysisParams.detect,
+                     show_default=True,
+                     help="HOG: 'sized' skips the scales that only find faces smaller than --min-face px "
+                          "or --min-face-share of the shorter side (larger faces keep exactly dlib's "
+                          "boxes); 'exact' scans every scale (the reference)."),
+        click.option("--min-face", type=click.IntRange(1, None), default=AnalysisParams.min_face,
+                     show_default=True, help="--detect sized: the smallest face that counts, in pixels."),
+        click.option("--min-face-share", type=click.FloatRange(0.0, 1.0, max_open=True),
+                     default=AnalysisParams.min_face_share, show_default=True,
+                     help="--detect sized: ... or this share of the photo's shorter side, if larger."),
         click.option("--upsample", type=click.IntRange(0, 4), default=1, show_default=True,
                      help="Times the image is doubled before detection (finds smaller faces)."),
         click.option("--max-side", type=click.IntRange(64, None), default=None,
@@ -33,7 +45,7 @@ def analysis_options(command: Callable) -> Callable:
                      help="Embedding encoder: dlib's network on ONNX Runtime (fast, batched) or "
                           "dlib's own (the reference; same numbers). --jitters > 1 uses dlib's."),
         click.option("--device", type=click.Choice(list(DEVICES)), default="auto", show_default=True,
-                     help="Where the ONNX encoder runs: auto uses CUDA when onnxruntime-gpu and a "
+                     help="Where the ONNX encoder and CNN detector run: auto uses CUDA when onnxruntime-gpu and a "
                           "CUDA device are present, else the CPU."),
         click.option("--max-pixels", type=click.IntRange(1, None), default=DEFAULT_MAX_PIXELS, show_default=True,
                      help="Refuse images with more pixels than this (decompression bombs)."),
@@ -48,7 +60,8 @@ def analysis_options(command: Callable) -> Callable:
     ]
 
     @functools.wraps(command)
-    def wrapper(*args: Any, detector: str, upsample: int, max_side: int | None, jitters: int,
+    def wrapper(*args: Any, detector: str, detect: str, min_face: int, min_face_share: float,
+                upsample: int, max_side: int | None, jitters: int,
                 encoder: str, device: str, max_pixels: int, cache_path: str | None,
                 workers: int | None, scheduler: str | None, **kwargs: Any) -> Any:
         if device == "cuda":  # asked for explicitly: a missing GPU is an error, not a fallback
@@ -59,7 +72,8 @@ def analysis_options(command: Callable) -> Callable:
             except EncoderUnavailableError as exc:
                 raise click.ClickException(f"{exc}, or use --device cpu") from exc
         kwargs["params"] = AnalysisParams(detector, upsample, max_side, jitters, max_pixels,
-                                          encoder, device)
+                                          encoder, device, detect=detect, min_face=min_face,
+                                          min_face_share=min_face_share)
         kwargs["cache_path"] = cache_location(cache_path)
         return run_with_executor(command, args, kwargs, workers, scheduler)
 

@@ -29,6 +29,7 @@ import numpy as np
 from anfe.core.config import AnalysisParams
 from anfe.core.errors import ModelsMissingError
 from anfe.core.paths import default_model_dir
+from anfe.core.pyramid import exact_rect, level_size, upsampled_size
 
 from . import onnxnet
 from .dlibnet import DlibFormatError
@@ -78,6 +79,7 @@ class _Models:
         self._dlib = dlib
         self._paths = paths
         self._nets: dict[tuple, Any] = {}  # (dat, device, threads, pid) -> FaceNet or the error
+        self._detectors: dict[tuple, Any] = {}  # (device, threads, pid) -> CnnDetector or the error
 
     def _load(self, loader, path: str):
         try:
@@ -103,6 +105,16 @@ class _Models:
     def encoder(self):
         return self._load(self._dlib.face_recognition_model_v1, self._paths.face_recognition_model_location())
 
+    def pyramid_level(self, rgb: np.ndarray, upsample: int, level: int) -> np.ndarray:
+        """Level ``level`` of the HOG detector's pyramid of ``rgb`` doubled ``upsample`` times,
+        made with the same dlib calls as the detector (bit for bit; see :mod:`anfe.core.pyramid`)."""
+        image = rgb
+        for _ in range(upsample):  # pyramid_up: resize_image to the rounded rect_up size
+            image = self._dlib.resize_image(image, *upsampled_size(*image.shape[:2], 1))
+        for _ in range(level):  # pyramid_down<6>: resize_image to floor(5/6) (faster than its binding)
+            image = self._dlib.resize_image(image, *level_size(*image.shape[:2]))
+        return image
+
     def rectangle(self, box: Box):
         top, right, bottom, left = box
         return self._dlib.rectangle(left, top, right, bottom)
@@ -110,6 +122,26 @@ class _Models:
     def chip(self, rgb: np.ndarray, shape) -> np.ndarray:
         """The 150x150 face chip exactly as dlib's encoder cuts it (bit-identical input)."""
         return self._dlib.get_face_chip(rgb, shape, size=150, padding=0.25)
+
+    def cnn_onnx(self, device: str, threads: int):
+        """dlib's CNN detector on ONNX Runtime for this process (converted once, cached), or the
+        error that prevents it (the caller then uses dlib's own, with a warning)."""
+        from . import onnxnet
+        from .cnndetector import load_cnn_detector
+        from .dlibnet import DlibFormatError
+
+        key = (device, threads, os.getpid())
+        if key not in self._detectors:
+            try:
+                self._detectors[key] = load_cnn_detector(
+                    self._paths.cnn_face_detector_model_location(), default_model_dir(), device, threads)
+            except onnxnet.EncoderUnavailableError as exc:
+                if device == "cuda":
+                    raise
+                self._detectors[key] = exc
+            except (DlibFormatError, OSError) as exc:
+                self._detectors[key] = exc
+        return self._detectors[key]
 
     def encoder_for(self, params: AnalysisParams, dat_path: str | Path | None = None) -> "Encoder":
         """The encoder ``params`` asks for, or dlib's when the ONNX one cannot be used here."""
@@ -179,12 +211,36 @@ def _scale_for_detection(rgb: np.ndarray, max_side: int | None) -> tuple[np.ndar
     return np.asarray(small), factor
 
 
+def _plain(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` as dlib takes it: uint8 with the plain row-major strides (it refuses any other view,
+    even a 1x1 one numpy calls contiguous)."""
+    rgb = np.asarray(rgb, dtype=np.uint8)
+    if rgb.strides != (rgb.shape[1] * rgb.shape[2] * rgb.itemsize, rgb.shape[2] * rgb.itemsize, rgb.itemsize):
+        rgb = rgb.copy(order="C")
+    return rgb
+
+
 def detect(rgb: np.ndarray, params: AnalysisParams) -> list[tuple[Box, float | None]]:
     """Face boxes in original-image pixels, each with the detector's confidence (CNN only)."""
+    rgb = _plain(rgb)
+    policy = params.policy
+    if policy is not None:
+        skipped = policy.skipped_levels(*rgb.shape[:2], params.upsample)
+        if skipped:
+            return _detect_sized(rgb, params.upsample, skipped)
     image, factor = _scale_for_detection(rgb, params.max_side)
     m = models()
     found: list[tuple[Box, float | None]] = []
-    if params.detector == "cnn":
+    onnx_cnn = m.cnn_onnx(params.device, params.threads) if params.detector == "cnn" else None
+    if isinstance(onnx_cnn, Exception):
+        _warn_once(("cnn", str(onnx_cnn)), logging.WARNING,
+                   "ONNX CNN detector unavailable, using dlib's (same boxes, slower): %s", onnx_cnn)
+        onnx_cnn = None
+    if onnx_cnn is not None:
+        upsampled = m.pyramid_level(image, params.upsample, 0)
+        for (left, top, right, bottom), confidence in onnx_cnn(upsampled, params.upsample):
+            found.append(((top, right, bottom, left), confidence))
+    elif params.detector.startswith("cnn"):
         for det in m.cnn(image, params.upsample):
             r = det.rect
             found.append(((r.top(), r.right(), r.bottom(), r.left()), float(det.confidence)))
@@ -194,6 +250,17 @@ def detect(rgb: np.ndarray, params: AnalysisParams) -> list[tuple[Box, float | N
     if factor != 1.0:
         found = [(tuple(int(round(v / factor)) for v in box), conf) for box, conf in found]
     return [(_trim(box, rgb.shape), conf) for box, conf in found]
+
+
+def _detect_sized(rgb: np.ndarray, upsample: int, skipped: int) -> list[tuple[Box, float | None]]:
+    """HOG from pyramid level ``skipped`` on: dlib's exact boxes for the faces it finds there."""
+    m = models()
+    level = m.pyramid_level(rgb, upsample, skipped)
+    found = []
+    for r in m.hog(level, 0):
+        left, top, right, bottom = exact_rect((r.left(), r.top(), r.right(), r.bottom()), skipped, upsample)
+        found.append((_trim((top, right, bottom, left), rgb.shape), None))
+    return found
 
 
 

@@ -194,12 +194,16 @@ class _Reader:
 
 def read_network(path: str | Path) -> Network:
     """The known face network read from ``path``; :class:`DlibFormatError` on any mismatch."""
+    return parse_network(*model_bytes(path))
+
+
+def model_bytes(path: str | Path) -> tuple[bytes, str]:
+    """A model file's bytes and name; an unreadable file is a :class:`DlibFormatError` too."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes(), path.name
     except OSError as exc:
         raise DlibFormatError(f"cannot read the dlib model {path}: {exc}") from exc
-    return parse_network(data, path.name)
 
 
 def parse_network(data: bytes, name: str = "model") -> Network:

@@ -19,37 +19,24 @@ returns dlib's 128-D descriptors (``float32``, not normalised). What it reproduc
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from anfe.core.config import DEVICES
 from .dlibnet import CHIP_SIZE, DlibFormatError, Network, read_network
-from anfe.core.errors import AnfeError
+from .ortutil import (INSTALL_ONNX, EncoderUnavailableError, OnnxSession, cached_conversion,
+                      providers_for, sha256_of)
+
+__all__ = ["EncoderUnavailableError", "FaceNet", "INSTALL_ONNX", "build_graph", "cached_conversion",
+           "converted_model", "load_facenet", "providers_for", "sha256_of"]
 
 log = logging.getLogger(__name__)
 
 #: Bumped when the graph built from the same ``.dat`` changes (a new cached file name).
 GRAPH_VERSION = 1
 INPUT, OUTPUT = "chips", "descriptors"
-INSTALL_ONNX = "pip install onnx onnxruntime"
-
-
-class EncoderUnavailableError(AnfeError):
-    """The ONNX encoder cannot run here (package missing, device absent, model not convertible)."""
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # -- the graph ------------------------------------------------------------------------------------
@@ -156,75 +143,20 @@ def converted_model(dat_path: str | Path, cache_dir: str | Path) -> Path:
     """The ``.onnx`` file for ``dat_path``, converting it first if the cache has none.
 
     The file name carries the ``.dat`` file's sha256 and the graph version, so another model
-    file or a changed converter is converted anew. Written to a temporary file and renamed,
-    so a killed conversion never leaves a half file behind.
+    file or a changed converter is converted anew.
     """
-    cache_dir = Path(cache_dir)
-    target = cache_dir / f"face_resnet_v1-{sha256_of(dat_path)[:32]}-g{GRAPH_VERSION}.onnx"
-    if target.is_file():
-        return target
-    network = read_network(dat_path)
-    model = build_graph(network)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=cache_dir, suffix=".onnx.part")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(model.SerializeToString())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    log.info("converted %s to %s", dat_path, target)
-    return target
+    return cached_conversion(dat_path, cache_dir, "face_resnet_v1", GRAPH_VERSION,
+                             lambda: build_graph(read_network(dat_path)))
 
 
 # -- running it -------------------------------------------------------------------------------
 
 
-def providers_for(device: str) -> list[str]:
-    """ONNX Runtime execution providers for ``--device`` (cuda: required; auto: if present)."""
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, not {device!r}")
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise EncoderUnavailableError(f"onnxruntime is not installed: run `{INSTALL_ONNX}`") from exc
-    available = onnxruntime.get_available_providers()
-    has_cuda = "CUDAExecutionProvider" in available
-    if device == "cuda" and not has_cuda:
-        raise EncoderUnavailableError(
-            "no CUDA execution provider in onnxruntime (providers: "
-            f"{', '.join(available)}): install onnxruntime-gpu on a machine with a CUDA device"
-        )
-    if device != "cpu" and has_cuda:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
 @dataclass
-class FaceNet:
+class FaceNet(OnnxSession):
     """An ONNX Runtime session over the converted network (one per process)."""
 
-    model_path: Path
-    device: str = "auto"
-    threads: int = 0  # intra-op threads; 0: ONNX Runtime's default (all cores)
     batch_size: int = 32
-
-    def __post_init__(self) -> None:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self.providers = providers_for(self.device)
-        self.session = onnxruntime.InferenceSession(
-            str(self.model_path), options, providers=self.providers
-        )
-
-    @property
-    def running_on(self) -> str:
-        return self.session.get_providers()[0]
 
     def __call__(self, chips: np.ndarray) -> np.ndarray:
         """float64 descriptors (n x 128) for uint8 chips (n x 150 x 150 x 3), in batches."""

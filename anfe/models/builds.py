@@ -469,8 +469,10 @@ def build_from_pool(
 def params_from_build(build: dict) -> AnalysisParams:
     """The analysis parameters that made a build's embeddings (evaluate and predict reuse them)."""
     model = build.get("embedding_model") or {}
-    names = ("detector", "upsample", "max_side", "jitters", "max_pixels")
-    return AnalysisParams(**{n: model[n] for n in names if n in model})
+    names = ("detector", "upsample", "max_side", "jitters", "max_pixels", "detect", "min_face", "min_face_share")
+    found = {n: model[n] for n in names if n in model}
+    found.setdefault("detect", "exact")  # builds recorded before the size policy scanned every scale
+    return AnalysisParams(**found)
 
 
 def builds_from_analyses(
