@@ -8,7 +8,6 @@ store records and the decision log. No file is touched here; acting on an item i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -25,6 +24,7 @@ from anfe.people import PERSON_FIELDS, person_from_record
 
 from . import quarantine
 from .decisions import ReviewLog
+from .items import PersonView, QueueItem
 from .moves import STATUS_ACTIVE, STATUS_REVIEW
 from .identity import DEFAULT_WRONG_PERSON_DISTANCE, check_people_labels, person_outlier_distances
 from .suspicion import most_suspicious_first, suspicion_by_key
@@ -39,36 +39,6 @@ RECORD_FIELDS = tuple(dict.fromkeys((
 #: Store records by content hash, and analyses by file name.
 Records = Mapping[str, Mapping[str, Any]]
 Analyses = Mapping[str, ImageAnalysis]
-
-
-@dataclass(frozen=True)
-class QueueItem:
-    """One image as the review page shows it."""
-
-    path: Path
-    gender: str
-    content_hash: str
-    score: float | None = None
-    rule: str | None = None
-    source: str | None = None
-    reviewed: bool = False
-    faces: int | None = None
-    error: str | None = None
-    #: Set for a file the cleaner sent to review (in ``quarantine/``): its journal line id.
-    entry_id: str | None = None
-    detail: str | None = None
-    #: Who the photo is supposed to show (the store record's person name), when known.
-    person: str | None = None
-
-    @property
-    def file_name(self) -> str:
-        """The content-hash file name (the same in every folder the image moves to)."""
-        return self.path.name
-
-    @property
-    def key(self) -> str:
-        """Unique on a page (two copies of one photo under two genders share a content hash)."""
-        return self.entry_id or self.content_hash
 
 
 def load_analyses(
@@ -186,36 +156,6 @@ def counts(layout: DatasetLayout, review_log: ReviewLog, analyses: Analyses) -> 
 def other_labels(layout: DatasetLayout, gender: str) -> list[str]:
     """The labels an image of ``gender`` can be moved to (the other gender when there are two)."""
     return [g for g in layout.genders() if g != gender] or [g for g in ("female", "male") if g != gender]
-
-
-@dataclass(frozen=True)
-class PersonView:
-    """One person as the by-person view shows them."""
-
-    key: str
-    name: str
-    site: str | None
-    items: list[QueueItem]
-    #: Keys (:attr:`QueueItem.key`) of the marked photos, with why each is marked.
-    marked: dict[str, str] = field(default_factory=dict)
-    #: Why the whole person's label is suspect (None when it is not).
-    suspect: str | None = None
-
-    @property
-    def gender(self) -> str:
-        """The person's label: the most common label of their photos."""
-        labels = [i.gender for i in self.items]
-        return max(sorted(set(labels)), key=labels.count) if labels else "unknown"
-
-    @property
-    def title(self) -> str:
-        """Name, site, photo count and what is suspect, for a picker."""
-        flags = [f"{len(self.marked)} marked"] if self.marked else []
-        if self.suspect:
-            flags.append("label suspect")
-        site = f" ({self.site})" if self.site else ""
-        title = f"{self.name}{site}, {self.gender}, {len(self.items)} photos"
-        return title + (f": {', '.join(flags)}" if flags else "")
 
 
 def people_views(
