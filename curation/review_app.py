@@ -10,17 +10,15 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from anfe.cache import AnalysisCache, default_cache_path
-from anfe.config import DEFAULT_MAX_PIXELS
 from anfe.errors import AnfeError
-from anfe.imaging import thumbnail_data_url
 from anfe.layout import DatasetLayout, open_dataset
 from anfe.store import Store, open_store
-from curation import decisions, moves, queue, review_gate
+from curation import catalog, decisions, moves, queue, review_gate, review_widgets
 from curation.review_cli import ReviewConfig, parse_args
 
 #: Keyboard shortcuts by button key (Streamlit reserves C and R).
@@ -72,6 +70,8 @@ def _apply(config: ReviewConfig, verb: str, act: Callable[[DatasetLayout, Store,
     except AnfeError as exc:
         _flash("error", f"Error: {exc}")
         return
+    if outcome.problems:  # the folders changed under the page: read them again
+        review_widgets.resync()
     _set_selection(False, [i.key for i in chosen or []])
     _flash("success" if outcome.logged else "info", f"{verb}: {outcome.summary()}")
     _flash("info", *outcome.notes)
@@ -165,19 +165,14 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
         st.session_state["repaired"] = decisions.repair(layout, store)
         for message in st.session_state["repaired"]:
             _flash("info", f"Repaired after an interrupted session: {message}")
-    review_log = decisions.read_log(store)
-    with st.spinner("Reading face embeddings (analysing new images once; cached afterwards)..."):
-        with AnalysisCache(config.cache_path or default_cache_path(), config.params.cache_key) as cache:
-            records = {r["content_hash"]: r for r in store.find_images(fields=queue.RECORD_FIELDS)}
-            flagged = queue.flagged_items(layout, records)
-            analyses = queue.load_analyses(layout.image_files() + [i.path for i in flagged], config.params,
-                                           cache, st.session_state.get("analyses"), config.workers)
-    st.session_state["analyses"] = analyses
-    counts = queue.counts(layout, review_log, analyses)
+    report = review_widgets.start_session(config, layout, store)  # once per session: records, scores
+    progress = catalog.progress(store)
+    counts = {g: (progress.left.get(g, 0), progress.total.get(g, 0)) for g in layout.genders()}
+    flagged = catalog.flagged_page(layout, store, 0, 1)
     genders = layout.genders()
-    if flagged or st.session_state.get("gender") == FLAGGED:
+    if flagged.total or st.session_state.get("gender") == FLAGGED:
         genders.append(FLAGGED)
-        counts[FLAGGED] = (len(flagged), len(flagged))
+        counts[FLAGGED] = (flagged.total, flagged.total)
 
     with st.sidebar:
         st.title("Label review")
@@ -185,12 +180,12 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
         if signed_in is None:  # no sign-in: one local user, who may type a name
             st.text_input("Reviewer", value=decisions.default_reviewer(), key="reviewer",
                           help="Recorded with every decision.")
-        has_people = any(queue.record_person(r) for r in records.values())
+        has_people = report.people
         view_mode = st.radio("View", VIEWS, key="view", horizontal=True, disabled=not has_people,
                              help="By person: one person's photos in a row, outliers marked "
                                   "(needs records naming each photo's person, as a crawl writes).")
     if has_people and view_mode == "by person":
-        _render_people(config, layout, review_log, records, analyses)
+        _render_people(config, layout, store)
         return
     with st.sidebar:
         gender = st.radio("Gender", genders, key="gender", on_change=_turn, format_func=lambda g: (
@@ -208,11 +203,13 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
         st.selectbox(words["move"], targets, key="target", disabled=len(targets) == 1)
         st.selectbox("Reject reason", decisions.REJECT_REASONS, key="reason")
         st.text_input("Reject detail (optional)", key="detail")
+        filters = review_widgets.filters(store, is_flagged, _turn)
         _keys_caption()
 
-    shown = flagged if is_flagged else queue.build_queue(layout, analyses, review_log, records, gender, order,
-                                                         show_reviewed)
-    items, page, pages = queue.page_of(shown, st.session_state.get("page", 0), per_page)
+    shown = (catalog.flagged_page(layout, store, st.session_state.get("page", 0), per_page, filters) if is_flagged
+             else catalog.gender_page(layout, store, gender, order, st.session_state.get("page", 0), per_page,
+                                      show_reviewed, filters))
+    items, page, pages = shown.items, shown.page, shown.pages
     st.session_state["page"] = page
     st.session_state["page_items"] = {i.key: i for i in items}
 
@@ -226,6 +223,7 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
     else:
         st.subheader(f"{gender}: {left} left to review of {total}")
     st.progress((total - left) / total if total else 1.0)
+    review_widgets.progress_lines(progress)
     _show_flash()
 
     selected = len(_selected())
@@ -250,7 +248,7 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
     _grid(items, _tile)
     nav = st.container(horizontal=True)
     _button(nav, "prev", "◀ Previous", _turn, -1, disabled=page == 0)
-    nav.markdown(f"page {page + 1} of {pages} · {len(shown)} in this view")
+    nav.markdown(f"page {page + 1} of {pages} · {shown.total} in this view")
     _button(nav, "next", "Next ▶", _turn, 1, disabled=page >= pages - 1)
 
 
@@ -304,11 +302,10 @@ def _tile(item: queue.QueueItem, view: queue.PersonView | None = None) -> None:
     st.caption(" · ".join(f for f in facts if f), help=None if view is None else str(item.path))
 
 
-def _render_people(config: ReviewConfig, layout: DatasetLayout, review_log: decisions.ReviewLog,
-                   records: dict, analyses: dict) -> None:
+def _render_people(config: ReviewConfig, layout: DatasetLayout, store: Store) -> None:
     """The by-person view: pick a person (suspect ones first), see their photos in a row with the
     outliers marked, and act on the whole person or on the marked photos."""
-    views = queue.people_views(layout, analyses, review_log, records)
+    views = review_widgets.people(config, layout, store)
     by_key = {v.key: v for v in views}
     with st.sidebar:
         chosen = st.selectbox("Person", list(by_key), key="person", format_func=lambda k: by_key[k].title,
@@ -341,7 +338,7 @@ def _render_people(config: ReviewConfig, layout: DatasetLayout, review_log: deci
 def _thumbnail(path: str, mtime_ns: int) -> str | None:
     """The thumbnail as a data: URL, so its bytes travel only in the (signed-in) session's own
     messages: Streamlit's /media/ HTTP endpoint, which answers anyone with the URL, never holds it."""
-    return thumbnail_data_url(path, 256, DEFAULT_MAX_PIXELS)
+    return review_widgets.thumbnail_url(Path(path))
 
 
 if __name__ == "__main__":

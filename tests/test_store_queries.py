@@ -74,6 +74,7 @@ def test_counts_come_from_the_backend(store) -> None:
     assert by_gender == {"female": 12, "male": 15}
     assert store.count_by("review_action", gender="male") == {None: 7, "keep": 8}
     assert store.count_by("gender", status="gone") == {}
+    assert store.count_images(search=("name", "KENNEDY"), gender="male") == 5
 
 
 @pytest.mark.parametrize("bad", [{"sort": [("a.b", 1)]}, {"sort": [("x", 0)]}, {"skip": -1},

@@ -99,9 +99,10 @@ class Store(ABC):
         of reading every record in full (``python bench/bench_store.py``).
         """
 
-    def count_images(self, **equals: Any) -> int:
-        """How many records match (a count query on the backend, never a read of the records)."""
-        return len(self.find_images(**equals))
+    def count_images(self, *, search: tuple[str, str] | None = None, **equals: Any) -> int:
+        """How many records match ``equals`` (and ``search``, as in :meth:`query_images`): a count
+        query on the backend, never a read of the records."""
+        return len(self.query_images(["content_hash"], search=search, **equals))
 
     # -- paged queries (what a page shows, at a cost independent of the catalog's size) ---------
     @abstractmethod

@@ -129,8 +129,8 @@ class EmbeddedStore(Store):
         return [{f: v for f, v in zip(names, loads(values)) if v is not None}
                 for (values,) in self._db.execute(sql, args)]
 
-    def count_images(self, **equals: Any) -> int:
-        where, args = _where(equals)
+    def count_images(self, *, search: tuple[str, str] | None = None, **equals: Any) -> int:
+        where, args = _where(equals, search)
         return int(self._db.execute(f"SELECT COUNT(*) FROM images {where}", args).fetchone()[0])
 
     def query_images(self, fields: Sequence[str] | None = None, *, sort: Sequence[tuple[str, int]] = (),

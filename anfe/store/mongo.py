@@ -218,19 +218,15 @@ class MongoStore(Store):
 
         return self._retrying("read from", read)
 
-    def count_images(self, **equals: Any) -> int:
-        query = _equality_filter(equals)
+    def count_images(self, *, search: tuple[str, str] | None = None, **equals: Any) -> int:
+        query = _search_filter(equals, search)
         return self._retrying("read from", lambda: int(self._db.images.count_documents(query)))
 
     def query_images(self, fields: Sequence[str] | None = None, *, sort: Sequence[tuple[str, int]] = (),
                      skip: int = 0, limit: int | None = None, search: tuple[str, str] | None = None,
                      **equals: Any) -> list[dict]:
         check_page(skip, limit)
-        query = _equality_filter(equals)
-        if search is not None:
-            field, text = search
-            _equality_filter({field: None})  # checks the name
-            query[field] = {"$regex": re.escape(str(text)), "$options": "i"}
+        query = _search_filter(equals, search)
         names = None if fields is None else field_names(fields)
         projection = _NO_ID if names is None else {**{f: 1 for f in names}, **_NO_ID}
 
@@ -392,6 +388,17 @@ def _equality_filter(equals: dict[str, Any]) -> dict[str, Any]:
         if not _FIELD.match(field):
             raise ValueError(f"bad field name {field!r}")
         query[field] = plain(value)
+    return query
+
+
+def _search_filter(equals: dict[str, Any], search: tuple[str, str] | None) -> dict[str, Any]:
+    """:func:`_equality_filter`, and a case-blind substring ``search`` = (field, text) as a regex
+    of the escaped text (the text is never a pattern)."""
+    query = _equality_filter(equals)
+    if search is not None:
+        name, text = search
+        _equality_filter({name: None})  # checks the name
+        query[name] = {"$regex": re.escape(str(text)), "$options": "i"}
     return query
 
 
