@@ -66,9 +66,9 @@ def _derive(job: tuple[int, str, str, str]) -> tuple[int, str]:
     index, source, gender, root = job
     image = np.asarray(Image.open(source).convert("RGB")).copy()
     h, w, _ = image.shape
-    k = index // 1  # a different pixel (and value) per derived photo of the same source
-    y, x = (k // w) % h, k % w
-    image[y, x] = (image[y, x].astype(int) + 1 + k // (w * h)) % 256
+    # a different pixel per derived photo of the same source, changed enough to survive JPEG
+    y, x = (index // w) % h, index % w
+    image[y, x] = (image[y, x].astype(int) + 128 + index // (w * h)) % 256
     out = io.BytesIO()
     Image.fromarray(image).save(out, "JPEG", quality=90)
     data = out.getvalue()
@@ -88,6 +88,8 @@ def build_root(root: Path, size: int, picked: list[tuple[Path, str]], params: An
     jobs = [(i, str(picked[i % len(picked)][0]), picked[i % len(picked)][1], str(root)) for i in range(size)]
     with multiprocessing.Pool(os.cpu_count() or 2) as pool:
         digests = dict(pool.imap_unordered(_derive, jobs, chunksize=200))
+    if len(set(digests.values())) != size:
+        raise SystemExit(f"only {len(set(digests.values()))} distinct photos of {size}: change more pixels")
     with AnalysisCache(default_cache_path(), params.cache_key) as shared:
         source_analyses, _ = analyse_paths([p for p, _ in picked], params, shared, workers=os.cpu_count() or 2,
                                            progress=False)
@@ -207,15 +209,22 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 50000])
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench_review"))
     parser.add_argument("--sources", type=int, default=300)
+    parser.add_argument("--reuse", action="store_true", help="serve roots built by an earlier run again "
+                        "(their decisions were undone; only the per-page reads differ)")
+    parser.add_argument("--build-only", action="store_true", help="build the roots, serve nothing")
     args = parser.parse_args()
     params = AnalysisParams()
     picked = sources(args.sources)
     for size in args.sizes:
         root, cache_path = args.work / f"root-{size}", args.work / f"cache-{size}.sqlite"
-        cache_path.unlink(missing_ok=True)
         started = time.perf_counter()
-        build_root(root, size, picked, params, cache_path)
-        print(f"\n{size:,} photos (root built in {time.perf_counter() - started:.0f} s; "
+        if not (args.reuse and (root / ".bench-built").exists()):
+            cache_path.unlink(missing_ok=True)
+            build_root(root, size, picked, params, cache_path)
+            (root / ".bench-built").touch()
+        if args.build_only:
+            continue
+        print(f"\n{size:,} photos (root ready in {time.perf_counter() - started:.0f} s; "
               f"load before {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)")
         times = drive(root, cache_path, size)
         for step, seconds in times.items():

@@ -40,6 +40,7 @@ INDEXES = (
     ("status", "gender", "review_action", "suspicion"), ("status", "gender", "suspicion"),
     ("status", "gender", "review_action", "site", "suspicion"), ("status", "quarantine_reason", "suspicion"),
     ("review_action", "reviewed_by"), ("review_action", "gender"), ("status", "gender"), ("site",),
+    ("status", "person_id", "site"), ("status", "person_name", "site"),  # a person's photos
 )
 #: How each order of :data:`curation.queue.ORDERS` sorts the store's records.
 SORTS: dict[str, list[tuple[str, int]]] = {

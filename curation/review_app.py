@@ -23,7 +23,7 @@ from curation.review_cli import ReviewConfig, parse_args
 
 #: Keyboard shortcuts by button key (Streamlit reserves C and R).
 KEYS = {"act-keep": "K", "act-keep-rest": "Shift+K", "act-relabel": "M", "act-reject": "X", "undo": "U",
-        "undo-batch": "Shift+U", "select-all": "A", "select-none": "N", "prev": "Left", "next": "Right"}
+        "undo-batch": "Shift+U", "select-all": "A", "select-none": "N", "prev": "Left", "next": "Right", "view-large": "V"}
 PAGE_SIZES = (6, 12, 24, 48, 96)
 #: The "gender" choice that shows the files the automatic cleaning sent to review.
 FLAGGED = "sent-to-review"
@@ -138,7 +138,8 @@ if (!window.anfeTickThenKey) {
     document.querySelector(".st-key-" + button + " button")?.click();
   }, true);
   document.addEventListener("click", (event) => {
-    if (inBox(event.target)) setTimeout(() => document.activeElement.blur(), 0);
+    // a tick by mouse (not by Space on a box reached with the arrow keys)
+    if (inBox(event.target) && event.detail !== 0) setTimeout(() => document.activeElement.blur(), 0);
   }, true);
 }
 </script>""" % json.dumps({shortcut: key for key, shortcut in KEYS.items() if key not in ("prev", "next")})
@@ -148,6 +149,7 @@ def render(argv: Sequence[str]) -> None:
     """Draw the page for the dataset named in ``argv`` (the arguments after ``--``)."""
     st.set_page_config(page_title="ANFE label review", layout="wide")
     st.html(_TICK_THEN_KEY, unsafe_allow_javascript=True)
+    review_widgets.page_extras()
     try:
         config = parse_args(argv)
         signed_in = review_gate.gate(config)  # the sign-in form only, until signed in
@@ -231,7 +233,8 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
     # first"): a tick and a key pressed at once reach the button before the rerun that counts the
     # tick, and a disabled button would swallow the key.
     bar = st.container(horizontal=True)
-    _button(bar, "act-keep", f"{words['keep']} ({selected})", _act, config, "keep", type="primary")
+    _button(bar, "act-keep", f"{words['keep']} ({selected})", _act, config, "keep",
+            type="primary" if selected else "secondary")  # no primary action with nothing selected
     _button(bar, "act-keep-rest", f"{words['keep']} the rest of the page", _act, config, "keep", True,
             disabled=not items)
     target = st.session_state["target"]
@@ -241,6 +244,8 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
     _button(bar, "select-none", "Select none", _set_selection, False)
     _button(bar, "undo", "Undo last", _undo, config, False)
     _button(bar, "undo-batch", "Undo batch", _undo, config, True)
+    _button(bar, "view-large", "View large", review_widgets.open_selected, [i.key for i in items])
+    review_widgets.large(config, layout, store, st.session_state["page_items"])
 
     if not items:
         st.success("No images." if show_reviewed and not is_flagged else
@@ -298,6 +303,7 @@ def _tile(item: queue.QueueItem, view: queue.PersonView | None = None) -> None:
         st.image(data, width="stretch")
     if view is None:
         st.checkbox(item.person or item.content_hash[:10], key=f"sel-{item.key}", help=str(item.path))
+    review_widgets.view_button(item)
     facts = [*_facts(item, view), item.source, "reviewed" if item.reviewed else None]
     st.caption(" · ".join(f for f in facts if f), help=None if view is None else str(item.path))
 
@@ -323,14 +329,14 @@ def _render_people(config: ReviewConfig, layout: DatasetLayout, store: Store) ->
     targets = queue.other_labels(layout, view.gender)
     bar = st.container(horizontal=True)
     bar.selectbox("Move the whole person to", targets, key="person_target", label_visibility="collapsed")
-    bar.button(f"Move {view.name} to {st.session_state.get('person_target') or targets[0]}",
-               key="person-move", on_click=_person_act, args=(config, view, "move"),
-               type="primary" if view.suspect else "secondary")
-    bar.button(f"Keep {view.name} as {view.gender}", key="person-keep", on_click=_person_act,
-               args=(config, view, "keep"))
-    bar.button(f"Reject the {len(view.marked)} marked as wrong-person", key="person-reject",
-               on_click=_person_act, args=(config, view, "reject"), disabled=not view.marked)
+    labels = review_widgets.person_buttons(view, st.session_state.get("person_target") or targets[0])
+    bar.button(labels.reject, key="person-reject", on_click=_person_act, args=(config, view, "reject"),
+               disabled=not view.marked, type="primary" if labels.primary == "reject" else "secondary")
+    bar.button(labels.move, key="person-move", on_click=_person_act, args=(config, view, "move"),
+               type="primary" if labels.primary == "move" else "secondary")
+    bar.button(labels.keep, key="person-keep", on_click=_person_act, args=(config, view, "keep"))
     _button(bar, "undo-batch", "Undo batch", _undo, config, True)
+    review_widgets.large(config, layout, store, {i.key: i for i in view.items})
     _grid(view.items, partial(_tile, view=view))
 
 

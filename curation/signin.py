@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import reviewers as reviewer_file
+from .durations import in_words
 
 log = logging.getLogger("curation.signin")
 
@@ -112,7 +113,7 @@ def sign_in(path: Path, limiter: FailureLimiter, client: str, name: str, passwor
     wait = limiter.wait_seconds(client, name)
     if wait > 0:
         log.warning("sign-in refused (too many failures) for name %r from client %s", shown, client)
-        return Attempt(None, f"Too many failed sign-ins: try again in {max(1, round(wait / 60))} min.")
+        return Attempt(None, f"Too many failed sign-ins: try again in {in_words(wait)}.")
     reviewer = reviewer_file.authenticate(reviewer_file.load(path), name, password)
     if reviewer is None:
         by_client, by_name = limiter.failed(client, name)
@@ -137,7 +138,7 @@ class Session:
         """None when the session still stands (and marks it seen now), else why it ended."""
         now = time.monotonic() if now is None else now
         if now - self.last_seen > policy.idle_seconds:
-            return f"Signed out after {round(policy.idle_seconds / 60)} min without activity: sign in again."
+            return f"Signed out after {in_words(policy.idle_seconds)} without activity: sign in again."
         current = reviewer_file.load(path).get(self.name)
         if current is None or current.fingerprint != self.fingerprint:
             return "Signed out: your reviewer entry or password changed; sign in again."
