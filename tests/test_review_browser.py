@@ -155,3 +155,67 @@ def test_anfe_review_starts_without_a_prompt_and_sends_no_statistics(utkface_row
             output, _ = server.communicate()
     assert "Email" not in output and "usage statistics" not in output.lower(), output
     assert not (home / ".streamlit" / "credentials.toml").exists()
+
+
+def test_keys_between_tiles_large_view_and_wrapped_names(utkface_rows, tmp_path, session_cache_path):
+    """G puts the focus on the first tile, the arrow keys move it, Space ticks, K keeps; V opens the
+    large view; a long name wraps on its tile instead of being cut."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    layout = make_review_dataset(utkface_rows, tmp_path / "data", per_gender=4)
+    long_name = "Kathleen Kennedy Townsend-Wolfgang Amadeus Mozart"
+    with open_store(None, layout.root) as store:
+        for path in layout.image_files():
+            store.upsert_image({"content_hash": path.stem, "person_id": "1", "site": "a.test", "person_name": long_name})
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none", "--", str(layout.root), "--cache", str(session_cache_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "USER": "browser-test"},
+    )
+    try:
+        _wait_healthy(url, server)
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.get_by_text(re.compile(r"female: 4 left to review of 4")).wait_for(timeout=90_000)
+            page.locator('[data-testid="stImage"]').first.wait_for(timeout=30_000)
+            _idle(page)
+            label = page.locator('[class*="st-key-sel-"] label').first
+            label.get_by_text(long_name).wait_for(timeout=30_000)
+            fits = label.evaluate("(el) => [...el.querySelectorAll('*')].every("
+                                  "(e) => e.scrollWidth <= e.clientWidth + 1 || getComputedStyle(e).whiteSpace !== 'nowrap')"
+                                  " && getComputedStyle(el.querySelector('p') || el).textOverflow !== 'ellipsis'")
+            assert fits, "the name is cut instead of wrapped"
+
+            boxes = page.locator('[class*="st-key-sel-"]')
+            keys = [re.search(r"st-key-sel-([0-9a-f]{64})", boxes.nth(i).get_attribute("class") or "").group(1)
+                    for i in range(boxes.count())]
+            page.keyboard.press("g")
+            focused = lambda: page.evaluate(  # noqa: E731
+                "() => (document.activeElement.closest('[class*=\"st-key-sel-\"]')?.className.match("
+                "/st-key-sel-([0-9a-f]{64})/) || [])[1] || null")
+            assert focused() == keys[0]
+            page.keyboard.press("ArrowRight")
+            assert focused() == keys[1]
+            page.keyboard.press("ArrowRight")
+            page.keyboard.press("ArrowLeft")
+            assert focused() == keys[1]
+            page.keyboard.press("Space")  # ticks the focused tile, the focus stays for the next key
+            page.keyboard.press("k")
+            page.get_by_text(re.compile(r"Kept: 1 keep")).wait_for(timeout=30_000)
+            _idle(page)
+            with open_store(None, layout.root) as store:
+                assert [d["content_hash"] for d in store.decisions()] == [keys[1]]
+
+            page.keyboard.press("v")
+            page.get_by_role("button", name="Close (V)").wait_for(timeout=30_000)
+            page.locator('.st-key-large-view [data-testid="stImage"]').first.wait_for(timeout=30_000)
+            page.screenshot(path=str(tmp_path / "large-view.png"), full_page=True)
+            browser.close()
+    finally:
+        stop(server)
