@@ -25,7 +25,7 @@ from anfe.hashing import content_hash
 from anfe.layout import DatasetLayout
 from anfe.store import Store
 
-from . import quarantine
+from . import moves, quarantine
 from .decisions import ACTIONS
 from .items import QueueItem
 from .moves import STATUS_ACTIVE, STATUS_REVIEW, Move
@@ -34,12 +34,16 @@ from .suspicion import suspicion_by_key
 
 #: The store meta key holding the fingerprint of the photos and labels the scores were made for.
 SCORES_META = "review_scores"
+#: The store meta key holding what the last sync saw of the folders (:func:`folders_stamp`) and
+#: whether the records name people.
+SYNC_META = "review_sync"
 #: Indexes the page's queries walk: a gender's queue (unreviewed or all) by suspicion or site, the
 #: files sent to review by reason, and the progress counts.
 INDEXES = (
     ("status", "gender", "review_action", "suspicion"), ("status", "gender", "suspicion"),
     ("status", "gender", "review_action", "site", "suspicion"), ("status", "quarantine_reason", "suspicion"),
     ("review_action", "reviewed_by"), ("review_action", "gender"), ("status", "gender"), ("site",),
+    ("status", "review_action", "gender"),  # the left-per-gender count, from the index alone
     ("status", "person_id", "site"), ("status", "person_name", "site"),  # a person's photos
 )
 #: How each order of :data:`curation.queue.ORDERS` sorts the store's records.
@@ -108,13 +112,41 @@ def _review_entries(layout: DatasetLayout) -> list[Move]:
             if e.status == STATUS_REVIEW and (layout.root / e.dst).is_file()]
 
 
+def folders_stamp(layout: DatasetLayout, params_key: str) -> str:
+    """The modification times of ``images/`` and its label folders and the move journal's size
+    and time: adding, removing or moving a photo (files are never changed in place: they are
+    named by their content) changes one of them."""
+    parts = [params_key]
+    for folder in [layout.images, *(layout.gender_dir(g) for g in layout.genders())]:
+        parts.append(f"{folder.name}:{folder.stat().st_mtime_ns}")
+    try:
+        journal = moves.journal_path(layout).stat()
+        parts.append(f"journal:{journal.st_size}:{journal.st_mtime_ns}")
+    except OSError:
+        parts.append("journal:none")
+    return "|".join(parts)
+
+
 def sync(layout: DatasetLayout, store: Store, params: AnalysisParams, cache: AnalysisCache,
          workers: int = 1) -> SyncReport:
     """Make the records say where each photo is (the folders win), and score the photos when the
     set of photos or their labels changed since the scores were made. One pass over the folders
-    and the records; the analyses are read (or made) only when scoring."""
+    and the records (skipped when no folder changed since the last sync: a few stat calls); the
+    analyses are read (or made) only when scoring."""
     for index in INDEXES:
         store.ensure_index(index)
+    stamp_before = folders_stamp(layout, params.cache_key)
+    last = store.get_meta(SYNC_META)
+    if isinstance(last, dict) and last.get("folders") == stamp_before:
+        return SyncReport(store.count_images(status=STATUS_ACTIVE), 0, 0, bool(last.get("people")))
+    report = _sync(layout, store, params, cache, workers)
+    store.set_meta(SYNC_META, {"folders": stamp_before, "people": report.people})
+    return report
+
+
+def _sync(layout: DatasetLayout, store: Store, params: AnalysisParams, cache: AnalysisCache,
+          workers: int) -> SyncReport:
+    """The full pass of :func:`sync`."""
     files = {}
     for path in layout.image_files():
         try:
@@ -136,6 +168,10 @@ def sync(layout: DatasetLayout, store: Store, params: AnalysisParams, cache: Ana
               if r.get("status") == STATUS_ACTIVE and h not in present and str(r.get("path", "")).startswith("images/")
               and not (root / str(r["path"])).is_file()]
     entries = _review_entries(layout)
+    for entry in entries:  # held for review: the record says so (unless a copy is under a label)
+        have = known.get(entry.content_hash, {})
+        if entry.content_hash not in present and (have.get("status"), have.get("path")) != (STATUS_REVIEW, entry.dst):
+            fixes.append({**moves.record_of(entry), "content_hash": entry.content_hash})
     places = [(d, p.parent.name) for p, d in files.items()] + [(e.content_hash, e.gender or "") for e in entries]
     stamp = fingerprint(places, params.cache_key)
     store.upsert_images(fixes)
@@ -281,4 +317,4 @@ def reasons(store: Store) -> list[str]:
 
 
 __all__ = ["Filters", "INDEXES", "STATUS_MISSING", "PAGE_FIELDS", "Page", "Progress", "SORTS", "SyncReport", "flagged_page",
-           "fingerprint", "gender_page", "item_of", "progress", "reasons", "sites", "sync"]
+           "fingerprint", "folders_stamp", "gender_page", "item_of", "progress", "reasons", "sites", "sync"]

@@ -170,11 +170,11 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
     report = review_widgets.start_session(config, layout, store)  # once per session: records, scores
     progress = catalog.progress(store)
     counts = {g: (progress.left.get(g, 0), progress.total.get(g, 0)) for g in layout.genders()}
-    flagged = catalog.flagged_page(layout, store, 0, 1)
+    flagged = sum(progress.flagged.values())  # (a photo held twice, once per label, counts once here)
     genders = layout.genders()
-    if flagged.total or st.session_state.get("gender") == FLAGGED:
+    if flagged or st.session_state.get("gender") == FLAGGED:
         genders.append(FLAGGED)
-        counts[FLAGGED] = (flagged.total, flagged.total)
+        counts[FLAGGED] = (flagged, flagged)
 
     with st.sidebar:
         st.title("Label review")
@@ -215,7 +215,7 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
     st.session_state["page"] = page
     st.session_state["page_items"] = {i.key: i for i in items}
 
-    left, total = counts[gender]
+    left, total = (shown.total, shown.total) if is_flagged else counts[gender]
     if is_flagged:
         st.subheader(f"Sent to review by the automatic cleaning: {left} left")
         st.caption("Held in quarantine until you decide: the same photo under two genders (label-conflict), "

@@ -65,6 +65,9 @@ def test_search_ignores_case_and_accents_count(store) -> None:
     assert len(store.query_images(search=("name", "émile"))) == 10
     assert store.query_images(search=("name", "a.b*(")) == []  # the text is text, never a pattern
     assert store.query_images(search=("no_field", "x")) == []
+    assert store.query_images(search=("name", "%")) == store.query_images(search=("name", "_")) == []
+    assert store.query_images(search=("status", "ACTIV"), limit=1)  # ASCII text: any case too
+    assert store.query_images(search=("suspicion", "1")) == []  # numbers are not text
 
 
 def test_counts_come_from_the_backend(store) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 from itertools import islice
@@ -23,7 +24,7 @@ CREATE INDEX IF NOT EXISTS images_by_original_hash ON images (json_extract(doc, 
 CREATE UNIQUE INDEX IF NOT EXISTS decisions_by_id ON decisions (json_extract(doc, '$.id'))
     WHERE json_type(doc, '$.id') = 'text';
 """
-_FIELD = __import__("re").compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: Records written per transaction by upsert_images (other writers wait at most one chunk).
 _CHUNK = 2000
 
@@ -47,8 +48,13 @@ def _where(equals: dict[str, Any], search: tuple[str, str] | None = None) -> tup
             args.append(plain(value))
     if search is not None:
         field, text = search
-        clauses.append(f"anfe_contains({_column(field)}, ?)")
-        args.append(str(text))
+        text = str(text)
+        if text.isascii():  # SQLite's LIKE (in C) folds ASCII, which is all such a text can match
+            clauses.append(f"typeof({_column(field)}) = 'text' AND {_column(field)} LIKE ? ESCAPE '\\'")
+            args.append("%" + re.sub(r"([%_\\])", r"\\\1", text) + "%")
+        else:
+            clauses.append(f"anfe_contains({_column(field)}, ?)")
+            args.append(text)
     return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), args
 
 
