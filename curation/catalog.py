@@ -21,6 +21,7 @@ from typing import Any
 
 from anfe.cache import AnalysisCache
 from anfe.config import AnalysisParams
+from anfe.executor import Executor
 from anfe.hashing import content_hash
 from anfe.layout import DatasetLayout
 from anfe.store import Store
@@ -128,7 +129,7 @@ def folders_stamp(layout: DatasetLayout, params_key: str) -> str:
 
 
 def sync(layout: DatasetLayout, store: Store, params: AnalysisParams, cache: AnalysisCache,
-         workers: int = 1) -> SyncReport:
+         workers: "int | Executor" = 1, progress: bool = False) -> SyncReport:
     """Make the records say where each photo is (the folders win), and score the photos when the
     set of photos or their labels changed since the scores were made. One pass over the folders
     and the records (skipped when no folder changed since the last sync: a few stat calls); the
@@ -139,13 +140,13 @@ def sync(layout: DatasetLayout, store: Store, params: AnalysisParams, cache: Ana
     last = store.get_meta(SYNC_META)
     if isinstance(last, dict) and last.get("folders") == stamp_before:
         return SyncReport(store.count_images(status=STATUS_ACTIVE), 0, 0, bool(last.get("people")))
-    report = _sync(layout, store, params, cache, workers)
+    report = _sync(layout, store, params, cache, workers, progress)
     store.set_meta(SYNC_META, {"folders": stamp_before, "people": report.people})
     return report
 
 
 def _sync(layout: DatasetLayout, store: Store, params: AnalysisParams, cache: AnalysisCache,
-          workers: int) -> SyncReport:
+          workers: "int | Executor", progress: bool) -> SyncReport:
     """The full pass of :func:`sync`."""
     files = {}
     for path in layout.image_files():
@@ -178,7 +179,7 @@ def _sync(layout: DatasetLayout, store: Store, params: AnalysisParams, cache: An
     if store.get_meta(SCORES_META) == stamp:
         return SyncReport(len(files), len(fixes), 0, people)
     paths = list(files) + [root / e.dst for e in entries]
-    analyses = load_analyses(paths, params, cache, workers=workers)
+    analyses = load_analyses(paths, params, cache, workers=workers, progress=progress)
     labels = {p.name: p.parent.name for p in files}
     labels.update({(root / e.dst).name: e.gender or "" for e in entries if (root / e.dst).name not in labels})
     scores = suspicion_by_key({p.name: getattr(analyses.get(p.name), "single_embedding", None) for p in paths},

@@ -19,6 +19,7 @@ from anfe.analysis import ImageAnalysis
 from anfe.batch import analyse_paths
 from anfe.cache import AnalysisCache
 from anfe.config import AnalysisParams
+from anfe.executor import Executor
 from anfe.layout import DatasetLayout
 from anfe.people import PERSON_FIELDS, person_from_record
 
@@ -43,7 +44,7 @@ Analyses = Mapping[str, ImageAnalysis]
 
 def load_analyses(
     paths: Sequence[Path], params: AnalysisParams, cache: AnalysisCache | None,
-    known: Analyses | None = None, workers: int = 1, progress: bool = False,
+    known: Analyses | None = None, workers: "int | Executor" = 1, progress: bool = False,
 ) -> dict[str, ImageAnalysis]:
     """Analysis per file name (content-addressed, so a move keeps it): ``known`` ones, then the
     cache, analysing only new images."""

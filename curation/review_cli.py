@@ -20,7 +20,6 @@ from typing import Any
 
 import click
 
-from anfe.batch import analyse_paths
 from anfe.cache import cache_location
 from anfe.executor import Executor
 from anfe.cliutil import analysis_options, friendly_errors, open_cache, store_option
@@ -29,7 +28,7 @@ from anfe.errors import DatasetError
 from anfe.layout import open_dataset
 from anfe.store import open_store
 
-from . import moves
+from . import catalog, moves
 from . import reviewers as reviewer_file
 from .signin import SignInPolicy, is_loopback
 
@@ -217,12 +216,14 @@ def serve(root: Path, address: str, port: int, reviewers_option: Path | None, tl
     if print_command:
         click.echo(shlex.join(command))
         return
-    with open_cache(cache_path, params) as cache:  # analyse new images here, with a progress bar
-        _results, stats = analyse_paths(layout.image_files(), params, cache, workers, progress=True)
+    # Bring the catalog in line with the folders and score the photos here (analysing new images,
+    # with a progress bar); skipped in a few stat calls when no folder changed since the last time.
+    with open_cache(cache_path, params) as cache, open_store(db, layout.root) as store:
+        synced = catalog.sync(layout, store, params, cache, workers, progress=True)
     if isinstance(workers, Executor):  # a Dask client (and a local cluster) must not outlive the exec below
         workers.close()
     sign_in = f"sign-in required ({reviewers})" if reviewers else "no sign-in (this machine only)"
-    click.echo(f"{stats.total} images ({stats.analysed} analysed now); review page on "
+    click.echo(f"{synced.photos} images ({synced.scored} scored now); review page on "
                f"{'https' if tls else 'http'}://{public_name(address)}:{port}, {sign_in}", err=True)
     sys.stdout.flush()
     sys.stderr.flush()
