@@ -14,7 +14,7 @@ press K, until the page says it was kept), undo (U), next page (Right), by-perso
 sent-to-review view, and its reason filter; with the machine's load, and the distance to the
 targets at 50,000 (first grid <= 2 s, every action <= 0.3 s).
 
-    python bench/bench_review.py [--sizes 5000 50000] [--work /tmp/bench_review] [--sources 300]
+    python bench/bench_review.py [--sizes 500 5000 50000] [--work /tmp/bench_review] [--sources 300] [--reuse]
 """
 
 from __future__ import annotations
@@ -207,7 +207,8 @@ def drive(root: Path, cache_path: Path, size: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 50000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 5000, 50000],
+                        help="500: the reference, the page's fixed costs measured in the same run")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench_review"))
     parser.add_argument("--sources", type=int, default=300)
     parser.add_argument("--reuse", action="store_true", help="serve roots built by an earlier run again "
