@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,7 +129,7 @@ def folders_stamp(layout: DatasetLayout, params_key: str) -> str:
 
 
 def sync(layout: DatasetLayout, store: Store, params: AnalysisParams, cache: AnalysisCache,
-         workers: "int | Executor" = 1, progress: bool = False) -> SyncReport:
+         workers: int | Executor = 1, progress: bool = False) -> SyncReport:
     """Make the records say where each photo is (the folders win), and score the photos when the
     set of photos or their labels changed since the scores were made. One pass over the folders
     and the records (skipped when no folder changed since the last sync: a few stat calls); the
@@ -146,7 +146,7 @@ def sync(layout: DatasetLayout, store: Store, params: AnalysisParams, cache: Ana
 
 
 def _sync(layout: DatasetLayout, store: Store, params: AnalysisParams, cache: AnalysisCache,
-          workers: "int | Executor", progress: bool) -> SyncReport:
+          workers: int | Executor, progress: bool) -> SyncReport:
     """The full pass of :func:`sync`."""
     files = {}
     for path in layout.image_files():

@@ -44,7 +44,7 @@ Analyses = Mapping[str, ImageAnalysis]
 
 def load_analyses(
     paths: Sequence[Path], params: AnalysisParams, cache: AnalysisCache | None,
-    known: Analyses | None = None, workers: "int | Executor" = 1, progress: bool = False,
+    known: Analyses | None = None, workers: int | Executor = 1, progress: bool = False,
 ) -> dict[str, ImageAnalysis]:
     """Analysis per file name (content-addressed, so a move keeps it): ``known`` ones, then the
     cache, analysing only new images."""

@@ -82,17 +82,23 @@ def _served(root: Path, cache: Path) -> Iterator[str]:
         stop(server)
 
 
+def _grid_shown(playwright, url: str, heading: str):
+    """A headless Chromium (and its page) showing the review page at ``url`` with ``heading`` and a thumbnail."""
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.get_by_text(heading).wait_for(timeout=90_000)
+    page.locator('[data-testid="stImage"]').first.wait_for(timeout=30_000)
+    return browser, page
+
+
 def test_click_move_in_a_real_browser(utkface_rows, tmp_path, session_cache_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     layout = make_review_dataset(utkface_rows, tmp_path / "data")
     with _served(layout.root, session_cache_path) as url, sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
-        page.get_by_text(re.compile(r"female: 6 left to review of 6")).wait_for(timeout=90_000)
-        page.locator('[data-testid="stImage"]').first.wait_for(timeout=30_000)
+        browser, page = _grid_shown(playwright, url, "female: 6 left to review of 6")
         page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
         checkbox = page.locator('[class*="st-key-sel-"]').first  # the image tiles' boxes
         checkbox.locator("input").wait_for(state="attached", timeout=30_000)
@@ -177,11 +183,7 @@ def test_keys_between_tiles_large_view_and_wrapped_names(utkface_rows, tmp_path,
         for path in layout.image_files():
             store.upsert_image({"content_hash": path.stem, "person_id": "1", "site": "a.test", "person_name": long_name})
     with _served(layout.root, session_cache_path) as url, sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
-        page.get_by_text(re.compile(r"female: 4 left to review of 4")).wait_for(timeout=90_000)
-        page.locator('[data-testid="stImage"]').first.wait_for(timeout=30_000)
+        browser, page = _grid_shown(playwright, url, "female: 4 left to review of 4")
         _idle(page)
         label = page.locator('[class*="st-key-sel-"] label').first
         label.get_by_text(long_name).wait_for(timeout=30_000)

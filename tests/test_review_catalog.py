@@ -5,7 +5,6 @@ photos, and the safe defaults' labels. Real photos, real store, real analysis ca
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
