@@ -105,6 +105,7 @@ def filters(store: Store, flagged: bool, on_change: Callable[[], None]) -> Filte
                         format_func=lambda s: s or "any site", disabled=not sites) or None
     person = st.text_input("Person (search)", key="filter_person", on_change=on_change,
                            help="Only photos whose person's name holds this text (any case).")
+    st.caption("Tiles: G goes to the first, the arrow keys between them, Space ticks; V the large view.")
     return Filters(reason, site, person or "")
 
 

@@ -24,8 +24,18 @@ PARAMS = AnalysisParams()
 @pytest.fixture
 def synced(utkface_rows, tmp_path, session_cache_path):
     """A dataset of 7 photos per gender, every photo said to show one of two people of two sites."""
+    yield from _synced(utkface_rows, tmp_path, session_cache_path, None)
+
+
+@pytest.fixture
+def synced_any(utkface_rows, tmp_path, session_cache_path, store_backend_uri):
+    """:func:`synced` with the catalog on each backend (embedded, MongoDB)."""
+    yield from _synced(utkface_rows, tmp_path, session_cache_path, store_backend_uri)
+
+
+def _synced(utkface_rows, tmp_path, session_cache_path, uri):
     layout = make_review_dataset(utkface_rows, tmp_path / "data", per_gender=7)
-    with open_store(None, layout.root) as store, AnalysisCache(session_cache_path, PARAMS.cache_key) as cache:
+    with open_store(uri, layout.root) as store, AnalysisCache(session_cache_path, PARAMS.cache_key) as cache:
         for n, path in enumerate(sorted(layout.image_files())):
             store.upsert_image({"content_hash": path.stem, "person_id": str(n % 2), "site": ("a.test", "b.test")[n % 2],
                                 "person_name": ("Zoë Kravitz-Longname", "Kathleen Kennedy Townsend")[n % 2]})
@@ -33,8 +43,8 @@ def synced(utkface_rows, tmp_path, session_cache_path):
         yield layout, store, cache, report
 
 
-def test_sync_records_every_photo_and_scores_once(synced) -> None:
-    layout, store, cache, report = synced
+def test_sync_records_every_photo_and_scores_once(synced_any) -> None:
+    layout, store, cache, report = synced_any
     assert report.photos == 14 and report.updated == 14 and report.scored == 14 and report.people
     for path in layout.image_files():
         record = store.get_image(path.stem)
@@ -50,8 +60,8 @@ def test_sync_records_every_photo_and_scores_once(synced) -> None:
     assert store.get_image(gone.stem)["status"] == catalog.STATUS_MISSING
 
 
-def test_a_page_is_one_sorted_query_and_filters_narrow_it(synced) -> None:
-    layout, store, _, _ = synced
+def test_a_page_is_one_sorted_query_and_filters_narrow_it(synced_any) -> None:
+    layout, store, _, _ = synced_any
     first = catalog.gender_page(layout, store, "female", "suspicion", 0, 4)
     rest = catalog.gender_page(layout, store, "female", "suspicion", 1, 4)
     assert (first.total, first.pages, len(first.items), len(rest.items)) == (7, 2, 4, 3)
@@ -68,8 +78,8 @@ def test_a_page_is_one_sorted_query_and_filters_narrow_it(synced) -> None:
     assert none.total == 0 and none.items == []  # the search is text, never a pattern
 
 
-def test_progress_follows_decisions_and_undo(synced) -> None:
-    layout, store, _, _ = synced
+def test_progress_follows_decisions_and_undo(synced_any) -> None:
+    layout, store, _, _ = synced_any
     assert catalog.progress(store).left == {"female": 7, "male": 7}
     page = catalog.gender_page(layout, store, "female", "suspicion", 0, 3)
     decisions.decide(layout, store, page.items[:2], "keep", "alice")
@@ -85,8 +95,8 @@ def test_progress_follows_decisions_and_undo(synced) -> None:
     assert catalog.progress(store).reviewers == {"alice": 2}
 
 
-def test_sent_to_review_pages_filter_by_reason(synced) -> None:
-    layout, store, cache, _ = synced
+def test_sent_to_review_pages_filter_by_reason(synced_any) -> None:
+    layout, store, cache, _ = synced_any
     for n, path in enumerate(layout.image_files("male")[:3]):
         quarantine.quarantine_file(layout, path, ("wrong-person", "label-conflict")[n % 2], "planted", store,
                                    status=moves.STATUS_REVIEW)
