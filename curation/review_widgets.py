@@ -120,11 +120,17 @@ def people(config: ReviewConfig, layout: DatasetLayout, store: Store) -> list[Pe
     cost still grows with the dataset)."""
     records = {r["content_hash"]: r for r in store.find_images(fields=queue.RECORD_FIELDS)}
     flagged = queue.flagged_items(layout, records)
+    files = layout.image_files()
+    paths = files + [i.path for i in flagged]
+    known = dict(st.session_state.get("analyses") or {})
     with AnalysisCache(config.cache_path or default_cache_path(), config.params.cache_key) as cache:
-        analyses = queue.load_analyses(layout.image_files() + [i.path for i in flagged], config.params, cache,
-                                       st.session_state.get("analyses"), config.workers)
+        # Files are named by their content hash: read their analyses by name, without hashing them again.
+        named = [p for p in paths if p.name not in known]
+        found = cache.get_many([p.stem for p in named])
+        known.update((p.name, found[p.stem]) for p in named if p.stem in found)
+        analyses = queue.load_analyses(paths, config.params, cache, known, config.workers)
     st.session_state["analyses"] = analyses
-    return queue.people_views(layout, analyses, decisions.read_log(store), records)
+    return queue.people_views(layout, analyses, decisions.read_log(store), records, files=files)
 
 
 @dataclass(frozen=True)
