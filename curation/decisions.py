@@ -105,7 +105,7 @@ class Place:
     entry: Move | None = None
 
 
-def locate(layout: DatasetLayout, item: "QueueItem", live: dict[str, Move]) -> Place | str:
+def locate(layout: DatasetLayout, item: QueueItem, live: dict[str, Move]) -> Place | str:
     """The place of ``item`` now, or why it cannot be decided (a one-line problem)."""
     if item.entry_id:
         entry = next((m for m in live.values() if m.id == item.entry_id), None)
@@ -152,7 +152,7 @@ def _decision(who: str, batch: str, before: Move | None, src: str, dst: str, **f
     }
 
 
-def _plan(layout: DatasetLayout, item: "QueueItem", place: Place, action: str, who: str, outcome: Outcome,
+def _plan(layout: DatasetLayout, item: QueueItem, place: Place, action: str, who: str, outcome: Outcome,
           new_label: str | None, reason: str | None, detail: str) -> dict | None:
     """The decision document for one item, or None (with a problem noted) when it cannot be done."""
     old, entry, name = place.label, place.entry, item.file_name
@@ -218,7 +218,7 @@ def _reviewer(layout: DatasetLayout, who: str) -> str:
 
 
 def decide(
-    layout: DatasetLayout, store: Store, items: Iterable["QueueItem"], action: str, who: str, *,
+    layout: DatasetLayout, store: Store, items: Iterable[QueueItem], action: str, who: str, *,
     new_label: str | None = None, reason: str | None = None, detail: str = "",
 ) -> Outcome:
     """Apply ``action`` (keep, relabel to ``new_label``, reject for ``reason``) to ``items`` as one
@@ -251,18 +251,18 @@ def decide(
 
 
 # -- by person: one batch on a whole person (undone together) -----------------------------------
-def move_person(layout: DatasetLayout, store: Store, view: "PersonView", new_label: str, who: str) -> Outcome:
+def move_person(layout: DatasetLayout, store: Store, view: PersonView, new_label: str, who: str) -> Outcome:
     """Every photo of the person to ``new_label`` (photos sent to review are put back there): one batch."""
     chosen = [i for i in view.items if i.entry_id or i.gender != new_label]
     return decide(layout, store, chosen, "relabel", who, new_label=new_label)
 
 
-def keep_person(layout: DatasetLayout, store: Store, view: "PersonView", who: str) -> Outcome:
+def keep_person(layout: DatasetLayout, store: Store, view: PersonView, who: str) -> Outcome:
     """Every photo of the person stays under their label (those sent to review are put back): one batch."""
     return decide(layout, store, view.items, "keep", who)
 
 
-def reject_marked(layout: DatasetLayout, store: Store, view: "PersonView", who: str) -> Outcome:
+def reject_marked(layout: DatasetLayout, store: Store, view: PersonView, who: str) -> Outcome:
     """The marked photos out as ``wrong-person``: one batch."""
     return decide(layout, store, [i for i in view.items if i.key in view.marked], "reject", who,
                   reason=checks.WRONG_PERSON.name, detail=f"not {view.name}")

@@ -19,6 +19,7 @@ from anfe.faces.analysis import ImageAnalysis
 from anfe.faces.batch import analyse_paths
 from anfe.faces.cache import AnalysisCache
 from anfe.core.config import AnalysisParams
+from anfe.faces.executor import Executor
 from anfe.core.layout import DatasetLayout
 from anfe.core.people import PERSON_FIELDS, person_from_record
 
@@ -43,7 +44,7 @@ Analyses = Mapping[str, ImageAnalysis]
 
 def load_analyses(
     paths: Sequence[Path], params: AnalysisParams, cache: AnalysisCache | None,
-    known: Analyses | None = None, workers: int = 1, progress: bool = False,
+    known: Analyses | None = None, workers: int | Executor = 1, progress: bool = False,
 ) -> dict[str, ImageAnalysis]:
     """Analysis per file name (content-addressed, so a move keeps it): ``known`` ones, then the
     cache, analysing only new images."""
@@ -91,16 +92,20 @@ def _digest(path: Path, analyses: Analyses) -> str:
 def build_queue(
     layout: DatasetLayout, analyses: Analyses, review_log: ReviewLog, records: Records | None = None,
     gender: str | None = None, order: str = "suspicion", include_reviewed: bool = False,
+    files: Sequence[Path] | None = None,
 ) -> list[QueueItem]:
     """The images of ``gender`` (all when None) in review order; reviewed ones only if asked.
     Suspicion is computed over every single-face image of every gender as the folders are now,
-    so a relabel re-scores the rest."""
+    so a relabel re-scores the rest (not for the file-name order, which does not use it).
+    ``files``: the folders' images when the caller has listed them already."""
     if order not in ORDERS:
         raise ValueError(f"unknown order {order!r}: use one of {', '.join(ORDERS)}")
     records = records or {}
-    files = layout.image_files()
-    vectors = {p.name: getattr(analyses.get(p.name), "single_embedding", None) for p in files}
-    scores = suspicion_by_key(vectors, {p.name: p.parent.name for p in files})
+    files = layout.image_files() if files is None else files
+    scores: dict = {}
+    if order != "filename":
+        vectors = {p.name: getattr(analyses.get(p.name), "single_embedding", None) for p in files}
+        scores = suspicion_by_key(vectors, {p.name: p.parent.name for p in files})
     items = []
     for path in (p for p in files if gender in (None, p.parent.name)):
         analysis, digest = analyses.get(path.name), _digest(path, analyses)
@@ -160,11 +165,12 @@ def other_labels(layout: DatasetLayout, gender: str) -> list[str]:
 
 def people_views(
     layout: DatasetLayout, analyses: Analyses, review_log: ReviewLog, records: Records,
-    threshold: float = DEFAULT_WRONG_PERSON_DISTANCE,
+    threshold: float = DEFAULT_WRONG_PERSON_DISTANCE, files: Sequence[Path] | None = None,
 ) -> list[PersonView]:
     """Every person named by the records: suspect people first, then those with the most marked
-    photos, then by name. ``analyses`` is keyed by file name (:func:`load_analyses`)."""
-    items = build_queue(layout, analyses, review_log, records, order="filename", include_reviewed=True)
+    photos, then by name. ``analyses`` is keyed by file name (:func:`load_analyses`); ``files`` as
+    in :func:`build_queue`."""
+    items = build_queue(layout, analyses, review_log, records, order="filename", include_reviewed=True, files=files)
     grouped: dict[str, list[QueueItem]] = {}
     persons = {}
     for item in items + flagged_items(layout, records):

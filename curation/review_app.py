@@ -10,19 +10,16 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from anfe.faces.cache import AnalysisCache
-from anfe.core.paths import default_cache_path
-from anfe.core.config import DEFAULT_MAX_PIXELS
 from anfe.core.errors import AnfeError
-from anfe.faces.imaging import thumbnail_data_url
 from anfe.core.layout import DatasetLayout, open_dataset
 from anfe.core.store import Store, open_store
-from curation import decisions, moves, queue, review_gate, review_values
+from curation import catalog, decisions, moves, queue, review_gate, review_values, review_widgets
 from curation.review_cli import ReviewConfig, parse_args
 from curation.safe_text import md, plain
 
@@ -30,7 +27,7 @@ T = TypeVar("T")
 
 #: Keyboard shortcuts by button key (Streamlit reserves C and R).
 KEYS = {"act-keep": "K", "act-keep-rest": "Shift+K", "act-relabel": "M", "act-reject": "X", "undo": "U",
-        "undo-batch": "Shift+U", "select-all": "A", "select-none": "N", "prev": "Left", "next": "Right"}
+        "undo-batch": "Shift+U", "select-all": "A", "select-none": "N", "prev": "Left", "next": "Right", "view-large": "V"}
 PAGE_SIZES = (6, 12, 24, 48, 96)
 #: The "gender" choice that shows the files the automatic cleaning sent to review.
 FLAGGED = "sent-to-review"
@@ -78,6 +75,8 @@ def _apply(config: ReviewConfig, verb: str, act: Callable[[DatasetLayout, Store,
     except AnfeError as exc:
         _flash("error", f"Error: {md(exc)}")
         return
+    if outcome.problems:  # the folders changed under the page: read them again
+        review_widgets.resync()
     _set_selection(False, [i.key for i in chosen or []])
     _flash("success" if outcome.logged else "info", f"{verb}: {md(outcome.summary())}")
     _flash("info", *map(md, outcome.notes))
@@ -153,7 +152,8 @@ if (!window.anfeTickThenKey) {
     document.querySelector(".st-key-" + button + " button")?.click();
   }, true);
   document.addEventListener("click", (event) => {
-    if (inBox(event.target)) setTimeout(() => document.activeElement.blur(), 0);
+    // a tick by mouse (not by Space on a box reached with the arrow keys)
+    if (inBox(event.target) && event.detail !== 0) setTimeout(() => document.activeElement.blur(), 0);
   }, true);
 }
 </script>""" % json.dumps({shortcut: key for key, shortcut in KEYS.items() if key not in ("prev", "next")})
@@ -163,6 +163,7 @@ def render(argv: Sequence[str]) -> None:
     """Draw the page for the dataset named in ``argv`` (the arguments after ``--``)."""
     st.set_page_config(page_title="ANFE label review", layout="wide")
     st.html(_TICK_THEN_KEY, unsafe_allow_javascript=True)
+    review_widgets.page_extras()
     try:
         config = parse_args(argv)
         signed_in = review_gate.gate(config)  # the sign-in form only, until signed in
@@ -180,19 +181,14 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
         st.session_state["repaired"] = decisions.repair(layout, store)
         for message in st.session_state["repaired"]:
             _flash("info", f"Repaired after an interrupted session: {message}")
-    review_log = decisions.read_log(store)
-    with st.spinner("Reading face embeddings (analysing new images once; cached afterwards)..."):
-        with AnalysisCache(config.cache_path or default_cache_path(), config.params.cache_key) as cache:
-            records = {r["content_hash"]: r for r in store.find_images(fields=queue.RECORD_FIELDS)}
-            flagged = queue.flagged_items(layout, records)
-            analyses = queue.load_analyses(layout.image_files() + [i.path for i in flagged], config.params,
-                                           cache, st.session_state.get("analyses"), config.workers)
-    st.session_state["analyses"] = analyses
-    counts = queue.counts(layout, review_log, analyses)
+    report = review_widgets.start_session(config, layout, store)  # once per session: records, scores
+    progress = catalog.progress(store)
+    counts = {g: (progress.left.get(g, 0), progress.total.get(g, 0)) for g in layout.genders()}
+    flagged = sum(progress.flagged.values())  # (a photo held twice, once per label, counts once here)
     genders = layout.genders()
     if flagged or st.session_state.get("gender") == FLAGGED:
         genders.append(FLAGGED)
-        counts[FLAGGED] = (len(flagged), len(flagged))
+        counts[FLAGGED] = (flagged, flagged)
 
     with st.sidebar:
         st.title("Label review")
@@ -200,13 +196,13 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
         if signed_in is None:  # no sign-in: one local user, who may type a name
             st.text_input("Reviewer", value=decisions.default_reviewer(), key="reviewer",
                           help="Recorded with every decision.")
-        has_people = any(queue.record_person(r) for r in records.values())
+        has_people = report.people
         view_mode = _offered_or_first(st.radio(
             "View", VIEWS, key="view", horizontal=True, disabled=not has_people,
             help="By person: one person's photos in a row, outliers marked "
                  "(needs records naming each photo's person, as a crawl writes)."), VIEWS, "view")
     if has_people and view_mode == "by person":
-        _render_people(config, layout, review_log, records, analyses)
+        _render_people(config, layout, store)
         return
     with st.sidebar:
         gender = _offered_or_first(st.radio(
@@ -233,15 +229,17 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
         reason = _offered_or_first(st.selectbox("Reject reason", decisions.REJECT_REASONS, key="reason"),
                                    decisions.REJECT_REASONS, "reject reason")
         st.text_input("Reject detail (optional)", key="detail")
+        filters = review_widgets.filters(store, is_flagged, _turn)
         _keys_caption()
 
-    shown = flagged if is_flagged else queue.build_queue(layout, analyses, review_log, records, gender, order,
-                                                         show_reviewed)
-    items, page, pages = queue.page_of(shown, st.session_state.get("page", 0), per_page)
+    shown = (catalog.flagged_page(layout, store, st.session_state.get("page", 0), per_page, filters) if is_flagged
+             else catalog.gender_page(layout, store, gender, order, st.session_state.get("page", 0), per_page,
+                                      show_reviewed, filters))
+    items, page, pages = shown.items, shown.page, shown.pages
     st.session_state["page"] = page
     st.session_state["page_items"] = {i.key: i for i in items}
 
-    left, total = counts[gender]
+    left, total = (shown.total, shown.total) if is_flagged else counts[gender]
     if is_flagged:
         st.subheader(f"Sent to review by the automatic cleaning: {left} left")
         st.caption("Held in quarantine until you decide: the same photo under two genders (label-conflict), "
@@ -251,6 +249,7 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
     else:
         st.subheader(f"{md(gender)}: {left} left to review of {total}")
     st.progress((total - left) / total if total else 1.0)
+    review_widgets.progress_lines(progress)
     _show_flash()
 
     selected = len(_selected())
@@ -258,7 +257,8 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
     # first"): a tick and a key pressed at once reach the button before the rerun that counts the
     # tick, and a disabled button would swallow the key.
     bar = st.container(horizontal=True)
-    _button(bar, "act-keep", f"{words['keep']} ({selected})", _act, config, "keep", type="primary")
+    _button(bar, "act-keep", f"{words['keep']} ({selected})", _act, config, "keep",
+            type="primary" if selected else "secondary")  # no primary action with nothing selected
     _button(bar, "act-keep-rest", f"{words['keep']} the rest of the page", _act, config, "keep", True,
             disabled=not items)
     _button(bar, "act-relabel", f"{words['move']} {md(target)} ({selected})", _act, config, "relabel")
@@ -267,6 +267,8 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
     _button(bar, "select-none", "Select none", _set_selection, False)
     _button(bar, "undo", "Undo last", _undo, config, False)
     _button(bar, "undo-batch", "Undo batch", _undo, config, True)
+    _button(bar, "view-large", "View large", review_widgets.open_selected, [i.key for i in items])
+    review_widgets.large(config, layout, store, st.session_state["page_items"])
 
     if not items:
         st.success("No images." if show_reviewed and not is_flagged else
@@ -274,7 +276,7 @@ def _render(config: ReviewConfig, signed_in: str | None, layout: DatasetLayout, 
     _grid(items, _tile)
     nav = st.container(horizontal=True)
     _button(nav, "prev", "◀ Previous", _turn, -1, disabled=page == 0)
-    nav.markdown(f"page {page + 1} of {pages} · {len(shown)} in this view")
+    nav.markdown(f"page {page + 1} of {pages} · {shown.total} in this view")
     _button(nav, "next", "Next ▶", _turn, 1, disabled=page >= pages - 1)
 
 
@@ -337,15 +339,15 @@ def _tile(item: queue.QueueItem, view: queue.PersonView | None = None) -> None:
         st.image(data, width="stretch")
     if view is None:
         st.checkbox(md(item.person or item.content_hash[:10]), key=f"sel-{item.key}", help=md(item.path))
+    review_widgets.view_button(item)
     facts = [*_facts(item, view), _md_or_none(item.source), "reviewed" if item.reviewed else None]
     st.caption(" · ".join(f for f in facts if f), help=None if view is None else md(item.path))
 
 
-def _render_people(config: ReviewConfig, layout: DatasetLayout, review_log: decisions.ReviewLog,
-                   records: dict, analyses: dict) -> None:
+def _render_people(config: ReviewConfig, layout: DatasetLayout, store: Store) -> None:
     """The by-person view: pick a person (suspect ones first), see their photos in a row with the
     outliers marked, and act on the whole person or on the marked photos."""
-    views = queue.people_views(layout, analyses, review_log, records)
+    views = review_widgets.people(config, layout, store)
     by_key = {v.key: v for v in views}
     with st.sidebar:
         chosen = _offered_or_first(st.selectbox(
@@ -365,14 +367,14 @@ def _render_people(config: ReviewConfig, layout: DatasetLayout, review_log: deci
     bar = st.container(horizontal=True)
     target = _offered_or_first(bar.selectbox("Move the whole person to", targets, key="person_target",
                                              label_visibility="collapsed", format_func=plain), targets, "label")
-    bar.button(f"Move {md(view.name)} to {md(target)}",
-               key="person-move", on_click=_person_act, args=(config, view, "move"),
-               type="primary" if view.suspect else "secondary")
-    bar.button(f"Keep {md(view.name)} as {md(view.gender)}", key="person-keep", on_click=_person_act,
-               args=(config, view, "keep"))
-    bar.button(f"Reject the {len(view.marked)} marked as wrong-person", key="person-reject",
-               on_click=_person_act, args=(config, view, "reject"), disabled=not view.marked)
+    labels = review_widgets.person_buttons(view, target)
+    bar.button(labels.reject, key="person-reject", on_click=_person_act, args=(config, view, "reject"),
+               disabled=not view.marked, type="primary" if labels.primary == "reject" else "secondary")
+    bar.button(labels.move, key="person-move", on_click=_person_act, args=(config, view, "move"),
+               type="primary" if labels.primary == "move" else "secondary")
+    bar.button(labels.keep, key="person-keep", on_click=_person_act, args=(config, view, "keep"))
     _button(bar, "undo-batch", "Undo batch", _undo, config, True)
+    review_widgets.large(config, layout, store, {i.key: i for i in view.items})
     _grid(view.items, partial(_tile, view=view))
 
 
@@ -380,7 +382,7 @@ def _render_people(config: ReviewConfig, layout: DatasetLayout, review_log: deci
 def _thumbnail(path: str, mtime_ns: int) -> str | None:
     """The thumbnail as a data: URL, so its bytes travel only in the (signed-in) session's own
     messages: Streamlit's /media/ HTTP endpoint, which answers anyone with the URL, never holds it."""
-    return thumbnail_data_url(path, 256, DEFAULT_MAX_PIXELS)
+    return review_widgets.thumbnail_url(Path(path))
 
 
 if __name__ == "__main__":

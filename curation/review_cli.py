@@ -22,7 +22,6 @@ from typing import Any
 
 import click
 
-from anfe.faces.batch import analyse_paths
 from anfe.core.paths import cache_location
 from anfe.faces.executor import Executor
 from anfe.cli.common import analysis_options, friendly_errors, open_cache, store_option
@@ -31,7 +30,7 @@ from anfe.core.errors import DatasetError
 from anfe.core.layout import open_dataset
 from anfe.core.store import open_store
 
-from . import moves
+from . import catalog, moves
 from . import reviewers as reviewer_file
 from .hosts import page_hosts
 from .review_guard import TOKEN_ENV
@@ -246,8 +245,10 @@ def serve(root: Path, address: str, port: int, reviewers_option: Path | None, tl
     if print_command:
         click.echo(shlex.join(command))
         return
-    with open_cache(cache_path, params) as cache:  # analyse new images here, with a progress bar
-        _results, stats = analyse_paths(layout.image_files(), params, cache, workers, progress=True)
+    # Bring the catalog in line with the folders and score the photos here (analysing new images,
+    # with a progress bar); skipped in a few stat calls when no folder changed since the last time.
+    with open_cache(cache_path, params) as cache, open_store(db, layout.root) as store:
+        synced = catalog.sync(layout, store, params, cache, workers, progress=True)
     if isinstance(workers, Executor):  # a Dask client (and a local cluster) must not outlive the exec below
         workers.close()
     # A page without sign-in gets a token instead (as Jupyter's does): in the URL printed here and
@@ -261,7 +262,7 @@ def serve(root: Path, address: str, port: int, reviewers_option: Path | None, tl
         environment[TOKEN_ENV] = token
     sign_in = f"sign-in required ({reviewers})" if reviewers else "no sign-in (this machine only; the token)"
     url = f"{'https' if tls else 'http'}://{public_name(address)}:{port}/" + (f"?token={token}" if token else "")
-    click.echo(f"{stats.total} images ({stats.analysed} analysed now); review page on {url} , {sign_in}",
+    click.echo(f"{synced.photos} images ({synced.scored} scored now); review page on {url} , {sign_in}",
                err=True)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -12,6 +12,7 @@ from pathlib import Path
 from . import reviewers as reviewer_file
 from .hosts import is_loopback_name as is_loopback
 from .limiter import AttemptLimiter, BackoffPolicy
+from .durations import in_words
 
 log = logging.getLogger("curation.signin")
 
@@ -40,10 +41,6 @@ class Attempt:
     message: str = ""
 
 
-def _wait_words(seconds: float) -> str:
-    return f"{max(1, round(seconds))} s" if seconds < 90 else f"{max(1, round(seconds / 60))} min"
-
-
 def sign_in(path: Path, limiter: AttemptLimiter, client: str, name: str, password: str) -> Attempt:
     """Check one attempt from ``client`` against the reviewers file at ``path``. The attempt is
     counted before its password is checked (so simultaneous attempts cannot outrun the count),
@@ -53,7 +50,7 @@ def sign_in(path: Path, limiter: AttemptLimiter, client: str, name: str, passwor
     wait = limiter.reserve(name, client)
     if wait > 0:
         log.warning("sign-in refused (too many failures) for name %r from client %s", shown, client)
-        return Attempt(None, f"Too many failed sign-ins: try again in {_wait_words(wait)}.")
+        return Attempt(None, f"Too many failed sign-ins: try again in {in_words(wait)}.")
     reviewer = reviewer_file.authenticate(reviewer_file.load(path), name, password)
     if reviewer is None:
         log.warning("failed sign-in for name %r from client %s (%d for this name from this client)",
@@ -88,7 +85,7 @@ class Session:
         """None when the session still stands (and marks it seen now), else why it ended."""
         now = time.monotonic() if now is None else now
         if self.idle(policy, now):
-            return Ended("idle", f"Signed out after {policy.idle_seconds / 60:g} min without activity: sign in again.")
+            return Ended("idle", f"Signed out after {in_words(policy.idle_seconds)} without activity: sign in again.")
         current = reviewer_file.load(path).get(self.name)
         if current is None:
             return Ended("removed", "Signed out: your reviewer entry or password changed; sign in again.")

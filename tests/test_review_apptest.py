@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from anfe.cli.app import cli
 from anfe.core.store import open_store
 from curation import moves, quarantine
+from curation.safe_text import md
 from testkit.review import make_review_dataset
 
 
@@ -160,3 +161,41 @@ def test_files_sent_to_review_by_the_cleaning(dataset, session_cache_path):
     assert any("this copy stays in quarantine" in i.value for i in at.info)
     assert at.subheader[0].value == "Sent to review by the automatic cleaning: 0 left"
     assert twin.is_file() and not source.exists()
+
+
+def test_reviewer_tools_on_the_page(dataset, session_cache_path):
+    """No primary action with nothing selected; the progress and per-reviewer lines; the site and
+    person filters; the large view by its button and by V, with the scores in words."""
+    with open_store(None, dataset.root) as store:
+        for n, path in enumerate(sorted(dataset.image_files())):
+            store.upsert_image({"content_hash": path.stem, "person_id": str(n % 2), "site": ("a.test", "b.test")[n % 2],
+                                "person_name": ("**Zoë** Kravitz", "Kathleen Kennedy Townsend")[n % 2]})
+    at = app_for(dataset.root, session_cache_path)
+    assert not at.exception and not at.error
+    assert at.button(key="act-keep").proto.type == "secondary"  # Keep (0) is not the primary action
+    tiles(at)[0].check()
+    at.run()
+    assert at.button(key="act-keep").proto.type == "primary"
+    at.button(key="act-keep").click().run()
+    texts = [t.value for t in at.text]
+    assert "female: 1 reviewed, 6 left · male: 0 reviewed, 7 left" in texts
+    assert any(t.startswith("Decisions per reviewer: ") and t.endswith(" 1") for t in texts)
+
+    at.text_input(key="filter_person").input("zoë").run()
+    assert {c.label for c in tiles(at)} == {md("**Zoë** Kravitz")}  # shown as text, not markdown
+    at.text_input(key="filter_person").input("").run()
+    at.selectbox(key="filter_site").set_value("b.test").run()
+    assert {c.label for c in tiles(at)} == {md("Kathleen Kennedy Townsend")}
+
+    first = tiles(at)[0].key[4:]
+    at.button(key=f"view-{first}").click().run()
+    assert not at.exception
+    words = [t.value for t in at.text]
+    assert any(w.startswith("Suspicion ") and "average female face" in w or w == "No face was found: it cannot be "
+               "scored." or "faces were found" in w for w in words), words
+    assert "Said to show Kathleen Kennedy Townsend, from b.test." in words
+    assert at.button(key="large-close")
+    at.button(key="large-close").click().run()
+    assert not [b for b in at.button if b.key == "large-close"]
+    at.button(key="view-large").click().run()  # the V key's button: the first tile, none selected
+    assert [b for b in at.button if b.key == "large-close"]

@@ -99,8 +99,34 @@ class Store(ABC):
         of reading every record in full (``python bench/bench_store.py``).
         """
 
-    def count_images(self, **equals: Any) -> int:
-        return len(self.find_images(**equals))
+    def count_images(self, *, search: tuple[str, str] | None = None, **equals: Any) -> int:
+        """How many records match ``equals`` (and ``search``, as in :meth:`query_images`): a count
+        query on the backend, never a read of the records."""
+        return len(self.query_images(["content_hash"], search=search, **equals))
+
+    # -- paged queries (what a page shows, at a cost independent of the catalog's size) ---------
+    @abstractmethod
+    def query_images(self, fields: Sequence[str] | None = None, *, sort: Sequence[tuple[str, int]] = (),
+                     skip: int = 0, limit: int | None = None, search: tuple[str, str] | None = None,
+                     **equals: Any) -> list[dict]:
+        """One page of the records whose top-level fields equal ``equals`` (None: missing or null):
+        ordered by ``sort`` (``(field, 1)`` ascending, ``(field, -1)`` descending; records lacking
+        a field sort as null: first ascending, last descending), ties by content hash in the
+        direction of the last sort key; ``skip``
+        records left out, at most ``limit`` returned. ``search`` = (field, text): only records whose
+        string field holds ``text``, ignoring case. ``fields`` projects as :meth:`find_images`.
+
+        With an index on the equality fields followed by the sort fields (:meth:`ensure_index`),
+        the cost grows with ``skip + limit``, not with the catalog."""
+
+    @abstractmethod
+    def count_by(self, field: str, **equals: Any) -> dict[Any, int]:
+        """Among the records matching ``equals``: how many per value of ``field`` (None: missing),
+        counted by the backend (a group-by), never by reading the records."""
+
+    @abstractmethod
+    def ensure_index(self, fields: Sequence[str]) -> None:
+        """Create (once; later calls are free) an index on these top-level fields, in order."""
 
     # -- decisions ------------------------------------------------------------------------
     @abstractmethod
@@ -156,6 +182,25 @@ class Store(ABC):
                 f"{self.uri} was written by a newer version (schema {found}, this one reads "
                 f"{SCHEMA_VERSION}): upgrade with `pip install -U anfe-faces`"
             )
+
+
+def sort_spec(sort: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+    """``sort`` checked: plain field names, each with 1 or -1; content hash added last in the last
+    key's direction (a total order an index can serve in one scan, forwards or backwards)."""
+    spec = []
+    for name, direction in sort:
+        if not isinstance(name, str) or not _FIELD_NAME.match(name) or direction not in (1, -1):
+            raise ValueError(f"bad sort key {(name, direction)!r}: use (field_name, 1) or (field_name, -1)")
+        spec.append((name, int(direction)))
+    if not any(name == "content_hash" for name, _ in spec):
+        spec.append(("content_hash", spec[-1][1] if spec else 1))
+    return spec
+
+
+def check_page(skip: int, limit: int | None) -> None:
+    """Refuse a negative skip or limit (a slip that would otherwise read everything)."""
+    if int(skip) < 0 or (limit is not None and int(limit) < 0):
+        raise ValueError(f"skip and limit must not be negative (got {skip}, {limit})")
 
 
 def field_names(fields: Sequence[str]) -> list[str]:

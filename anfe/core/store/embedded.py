@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 from itertools import islice
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError, UnknownBuildError
-from .base import Store, field_names, plain
+from .base import Store, check_page, field_names, plain, sort_spec
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (content_hash TEXT PRIMARY KEY, doc TEXT NOT NULL);
@@ -23,9 +24,44 @@ CREATE INDEX IF NOT EXISTS images_by_original_hash ON images (json_extract(doc, 
 CREATE UNIQUE INDEX IF NOT EXISTS decisions_by_id ON decisions (json_extract(doc, '$.id'))
     WHERE json_type(doc, '$.id') = 'text';
 """
-_FIELD = __import__("re").compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: Records written per transaction by upsert_images (other writers wait at most one chunk).
 _CHUNK = 2000
+
+
+def _column(field: str) -> str:
+    """The SQL expression of a top-level field (the content hash is a column of its own)."""
+    if not _FIELD.match(field):
+        raise ValueError(f"bad field name {field!r}")
+    return "content_hash" if field == "content_hash" else f"json_extract(doc, '$.{field}')"
+
+
+def _where(equals: dict[str, Any], search: tuple[str, str] | None = None) -> tuple[str, list]:
+    """The WHERE clause (and its arguments) of top-level equality, None matching a missing field,
+    and of a case-blind substring ``search`` = (field, text)."""
+    clauses, args = [], []
+    for field, value in equals.items():
+        if value is None:
+            clauses.append(f"{_column(field)} IS NULL")
+        else:
+            clauses.append(f"{_column(field)} = ?")
+            args.append(plain(value))
+    if search is not None:
+        field, text = search
+        text = str(text)
+        if text.isascii():  # SQLite's LIKE (in C) folds ASCII, which is all such a text can match
+            clauses.append(f"typeof({_column(field)}) = 'text' AND {_column(field)} LIKE ? ESCAPE '\\'")
+            args.append("%" + re.sub(r"([%_\\])", r"\\\1", text) + "%")
+        else:
+            clauses.append(f"anfe_contains({_column(field)}, ?)")
+            args.append(text)
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), args
+
+
+def _contains(value: Any, text: str) -> bool:
+    """SQL function ``anfe_contains``: the string ``value`` holds ``text``, ignoring case (Unicode
+    case folding, as MongoDB's case-blind regex; SQLite's own LIKE folds ASCII only)."""
+    return isinstance(value, str) and text.casefold() in value.casefold()
 
 
 class EmbeddedStore(Store):
@@ -38,6 +74,7 @@ class EmbeddedStore(Store):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.create_function("anfe_contains", 2, _contains, deterministic=True)
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
@@ -81,30 +118,47 @@ class EmbeddedStore(Store):
         return json.loads(row[0]) if row else None
 
     def find_images(self, fields: Sequence[str] | None = None, **equals: Any) -> list[dict]:
-        clauses, args = [], []
-        for field, value in equals.items():
-            if not _FIELD.match(field):
-                raise ValueError(f"bad field name {field!r}")
-            if value is None:
-                clauses.append(f"json_extract(doc, '$.{field}') IS NULL")
-            else:
-                clauses.append(f"json_extract(doc, '$.{field}') = ?")
-                args.append(plain(value))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        if fields is None:
-            rows = self._db.execute(f"SELECT doc FROM images {where} ORDER BY content_hash", args)
-            return [json.loads(doc) for (doc,) in rows]
-        return self._projected(field_names(fields), where, args)
+        where, args = _where(equals)
+        return self._select(fields, where, args, "ORDER BY content_hash")
 
-    def _projected(self, fields: list[str], where: str, args: list) -> list[dict]:
-        """Only ``fields`` of each record: SQLite extracts them as one JSON array (json_extract
-        with several paths; a lone path is given twice, as one would come back bare), so Python
-        decodes a few values per record instead of the whole document (about half the time)."""
-        paths = ", ".join(f"'$.{f}'" for f in (fields * 2 if len(fields) == 1 else fields))
-        sql = f"SELECT json_extract(doc, {paths}) FROM images {where} ORDER BY content_hash"
+    def _select(self, fields: Sequence[str] | None, where: str, args: list, tail: str) -> list[dict]:
+        """Whole records, or (``fields``) only those fields of each: SQLite extracts them as one
+        JSON array (json_extract with several paths; a lone path is given twice, as one would come
+        back bare), so Python decodes a few values per record instead of the whole document
+        (about half the time)."""
+        if fields is None:
+            return [json.loads(doc) for (doc,) in self._db.execute(f"SELECT doc FROM images {where} {tail}", args)]
+        names = field_names(fields)
+        paths = ", ".join(f"'$.{f}'" for f in (names * 2 if len(names) == 1 else names))
+        sql = f"SELECT json_extract(doc, {paths}) FROM images {where} {tail}"
         loads = json.loads
-        return [{f: v for f, v in zip(fields, loads(values)) if v is not None}
+        return [{f: v for f, v in zip(names, loads(values)) if v is not None}
                 for (values,) in self._db.execute(sql, args)]
+
+    def count_images(self, *, search: tuple[str, str] | None = None, **equals: Any) -> int:
+        where, args = _where(equals, search)
+        return int(self._db.execute(f"SELECT COUNT(*) FROM images {where}", args).fetchone()[0])
+
+    def query_images(self, fields: Sequence[str] | None = None, *, sort: Sequence[tuple[str, int]] = (),
+                     skip: int = 0, limit: int | None = None, search: tuple[str, str] | None = None,
+                     **equals: Any) -> list[dict]:
+        check_page(skip, limit)
+        where, args = _where(equals, search)
+        # The same expressions as ensure_index's, so SQLite walks the index in order and stops
+        # after skip + limit entries.
+        order = ", ".join(f"{_column(f)} {'ASC' if d == 1 else 'DESC'}" for f, d in sort_spec(sort))
+        tail = f"ORDER BY {order} LIMIT ? OFFSET ?"
+        return self._select(fields, where, [*args, -1 if limit is None else int(limit), int(skip)], tail)
+
+    def count_by(self, field: str, **equals: Any) -> dict[Any, int]:
+        where, args = _where(equals)
+        rows = self._db.execute(f"SELECT {_column(field)}, COUNT(*) FROM images {where} GROUP BY 1", args)
+        return {value: int(n) for value, n in rows}
+
+    def ensure_index(self, fields: Sequence[str]) -> None:
+        names = field_names(fields)
+        columns = ", ".join(_column(f) if f != "content_hash" else f for f in names)
+        self._write(f"CREATE INDEX IF NOT EXISTS images_by_{'_'.join(names)} ON images ({columns}, content_hash)", ())
 
     # decisions
     def append_decision(self, decision: dict) -> int:

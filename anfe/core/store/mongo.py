@@ -25,7 +25,7 @@ from pymongo import errors as mongo_errors
 
 from ..errors import StoreError, UnknownBuildError
 from ..mongo import MongoConnection
-from .base import Store, field_names, plain
+from .base import Store, check_page, field_names, plain, sort_spec
 
 __all__ = ["MongoStore"]
 #: Top-level field names that mean the same in a Mongo filter/``$set`` as in the embedded store.
@@ -135,9 +135,37 @@ class MongoStore(Store):
 
         return self._retrying("read from", read)
 
-    def count_images(self, **equals: Any) -> int:
-        query = _equality_filter(equals)
+    def count_images(self, *, search: tuple[str, str] | None = None, **equals: Any) -> int:
+        query = _search_filter(equals, search)
         return self._retrying("read from", lambda: int(self._db.images.count_documents(query)))
+
+    def query_images(self, fields: Sequence[str] | None = None, *, sort: Sequence[tuple[str, int]] = (),
+                     skip: int = 0, limit: int | None = None, search: tuple[str, str] | None = None,
+                     **equals: Any) -> list[dict]:
+        check_page(skip, limit)
+        query = _search_filter(equals, search)
+        names = None if fields is None else field_names(fields)
+        projection = _NO_ID if names is None else {**{f: 1 for f in names}, **_NO_ID}
+
+        def read() -> list[dict]:
+            cursor = self._db.images.find(query, projection, sort=sort_spec(sort), skip=int(skip),
+                                          limit=0 if limit is None else int(limit))
+            if limit == 0:
+                return []
+            return [{f: v for f, v in doc.items() if v is not None} if names else doc for doc in cursor]
+
+        return self._retrying("read from", read)
+
+    def count_by(self, field: str, **equals: Any) -> dict[Any, int]:
+        _equality_filter({field: None})  # checks the name
+        pipeline = [{"$match": _equality_filter(equals)}, {"$group": {"_id": f"${field}", "n": {"$sum": 1}}}]
+        return self._retrying(
+            "read from", lambda: {doc["_id"]: int(doc["n"]) for doc in self._db.images.aggregate(pipeline)})
+
+    def ensure_index(self, fields: Sequence[str]) -> None:
+        names = field_names(fields)
+        keys = [(f, 1) for f in names] + ([] if "content_hash" in names else [("content_hash", 1)])
+        self._retrying("index", lambda: self._db.images.create_index(keys, name="by_" + "_".join(names)))
 
     # -- decisions ------------------------------------------------------------------------
     def append_decision(self, decision: dict) -> int:
@@ -278,3 +306,15 @@ def _equality_filter(equals: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"bad field name {field!r}")
         query[field] = plain(value)
     return query
+
+
+def _search_filter(equals: dict[str, Any], search: tuple[str, str] | None) -> dict[str, Any]:
+    """:func:`_equality_filter`, and a case-blind substring ``search`` = (field, text) as a regex
+    of the escaped text (the text is never a pattern)."""
+    query = _equality_filter(equals)
+    if search is not None:
+        name, text = search
+        _equality_filter({name: None})  # checks the name
+        query[name] = {"$regex": re.escape(str(text)), "$options": "i"}
+    return query
+
