@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .analysis import ImageAnalysis
+from .crashpoints import crash_point
 from .errors import CacheError
 from .faces import DetectedFace
 
@@ -190,6 +191,7 @@ class SQLiteCache(AnalysisCache):
         rows = [self._row(self.params_key, a) for a in analyses if a.content_hash]
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO analyses VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        crash_point("cache.batch")
 
     def add_missing(self, entries: Iterable[tuple[str, ImageAnalysis]]) -> int:
         before = self._db.total_changes
@@ -337,6 +339,7 @@ class MongoCache(AnalysisCache):
                           upsert=True) for a in analyses if a.content_hash]
         for chunk in _chunks(ops, _CHUNK):
             self._collection.bulk_write(chunk, ordered=False)
+        crash_point("cache.batch")
 
     def add_missing(self, entries: Iterable[tuple[str, ImageAnalysis]]) -> int:
         from pymongo import UpdateOne

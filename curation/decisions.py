@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anfe import checks
+from anfe.crashpoints import crash_point
 from anfe.errors import DatasetError, StoreVersionError
 from anfe.layout import DatasetLayout, safe_label
 from anfe.store import Store, now_iso
@@ -203,6 +204,7 @@ def _apply(layout: DatasetLayout, store: Store, doc: dict) -> None:
 def _log_and_apply(layout: DatasetLayout, store: Store, doc: dict, outcome: Outcome) -> None:
     """The decision goes into the log, then its move is made; a failed move is a problem, not an error."""
     doc["seq"] = store.append_decision(doc)
+    crash_point("review.decision")
     outcome.logged.append(doc)
     try:
         _apply(layout, store, doc)

@@ -76,6 +76,8 @@ def crawl_failure(stats: dict[str, Any]) -> str | None:
     if summary["responses_ok"] or summary["images_stored"]:
         return None
     failed = summary["failed_requests"]
+    if stats.get("anfe/frontier/recovered") and all(r == "robots-txt" or r.startswith("http-") for r in failed):
+        return None  # a resumed crawl whose last requests got the site's answer (a refusal is one)
     if failed:
         reasons = []
         for reason, count in sorted(failed.items(), key=lambda kv: (-kv[1], kv[0])):
