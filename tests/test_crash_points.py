@@ -266,9 +266,9 @@ def test_clean_killed_at_a_crash_point_ends_where_an_uninterrupted_clean_ends(ut
     assert unreached == 0
 
 
-def _review(root: Path, who: str = "ann") -> None:
+def _review(root: Path, male: str, female: str, who: str = "ann") -> None:
     """What the review page does at its start and for one reviewer's batch: repair, then decide
-    (relabel the first male photo, reject the first female photo) unless decided already."""
+    (relabel the photo ``male`` as female, reject the photo ``female``) unless decided already."""
     from curation import decisions
     from curation.queue import QueueItem
 
@@ -276,16 +276,16 @@ def _review(root: Path, who: str = "ann") -> None:
     with open_store(None, root) as store:
         decisions.repair(layout, store)
         log = decisions.read_log(store)
-        for gender, action, options in (("male", "relabel", {"new_label": "female"}),
-                                        ("female", "reject", {"reason": "wrong-person"})):
-            path = sorted(layout.image_files(gender))[0] if gender == "male" else sorted(layout.image_files(gender))[-1]
+        for gender, name, action, options in (("male", male, "relabel", {"new_label": "female"}),
+                                              ("female", female, "reject", {"reason": "wrong-person"})):
+            path = layout.gender_dir(gender) / name
             item = QueueItem(path, gender, path.stem)
             if not log.reviewed(item.content_hash):
                 decisions.decide(layout, store, [item], action, who, **options)
 
 
 REVIEW = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[2]); import test_crash_points as t; "
-          "from pathlib import Path; t._review(Path(sys.argv[1]))"]
+          "from pathlib import Path; t._review(Path(sys.argv[1]), sys.argv[3], sys.argv[4])"]
 
 
 @pytest.mark.slow
@@ -295,9 +295,11 @@ def test_review_decisions_killed_at_a_crash_point_end_where_uninterrupted_ones_e
     for broken in ("copy.jpg", "broken.jpg"):  # only photos named by their hash go to review
         (template / "data" / "images" / "female" / broken).unlink()
     tests = str(Path(__file__).resolve().parent)
+    layout = DatasetLayout(template / "data")
+    names = [sorted(layout.image_files("male"))[0].name, sorted(layout.image_files("female"))[-1].name]
     truth = tmp_path / "truth"
     shutil.copytree(template, truth)
-    counts = passages([*REVIEW, str(truth / "data"), tests], truth, tmp_path / "passages.log")
+    counts = passages([*REVIEW, str(truth / "data"), tests, *names], truth, tmp_path / "passages.log")
     expected = dataset_state(truth / "data")
     assert counts["review.decision"] == 2, counts
     cases = picks(counts, ("review.decision", "moves.journal", "moves.file"), {"review.decision": 1})
@@ -305,7 +307,7 @@ def test_review_decisions_killed_at_a_crash_point_end_where_uninterrupted_ones_e
     for point, n in cases:
         case = tmp_path / f"{point}-{n}"
         shutil.copytree(template, case)
-        command = [*REVIEW, str(case / "data"), tests]
+        command = [*REVIEW, str(case / "data"), tests, *names]
         first = run(command, case, ANFE_CRASH_AT=f"{point}:{n}")
         unreached += first.returncode != -signal.SIGKILL
         again = run(command, case)
