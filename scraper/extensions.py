@@ -162,7 +162,12 @@ class HarvestProgress:
         for url, counts in summary["lists"].items():
             announced = "not announced" if counts["announced"] is None else f"{counts['announced']} announced"
             lines.append(f"  list {url}: {announced}, {counts['followed']} followed")
+        recovered = int(stats.get("anfe/frontier/recovered", 0))
+        if recovered:
+            lines.append(f"  resumed: {recovered} requests recovered from the frontier")
         logger.info("\n".join(lines))
+        for what, count in _prefixed(stats, "anfe/inconsistent/").items():
+            logger.warning("inconsistency found: %s: %d", what.replace("_", " "), count)
         for url in summary["short_lists"]:
             counts = summary["lists"][url]
             logger.warning("list %s ended early: it announced %d people, %d were followed",

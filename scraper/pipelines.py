@@ -229,6 +229,7 @@ class DatasetWriterPipeline(_PipelineBase):
         self.layout = DatasetLayout(Path(self.settings.get("DATASET_ROOT", "./data")))
         self.store: Store | None = None
         self.claims: Any = None  # with REDIS_URL: one writer per content hash among the processes
+        self.recorded: list[Path] = []  # files this crawl recorded: each must exist at the close
 
     def open_spider(self) -> None:
         self.layout.root.mkdir(parents=True, exist_ok=True)
@@ -240,6 +241,9 @@ class DatasetWriterPipeline(_PipelineBase):
 
     def close_spider(self) -> None:
         super().close_spider()
+        missing = sum(1 for path in self.recorded if not path.is_file())
+        if missing:  # e.g. a file deleted by hand during the crawl
+            self.stats.set_value("anfe/inconsistent/catalog_row_without_file", missing)
         if self.store is not None:
             self.store.close()
         if self.claims is not None:
@@ -287,6 +291,7 @@ class DatasetWriterPipeline(_PipelineBase):
             record["gate"] = item.analysis
         self.store.upsert_image(record)
         crash_point("crawl.record")
+        self.recorded.append(path)
         self.ledger.record(item.url, "stored", digest)
         self.stats.inc_value(f"anfe/images/{gender}")
         self.stats.inc_value("anfe/images/stored")

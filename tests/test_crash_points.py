@@ -31,6 +31,7 @@ import pytest
 from anfe.layout import DatasetLayout
 from anfe.store import open_store
 from scraper.demosite import DemoServer, generate_site
+from test_crawl_resume import redis_server  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL = os.environ.get("ANFE_CRASH_FULL") == "1"
@@ -91,18 +92,6 @@ def tiny_site(lfw_labels: Path, tmp_path_factory):
                              list_photos=1)
     with DemoServer(folder) as server:
         yield manifest["spiders"]["listal"], server
-
-
-@pytest.fixture(scope="module")
-def redis_server():
-    from redis_server import RedisServer
-
-    try:
-        server = RedisServer()
-    except FileNotFoundError as exc:
-        pytest.skip(f"{exc}: the --redis crash tests need it")
-    with server:
-        yield server
 
 
 def crawl_command(root: Path, server: DemoServer, mode: str, redis_url: str = "") -> list[str]:
@@ -222,7 +211,8 @@ def make_dataset(utkface_rows: list[dict], root: Path) -> None:
 
 
 def dataset_state(root: Path) -> dict:
-    """Where every file is (relative path -> bytes' length) and every catalog record's status and path."""
+    """Where every file is (relative path -> bytes' length), every catalog record's status and path,
+    and the decision log."""
     files = {p.relative_to(root).as_posix(): p.stat().st_size for p in (root / "images").rglob("*") if p.is_file()}
     quarantine = root / "quarantine"
     if quarantine.is_dir():
@@ -230,40 +220,49 @@ def dataset_state(root: Path) -> dict:
                   if p.is_file() and not p.name.startswith(".") and p.name != "manifest.jsonl"}
     with open_store(None, root) as store:
         records = {r["content_hash"]: (r.get("status"), r.get("path"), r.get("gender")) for r in store.find_images()}
-    return {"files": files, "records": records}
+        decisions = [(d.get("action"), d.get("file_name")) for d in store.decisions()]
+    return {"files": files, "records": records, "decisions": decisions}
 
 
 CLEAN = [sys.executable, "-m", "anfe", "clean", "data", "--quiet", "--workers", "1", "--cache", "cache.sqlite",
          "--no-near-duplicate"]
 
 
-@pytest.mark.slow
-def test_clean_killed_at_a_crash_point_ends_where_an_uninterrupted_clean_ends(utkface_rows, tmp_path, request):
-    template = tmp_path / "template"
-    make_dataset(utkface_rows, template / "data")
+def walk_curation(tmp_path: Path, template: Path, command: list[str], points: tuple[str, ...],
+                  extra: dict[str, int], request, what: str, cached: bool = False) -> Counter:
+    """Count the passages of ``command`` (run in a copy of ``template``, whose ``data`` is the root),
+    then for each chosen point and passage: a copy, a run killed there, the same command again, and
+    the dataset's state compared with the uninterrupted run's. With ``cached``, every crash run but
+    the cache's own starts from the uninterrupted run's analysis cache (no face detector needed)."""
     truth = tmp_path / "truth"
     shutil.copytree(template, truth)
-    counts = passages(CLEAN, truth, tmp_path / "passages.log")  # fills truth/cache.sqlite
+    counts = passages(command, truth, tmp_path / "passages.log")
     expected = dataset_state(truth / "data")
-    assert counts["moves.file"] >= 3, counts  # too small, unreadable, the duplicate
-    cases = picks(counts, ("moves.journal", "moves.file", "cache.batch"), {"moves.journal": 1, "moves.file": 1})
+    cases = picks(counts, points, extra)
     failures, unreached = [], 0
     for point, n in cases:
         case = tmp_path / f"{point}-{n}"
         shutil.copytree(template, case)
-        if point != "cache.batch":  # the analyses are cached: the crash runs need no face detector
+        if cached and point != "cache.batch":
             shutil.copy(truth / "cache.sqlite", case / "cache.sqlite")
-        first = run(CLEAN, case, ANFE_CRASH_AT=f"{point}:{n}")
-        unreached += first.returncode != -signal.SIGKILL
-        again = run(CLEAN, case)
+        unreached += run(command, case, ANFE_CRASH_AT=f"{point}:{n}").returncode != -signal.SIGKILL
+        again = run(command, case)
         if again.returncode != 0:
             failures.append(f"{point}:{n}: the re-run failed: {again.stderr[-500:]}")
-            continue
-        state = dataset_state(case / "data")
-        if state != expected:
+        elif (state := dataset_state(case / "data")) != expected:
             failures.append(f"{point}:{n}: {state} != {expected}")
-    report(request, "clean", len(cases), failures, unreached)
+    report(request, what, len(cases), failures, unreached)
     assert unreached == 0
+    return counts
+
+
+@pytest.mark.slow
+def test_clean_killed_at_a_crash_point_ends_where_an_uninterrupted_clean_ends(utkface_rows, tmp_path, request):
+    template = tmp_path / "template"
+    make_dataset(utkface_rows, template / "data")
+    counts = walk_curation(tmp_path, template, CLEAN, ("moves.journal", "moves.file", "cache.batch"),
+                           {"moves.journal": 1, "moves.file": 1}, request, "clean", cached=True)
+    assert counts["moves.file"] >= 3, counts  # too small, unreadable, the duplicate
 
 
 def _review(root: Path, male: str, female: str, who: str = "ann") -> None:
@@ -294,30 +293,9 @@ def test_review_decisions_killed_at_a_crash_point_end_where_uninterrupted_ones_e
     make_dataset(utkface_rows, template / "data")
     for broken in ("copy.jpg", "broken.jpg"):  # only photos named by their hash go to review
         (template / "data" / "images" / "female" / broken).unlink()
-    tests = str(Path(__file__).resolve().parent)
     layout = DatasetLayout(template / "data")
     names = [sorted(layout.image_files("male"))[0].name, sorted(layout.image_files("female"))[-1].name]
-    truth = tmp_path / "truth"
-    shutil.copytree(template, truth)
-    counts = passages([*REVIEW, str(truth / "data"), tests, *names], truth, tmp_path / "passages.log")
-    expected = dataset_state(truth / "data")
+    command = [*REVIEW, "data", str(Path(__file__).resolve().parent), *names]
+    counts = walk_curation(tmp_path, template, command, ("review.decision", "moves.journal", "moves.file"),
+                           {"review.decision": 1}, request, "review decisions")
     assert counts["review.decision"] == 2, counts
-    cases = picks(counts, ("review.decision", "moves.journal", "moves.file"), {"review.decision": 1})
-    failures, unreached = [], 0
-    for point, n in cases:
-        case = tmp_path / f"{point}-{n}"
-        shutil.copytree(template, case)
-        command = [*REVIEW, str(case / "data"), tests, *names]
-        first = run(command, case, ANFE_CRASH_AT=f"{point}:{n}")
-        unreached += first.returncode != -signal.SIGKILL
-        again = run(command, case)
-        if again.returncode != 0:
-            failures.append(f"{point}:{n}: the re-run failed: {again.stderr[-500:]}")
-            continue
-        state = dataset_state(case / "data")
-        with open_store(None, case / "data") as store:
-            logged = len(store.decisions())
-        if state != expected or logged != 2:
-            failures.append(f"{point}:{n}: {logged} decisions logged; {state} != {expected}")
-    report(request, "review decisions", len(cases), failures, unreached)
-    assert unreached == 0
