@@ -36,7 +36,8 @@ from test_crawl_resume import redis_server  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL = os.environ.get("ANFE_CRASH_FULL") == "1"
-#: With ANFE_CRASH_FULL=1: try every k-th passage (1 = all of them).
+#: With ANFE_CRASH_FULL=1: try every k-th passage of the crawls' points (1 = all of them; the
+#: curation commands have few passages: all of them are tried).
 FULL_STRIDE = max(1, int(os.environ.get("ANFE_CRASH_STRIDE", "1")))
 CRAWL_POINTS = ("frontier.add", "frontier.commit", "frontier.done", "crawl.file", "crawl.record", "crawl.ledger")
 FAST = ["-s", "PROGRESS_INTERVAL=0", "-s", "REDIS_WORKER_TTL=1", "-s", "LOG_LEVEL=INFO"]
@@ -58,14 +59,15 @@ def passages(command: list[str], cwd: Path, log: Path) -> Counter:
     return Counter(log.read_text().split()) if log.exists() else Counter()
 
 
-def picks(counts: Counter, points: tuple[str, ...], extra: dict[str, int] | None = None) -> list[tuple[str, int]]:
-    """Every passage of every point (ANFE_CRASH_FULL=1), or a stride: the middle passage of each
-    point, plus ``extra[point]`` more spread over that point's passages."""
+def picks(counts: Counter, points: tuple[str, ...], extra: dict[str, int] | None = None,
+          stride: int = 1) -> list[tuple[str, int]]:
+    """Every ``stride``-th passage of every point and its last (ANFE_CRASH_FULL=1), or a stride: the
+    middle passage of each point, plus ``extra[point]`` more spread over that point's passages."""
     cases = []
     for point in points:
         total = counts.get(point, 0)
         if FULL:
-            chosen = set(range(1, total + 1, FULL_STRIDE)) | ({total} if total else set())
+            chosen = set(range(1, total + 1, stride)) | ({total} if total else set())
         elif total:
             more = (extra or {}).get(point, 0)
             chosen = {(total + 1) // 2} | {1 + (total - 1) * i // max(more, 1) for i in range(more + 1) if more}
@@ -154,7 +156,7 @@ def crash_case(tmp: Path, server: DemoServer, expect: dict, mode: str, point: st
 
 
 #: Passages tried beyond the middle one, per point, in the default run.
-STRIDE = {"jobdir": {"frontier.done": 2}, "redis": {"frontier.done": 1}, "neither": {}}
+STRIDE = {"jobdir": {"frontier.done": 1}, "redis": {}, "neither": {}}
 
 
 @pytest.mark.slow
@@ -174,9 +176,11 @@ def test_a_crawl_killed_at_a_crash_point_ends_with_every_photo_when_run_again(ti
     counts = passages(crawl_command(baseline, server, mode, fresh_redis() if fresh_redis else ""),
                       baseline.parent, tmp_path / "passages.log")
     assert not crawl_problems(baseline, expect)
-    points = tuple(p for p in CRAWL_POINTS if counts.get(p))
+    points = tuple(p for p in CRAWL_POINTS if counts.get(p)
+                   # an in-memory frontier dies whole: a kill inside its transaction is one at its end
+                   and not (mode == "neither" and p == "frontier.commit" and not FULL))
     assert {"frontier.add", "frontier.done", "crawl.file", "crawl.record", "crawl.ledger"} <= set(points), counts
-    cases = picks(counts, points, STRIDE[mode])
+    cases = picks(counts, points, STRIDE[mode], FULL_STRIDE)
     failures, unreached = [], 0
     for point, n in cases:
         problem, killed = crash_case(tmp_path, server, expect, mode, point, n, fresh_redis)

@@ -193,9 +193,13 @@ class HarvestSpider(scrapy.Spider):
             return None
         return scrapy.Request(
             url, callback=self.parse_image, errback=self.image_failed, priority=10,
-            meta={"anfe_image": True, "photo": photo,
-                  **({CAP_PERSON: person_key, CAP_LIMIT: self.max_per_person} if count_for_cap else {})},
+            meta={"anfe_image": True, "photo": photo, **(self.cap_meta(person_key) if count_for_cap else {})},
         )
+
+    def cap_meta(self, person_key: str) -> dict[str, Any]:
+        """The meta that makes the frontier count a request against its person's cap (kept across
+        processes and kills; see scraper/frontier.py)."""
+        return {CAP_PERSON: person_key, CAP_LIMIT: self.max_per_person} if self.max_per_person else {}
 
     def reserve(self, person_key: str) -> bool:
         """Count one more image for a person; False (and counted) when the cap is reached."""
