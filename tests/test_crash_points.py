@@ -160,6 +160,7 @@ STRIDE = {"jobdir": {"frontier.done": 1}, "redis": {}, "neither": {}}
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(7200 if FULL else 600)  # the long form: ~145 crash runs per mode
 @pytest.mark.parametrize("mode", ["jobdir", "redis", "neither"])
 def test_a_crawl_killed_at_a_crash_point_ends_with_every_photo_when_run_again(tiny_site, tmp_path, mode, request):
     expect, server = tiny_site
