@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anfe.core.crashpoints import crash_point
 from anfe.faces import checks
 from anfe.core.errors import DatasetError, StoreVersionError
 from anfe.core.layout import DatasetLayout, safe_label
@@ -201,6 +202,7 @@ def _apply(layout: DatasetLayout, store: Store, doc: dict) -> None:
 def _log_and_apply(layout: DatasetLayout, store: Store, doc: dict, outcome: Outcome) -> None:
     """The decision goes into the log, then its move is made; a failed move is a problem, not an error."""
     doc["seq"] = store.append_decision(doc)
+    crash_point("review.decision")
     outcome.logged.append(doc)
     try:
         _apply(layout, store, doc)

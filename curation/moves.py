@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from anfe.core.crashpoints import crash_point
 from anfe.core.errors import DatasetError
 from anfe.core.layout import DatasetLayout, relative_to_root
 from anfe.core.store import Store, now_iso
@@ -138,6 +139,7 @@ def append(layout: DatasetLayout, move: Move) -> None:
         out.write(json.dumps(asdict(move), sort_keys=True) + "\n")
         out.flush()
         os.fsync(out.fileno())
+    crash_point("moves.journal")
 
 
 def read(layout: DatasetLayout) -> list[Move]:
@@ -244,6 +246,7 @@ def apply(layout: DatasetLayout, move: Move, store: Store | None = None, *, uniq
         if moving and there:
             try:
                 _move_file(src, dst)
+                crash_point("moves.file")
             except FileNotFoundError as exc:
                 _cancel(layout, move, f"vanished: {exc}")
                 raise VanishedFileError(f"{src} vanished before it could be moved: nothing moved") from exc

@@ -205,6 +205,8 @@ def crawl_failure(stats: dict[str, Any]) -> str | None:
     if summary["responses_ok"] or summary["images_stored"]:
         return None
     failed = summary["failed_requests"]
+    if stats.get("anfe/frontier/recovered") and all(r == "robots-txt" or r.startswith("http-") for r in failed):
+        return None  # a resumed crawl whose last requests got the site's answer (a refusal is one)
     if failed:
         reasons = []
         for reason, count in sorted(failed.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -305,6 +307,11 @@ class HarvestProgress:
             reason = f"incomplete ({not_done} requests not done: run the same command again)"
         summary = crawl_summary({**stats, "finish_reason": reason})
         lines = summary_lines(spider.name, reason, summary, self.crawler.settings.getint("DEPTH_LIMIT", 0))
+        recovered = int(stats.get("anfe/frontier/recovered", 0))
+        if recovered:
+            lines.append(f"  resumed: {recovered} requests recovered from the frontier")
+        for what, count in _prefixed(stats, "anfe/inconsistent/").items():  # shown in the summary, never only logged
+            lines.append(f"  warning: inconsistency found: {what.replace('_', ' ')}: {count}")
         for url in summary["short_lists"]:
             logger.warning(short_list_warning(url, summary["lists"][url]))
         logger.info("\n".join(lines))

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from scrapy.exceptions import DropItem
+
+
+class NotSettled(DropItem):
+    """An item the pipelines could not settle (the store failed): its page stays in the frontier."""
+
 
 @dataclass
 class PhotoItem:

@@ -6,7 +6,12 @@ sha256 as promised, optional crop) -> :class:`CurationGatePipeline` (only with C
 Every drop raises ``DropItem`` and is counted under ``anfe/dropped/<reason>``; final outcomes go
 to the fetch ledger so that a re-run never downloads the same URL again. A store that fails (after
 its own retries) stops the crawl with its one-line error (``anfe/store_error``); the photos it
-could not record are not in the ledger, so the same command again fetches and records them.
+could not record are not in the ledger and their pages stay in the frontier (``NotSettled``), so
+the same command again fetches and records them.
+
+Each pipeline builds what it uses in ``from_crawler``: its own connection to the fetch ledger
+(:func:`scraper.ledger.open_ledger`) and, for the writer, the store. The writer is the step that
+puts the photo's bytes on disk; the item leaves it without them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from scrapy.exceptions import DropItem
 
 from anfe.faces.analysis import ImageAnalysis
 from anfe.faces.checks import EXACT_DUPLICATE, LABEL_CONFLICT, MANY_FACES, NO_FACE, SMALL_FACE, TOO_SMALL, UNREADABLE
+from anfe.core.crashpoints import crash_point
 from anfe.core.config import DEFAULT_MAX_PIXELS, AnalysisParams
 from anfe.core.errors import DatasetError, ImageError, StoreError
 from anfe.core.hashing import content_hash
@@ -30,7 +36,8 @@ from anfe.core.layout import DatasetLayout, content_file_name, safe_label, write
 from anfe.core.store import Store, now_iso, open_store
 
 from .crops import same_face
-from .items import PhotoItem
+from .items import NotSettled, PhotoItem
+from .ledger import open_ledger
 from .spiders.base import count_drop
 
 logger = logging.getLogger(__name__)
@@ -49,6 +56,10 @@ class _PipelineBase:
         self.crawler = crawler
         self.settings = crawler.settings
         self.stats = crawler.stats
+        self.ledger = open_ledger(self.settings)
+
+    def close_spider(self) -> None:
+        self.ledger.close()
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> "_PipelineBase":
@@ -57,9 +68,7 @@ class _PipelineBase:
     def drop(self, item: PhotoItem, reason: str, detail: str) -> None:
         """Count ``reason``, remember the URL's outcome (unless transient), raise DropItem."""
         count_drop(self.stats, reason)
-        ledger = getattr(self.crawler.spider, "ledger", None)
-        if ledger is not None:
-            ledger.record(item.url, reason, item.content_hash)
+        self.ledger.record(item.url, reason, item.content_hash)
         raise DropItem(f"{reason}: {detail} ({item.url})", log_level="INFO")
 
     def store_failed(self, item: PhotoItem, exc: StoreError | None) -> NoReturn:
@@ -72,7 +81,7 @@ class _PipelineBase:
                 from scrapy.utils.defer import deferred_from_coro
 
                 deferred_from_coro(engine.close_spider_async(reason="store-error"))
-        raise DropItem(f"not recorded, the store failed ({item.url})", log_level="DEBUG")
+        raise NotSettled(f"not recorded, the store failed ({item.url})", log_level="DEBUG")
 
     def store_down(self) -> bool:
         """True once the store has failed in this crawl (later photos are not even tried)."""
@@ -174,6 +183,7 @@ class CurationGatePipeline(_PipelineBase):
             self.store = open_store(self.settings.get("STORE_URI") or None, self.settings.get("DATASET_ROOT"))
 
     def close_spider(self) -> None:
+        super().close_spider()
         if self.enabled:
             if self.store is not None:
                 self.store.close()
@@ -220,6 +230,7 @@ class DatasetWriterPipeline(_PipelineBase):
         self.layout = DatasetLayout(Path(self.settings.get("DATASET_ROOT", "./data")))
         self.store: Store | None = None
         self.claims: Any = None  # with REDIS_URL: one writer per content hash among the processes
+        self.recorded: list[Path] = []  # files this crawl recorded: each must exist at the close
 
     def open_spider(self) -> None:
         self.layout.root.mkdir(parents=True, exist_ok=True)
@@ -230,6 +241,10 @@ class DatasetWriterPipeline(_PipelineBase):
             self.claims = ContentClaims(self.settings.get("REDIS_URL"), self.settings.get("REDIS_KEY_PREFIX") or "anfe")
 
     def close_spider(self) -> None:
+        super().close_spider()
+        missing = sum(1 for path in self.recorded if not path.is_file())
+        if missing:  # e.g. a file deleted by hand during the crawl
+            self.stats.set_value("anfe/inconsistent/catalog_row_without_file", missing)
         if self.store is not None:
             self.store.close()
         if self.claims is not None:
@@ -259,6 +274,7 @@ class DatasetWriterPipeline(_PipelineBase):
             self.drop(item, "unsafe-path", f"{path} is outside {self.layout.root}")
         if not path.exists():
             write_atomically(path, item.body)
+            crash_point("crawl.file")
         record = {
             "content_hash": digest, "path": path.relative_to(self.layout.root).as_posix(),
             "gender": gender, "site": item.site, "url": item.url, "final_url": item.final_url,
@@ -275,9 +291,9 @@ class DatasetWriterPipeline(_PipelineBase):
         if item.analysis:
             record["gate"] = item.analysis
         self.store.upsert_image(record)
-        ledger = getattr(self.crawler.spider, "ledger", None)
-        if ledger is not None:
-            ledger.record(item.url, "stored", digest)
+        crash_point("crawl.record")
+        self.recorded.append(path)
+        self.ledger.record(item.url, "stored", digest)
         self.stats.inc_value(f"anfe/images/{gender}")
         self.stats.inc_value("anfe/images/stored")
         item.body = b""  # the bytes are on disk; keep items small for feeds and logs
@@ -295,7 +311,14 @@ class DatasetWriterPipeline(_PipelineBase):
                 self._seen_again(item, crop, gender, "the same face of the same photo as")
 
     def _seen_again(self, item: PhotoItem, existing: dict, gender: str, same: str = "same bytes as") -> None:
-        """The bytes are stored already: note the new URL, or the conflicting label, then drop."""
+        """The bytes are stored already: note the new URL, or the conflicting label, then drop.
+
+        The same URL with the same label is this photo fetched again after a crash that came
+        between its record and its ledger line: the ledger is completed, nothing is dropped."""
+        if item.url == existing.get("url") and existing.get("gender") == gender:
+            self.ledger.record(item.url, "stored", existing["content_hash"])
+            self.stats.inc_value("anfe/images/settled_again")
+            raise DropItem(f"stored before a crash, now settled ({item.url})", log_level="DEBUG")
         urls = list(existing.get("other_urls") or [])
         if item.url != existing.get("url") and item.url not in urls:
             urls.append(item.url)

@@ -1,7 +1,14 @@
 """One crawl frontier for several ``anfe crawl`` processes: scrapy-redis's queue and dupefilter in Redis,
-plus what they lack for a ``kill -9``: a request popped by a process is held in that process's
-*in-flight* hash until it is done, and a process whose heartbeat has lapsed has its held requests
-put back in the queue by whichever process notices first.
+plus what they lack for a ``kill -9`` and for sharing the work.
+
+The invariant of :mod:`scraper.frontier` holds here too: a request a process took is held in that
+process's *in-flight* hash until one Lua script adds every child it produced (refusing seen ones
+and those over their person's cap) and removes it from the hash. A process whose heartbeat has
+lapsed has its held requests put back in the queue by whichever process notices first.
+
+Sharing: a process claims a bounded batch (REDIS_CLAIM_BATCH, default 2) only when it has a free
+slot, never the whole queue, and a process with free slots polls the shared queue every
+REDIS_POLL_INTERVAL seconds (default 0.05), so processes started together split the pages.
 
 Keys (``<prefix>`` is REDIS_KEY_PREFIX, ``anfe`` by default; use one Redis database, or one prefix,
 per crawl):
@@ -10,6 +17,8 @@ per crawl):
 - ``<prefix>:<spider>:dupefilter``: fingerprints of every request scheduled (scrapy-redis's);
 - ``<prefix>:<spider>:inflight:<worker>``: requests a process is working on (encoded -> queue score);
 - ``<prefix>:<spider>:alive:<worker>``: a process's heartbeat (expires after REDIS_WORKER_TTL s);
+- ``<prefix>:<spider>:person_images``: photos scheduled per person (the per-person cap);
+- ``<prefix>:<spider>:done``: how many requests were done;
 - ``<prefix>:ledger``: the fetch ledger (image URL -> final outcome), shared by every process.
 
 The frontier persists (SCHEDULER_PERSIST): a re-run of a finished crawl fetches nothing; delete
@@ -19,9 +28,11 @@ ledger still keeps every stored photo from being downloaded twice.
 
 from __future__ import annotations
 
-import json
 import logging
+import os
+import socket
 import uuid
+from collections import deque
 from typing import Any
 
 from scrapy import Request, signals
@@ -31,17 +42,21 @@ from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler as _RedisScheduler
 
+from anfe.core.crashpoints import crash_point
 from anfe.core.store import now_iso
 
-from .frontier import FRONTIER_ID, NOT_DONE_STAT, decode_request, encode_request, frontier_id, request_done
-from .ledger import is_transient
+from .frontier import (
+    CAP_LIMIT, CAP_PERSON, FRONTIER_ID, NOT_DONE_STAT, RECOVERED_STAT, decode_request, encode_request,
+    frontier_commit, frontier_id,
+)
+from .ledger import DEFAULT_PREFIX, RedisLedger, redis_client
+
+__all__ = ["ContentClaims", "RedisLedger", "RedisScheduler", "redis_client"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PREFIX = "anfe"
-
-# Seen and queued in one step, so a kill between the two cannot lose a request; a request coming
-# back (a retry, a redirect) leaves the in-flight hash in the same step.
+# A start request, a retry or a redirect: seen and queued in one step, so a kill between the two
+# cannot lose a request; a request coming back leaves the in-flight hash in the same step.
 _ENQUEUE = """
 local fresh = redis.call('sadd', KEYS[1], ARGV[1])
 if ARGV[4] == '1' and fresh == 0 then
@@ -52,13 +67,45 @@ redis.call('zadd', KEYS[2], ARGV[2], ARGV[3])
 if ARGV[5] ~= '' then redis.call('hdel', KEYS[3], ARGV[5]) end
 return 1
 """
-# Pop the best request and hold it as in flight, in one step.
-_POP = """
-local r = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
-if #r == 0 then return false end
-redis.call('zremrangebyrank', KEYS[1], 0, 0)
-redis.call('hset', KEYS[2], r[1], r[2])
-return r[1]
+# The atomic step: add the children (dupefilter, per-person cap) and drop the parent from the
+# in-flight hash. KEYS: dupefilter, queue, in-flight, person counts, done counter. ARGV[1]: the
+# parent's encoded form ('' = none), ARGV[2]: '1' when the parent is done; then per child 6
+# values: fingerprint, score, data, '1' to filter, person ('' = none), cap. Returns one code per
+# child: 1 added, 0 seen before, 2 over the cap.
+_COMMIT = """
+local codes = {}
+local i = 3
+while i <= #ARGV do
+  local fp, score, data, filter, person, cap = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], tonumber(ARGV[i+5])
+  local code = 1
+  if filter == '1' and redis.call('sismember', KEYS[1], fp) == 1 then code = 0 end
+  if code == 1 and person ~= '' and cap > 0 and tonumber(redis.call('hget', KEYS[4], person) or '0') >= cap then
+    code = 2
+  end
+  if code == 1 then
+    redis.call('sadd', KEYS[1], fp)
+    if person ~= '' and cap > 0 then redis.call('hincrby', KEYS[4], person, 1) end
+    redis.call('zadd', KEYS[2], score, data)
+  end
+  codes[#codes + 1] = code
+  i = i + 6
+end
+if ARGV[2] == '1' and ARGV[1] ~= '' then
+  if redis.call('hdel', KEYS[3], ARGV[1]) == 1 then redis.call('incr', KEYS[5]) end
+end
+return codes
+"""
+# Claim up to ARGV[1] of the best requests and hold them as in flight, in one step.
+_CLAIM = """
+local r = redis.call('zrange', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+if #r == 0 then return {} end
+redis.call('zremrangebyrank', KEYS[1], 0, #r / 2 - 1)
+local out = {}
+for i = 1, #r, 2 do
+  redis.call('hset', KEYS[2], r[i], r[i + 1])
+  out[#out + 1] = r[i]
+end
+return out
 """
 # Put every request a (dead) process held back in the queue, and forget the hash.
 _REQUEUE = """
@@ -69,18 +116,12 @@ return #all / 2
 """
 
 
-def redis_client(url: str) -> Any:
-    """A client for ``redis://HOST:PORT/DB`` (bytes in, bytes out)."""
-    import redis
-
-    return redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10)
-
-
 class RedisScheduler(_RedisScheduler):
-    """scrapy-redis's scheduler (its priority queue and RFPDupeFilter) with in-flight tracking.
+    """scrapy-redis's scheduler (its priority queue and RFPDupeFilter) with in-flight tracking,
+    atomic commits, bounded claims and polling.
 
     Settings: REDIS_URL, REDIS_KEY_PREFIX, REDIS_WORKER_TTL (seconds without a heartbeat after
-    which a process counts as dead; default 15).
+    which a process counts as dead; default 15), REDIS_CLAIM_BATCH, REDIS_POLL_INTERVAL.
     """
 
     @classmethod
@@ -97,10 +138,16 @@ class RedisScheduler(_RedisScheduler):
         instance.crawler = crawler
         instance.prefix = prefix
         instance.ttl = settings.getfloat("REDIS_WORKER_TTL", 15.0)
+        instance.batch = max(1, settings.getint("REDIS_CLAIM_BATCH", 2))
+        instance.poll_s = settings.getfloat("REDIS_POLL_INTERVAL", 0.05)
         instance.worker = uuid.uuid4().hex[:12]
         instance._held: dict[str, bytes] = {}
+        instance._local: deque[Request] = deque()  # claimed (held in flight), not handed out yet
+        instance._woken: set[str] = set()  # claimed by the poll, on their way through engine.crawl
+        instance._committed: set[str] = set()  # added by commit(), on their way through the engine
         instance._beat: Any = None
-        crawler.signals.connect(instance._on_done, signal=request_done)
+        instance._poll: Any = None
+        crawler.signals.connect(instance.commit, signal=frontier_commit)
         crawler.signals.connect(instance._on_idle, signal=signals.spider_idle)
         return instance
 
@@ -122,28 +169,41 @@ class RedisScheduler(_RedisScheduler):
         self.df = RFPDupeFilter(self.server, key=self.dupefilter_key % {"spider": spider.name})
         self.spider = spider
         self._enqueue = self.server.register_script(_ENQUEUE)
-        self._pop = self.server.register_script(_POP)
+        self._commit = self.server.register_script(_COMMIT)
+        self._claim = self.server.register_script(_CLAIM)
         self._requeue = self.server.register_script(_REQUEUE)
         self._heartbeat()
         self._beat = create_looping_call(self._heartbeat)
         self._beat.start(max(self.ttl / 3, 0.2), now=False)
+        self._poll = create_looping_call(self._take_work)
+        self._poll.start(self.poll_s, now=False)
         back = self.reclaim()
         queued = len(self.queue)
         if queued:
             logger.info("joining the crawl in Redis as worker %s: %d requests queued (%d taken back from "
                         "stopped workers)", self.worker, queued, back)
+            self.stats.set_value(RECOVERED_STAT, queued)
 
     def close(self, reason: str) -> None:
-        if self._beat is not None and self._beat.running:
-            self._beat.stop()
+        for loop in (self._beat, self._poll):
+            if loop is not None and loop.running:
+                loop.stop()
         held = int(self._requeue(keys=[self._inflight, self.queue.key]))  # an early stop: back in the queue
         self.server.delete(self._alive)
-        self.stats.set_value(NOT_DONE_STAT, held if reason == "finished" else 0)
-        if held and reason == "finished":
-            logger.error("%d requests were not done although the crawl ran out of work", held)
+        left = held + len(self.queue)
+        self.stats.set_value(NOT_DONE_STAT, left if reason == "finished" else 0)
+        if left and reason == "finished":
+            logger.error("%d requests were not done although the crawl ran out of work", left)
 
     def enqueue_request(self, request: Request) -> bool:
         rid = request.meta.get(FRONTIER_ID)
+        if rid is not None and rid in self._woken:  # claimed by the poll: hand it out here
+            self._woken.discard(rid)
+            self._local.append(request)
+            return True
+        if rid is not None and rid in self._committed:  # in the shared queue already
+            self._committed.discard(rid)
+            return True
         old = self._held.pop(rid, b"") if rid is not None else b""
         frontier_id(request)
         data = encode_request(request, self.spider)
@@ -154,27 +214,68 @@ class RedisScheduler(_RedisScheduler):
         if not added:
             self.stats.inc_value("dupefilter/filtered")
             return False
+        crash_point("frontier.add")
         self.stats.inc_value("scheduler/enqueued/redis")
         return True
 
     def next_request(self) -> Request | None:
-        data = self._pop(keys=[self.queue.key, self._inflight])
-        if not data:
+        if not self._local:
+            self._claim_batch()
+        if not self._local:
             return None
-        request = decode_request(data, self.spider)
-        self._held[request.meta[FRONTIER_ID]] = data
         self.stats.inc_value("scheduler/dequeued/redis")
-        return request
+        return self._local.popleft()
 
     def has_pending_requests(self) -> bool:
-        return len(self.queue) > 0
+        return bool(self._local) or len(self.queue) > 0
+
+    # -- the atomic step, claims ----------------------------------------------------------
+    def commit(self, parent: Request | None, children: list[Request], done: bool) -> list[Request]:
+        """Add ``children`` and (when ``done``) drop ``parent`` from this process's in-flight hash:
+        one Lua script. Returns the children added."""
+        parent_id = parent.meta.get(FRONTIER_ID) if parent is not None else None
+        parent_data = self._held.get(parent_id, b"") if parent_id is not None else b""
+        args: list[Any] = [parent_data, "1" if done else "0"]
+        for child in children:
+            frontier_id(child)
+            args += [self.df.request_fingerprint(child), -child.priority, encode_request(child, self.spider),
+                     "0" if child.dont_filter else "1", str(child.meta.get(CAP_PERSON) or ""),
+                     int(child.meta.get(CAP_LIMIT) or 0) if child.meta.get(CAP_PERSON) is not None else 0]
+        codes = self._commit(keys=[self.df.key, self.queue.key, self._inflight, self._key("person_images"),
+                                   self._key("done")], args=args)
+        added = []
+        for child, code in zip(children, codes):
+            if code == 1:
+                added.append(child)
+                self._committed.add(child.meta[FRONTIER_ID])
+                self.stats.inc_value("scheduler/enqueued/redis")
+            else:
+                self.stats.inc_value("dupefilter/filtered" if code == 0 else "anfe/skipped/person-cap")
+        if added:
+            crash_point("frontier.add")
+        if done and parent_id is not None and self._held.pop(parent_id, None) is not None:
+            crash_point("frontier.done")
+        return added
+
+    def _claim_batch(self) -> None:
+        """Claim up to REDIS_CLAIM_BATCH requests of the shared queue into the local batch."""
+        for data in self._claim(keys=[self.queue.key, self._inflight], args=[self.batch]):
+            request = decode_request(data, self.spider)
+            self._held[request.meta[FRONTIER_ID]] = data
+            self._local.append(request)
+
+    def _take_work(self) -> None:
+        """The poll: with a free slot and nothing claimed, claim work and wake the engine."""
+        engine = self.crawler.engine
+        if engine is None or self._local or engine.needs_backout() or not len(self.queue):
+            return
+        self._claim_batch()
+        if self._local:
+            first = self._local.popleft()
+            self._woken.add(first.meta[FRONTIER_ID])
+            engine.crawl(first)  # wakes the engine; enqueue_request hands it back to the local batch
 
     # -- in flight, heartbeats, dead workers ---------------------------------------------
-    def _on_done(self, request: Request) -> None:
-        data = self._held.pop(request.meta.get(FRONTIER_ID), None)
-        if data is not None:
-            self.server.hdel(self._inflight, data)
-
     def _heartbeat(self) -> None:
         self.server.set(self._alive, now_iso(), px=int(self.ttl * 1000))
 
@@ -198,15 +299,37 @@ class RedisScheduler(_RedisScheduler):
                 if n:
                     logger.info("took back %d requests from a stopped worker (%s)", n, key.rsplit(":", 1)[1])
                     self.stats.inc_value("anfe/frontier/taken_back", n)
+                    self.stats.inc_value(RECOVERED_STAT, n)
                 back += n
         return back
 
     def _on_idle(self, spider: Any) -> None:
         """Stay open while another live worker may still add requests, or a dead one's can be taken back."""
-        if self.reclaim() or len(self.queue):
+        if self.reclaim() or len(self.queue) or self._local:
             raise DontCloseSpider
         if any(alive and self.server.hlen(key) for key, alive in self._workers()):
             raise DontCloseSpider
+
+
+# Replace a claim only if it still holds the value read (a dead process's).
+_TAKE_OVER = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  redis.call('set', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+  return 1
+end
+return 0
+"""
+
+
+def _process_alive(pid: int) -> bool:
+    """True when a process with this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class ContentClaims:
@@ -222,10 +345,23 @@ class ContentClaims:
         self.server = redis_client(url)
         self.prefix = prefix
         self.ttl_s = ttl_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._take_over = self.server.register_script(_TAKE_OVER)
 
     def claim(self, digest: str, url: str) -> bool:
-        """True when this process is the one to write ``digest``."""
-        return bool(self.server.set(f"{self.prefix}:claim:{digest}", url, nx=True, ex=self.ttl_s))
+        """True when this process is the one to write ``digest`` (also when the process that claimed
+        it ran on this machine and is gone: killed before it wrote the record)."""
+        key, mine = f"{self.prefix}:claim:{digest}", f"{self.owner}|{url}"
+        if self.server.set(key, mine, nx=True, ex=self.ttl_s):
+            return True
+        theirs = self.server.get(key)
+        if theirs is None:
+            return bool(self.server.set(key, mine, nx=True, ex=self.ttl_s))
+        host, _, rest = theirs.decode("utf-8", "replace").partition(":")
+        pid = rest.split("|", 1)[0]
+        if host == socket.gethostname() and pid.isdigit() and not _process_alive(int(pid)):
+            return bool(self._take_over(keys=[key], args=[theirs, mine, self.ttl_s]))
+        return False
 
     def wait_for_record(self, store: Any, digest: str, timeout_s: float = 30.0) -> dict | None:
         """The other writer's store record, once written (None if it never comes: write it then)."""
@@ -238,34 +374,6 @@ class ContentClaims:
                 return record
             time.sleep(0.05)
         return None
-
-    def close(self) -> None:
-        self.server.close()
-
-
-class RedisLedger:
-    """The fetch ledger in Redis (``<prefix>:ledger``): the same interface as :class:`scraper.ledger.UrlLedger`,
-    shared by every process and machine of the crawl."""
-
-    def __init__(self, url: str, prefix: str = DEFAULT_PREFIX) -> None:
-        self.server = redis_client(url)
-        self.key = f"{prefix}:ledger"
-
-    def seen(self, url: str) -> bool:
-        return bool(self.server.hexists(self.key, url))
-
-    def outcome(self, url: str) -> str | None:
-        value = self.server.hget(self.key, url)
-        return json.loads(value)["outcome"] if value else None
-
-    def record(self, url: str, outcome: str, content_hash: str | None = None) -> None:
-        if is_transient(outcome):
-            return
-        self.server.hset(self.key, url, json.dumps({"outcome": outcome, "content_hash": content_hash,
-                                                    "at": now_iso()}))
-
-    def __len__(self) -> int:
-        return int(self.server.hlen(self.key))
 
     def close(self) -> None:
         self.server.close()

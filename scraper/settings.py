@@ -26,6 +26,10 @@ REDIS_URL = ""
 REDIS_KEY_PREFIX = "anfe"
 #: A process silent this many seconds counts as stopped: another one takes back its requests.
 REDIS_WORKER_TTL = 15.0
+#: Requests a process claims from the shared queue at once (only when it has a free slot).
+REDIS_CLAIM_BATCH = 2
+#: Seconds between looks at the shared queue by a process with free slots.
+REDIS_POLL_INTERVAL = 0.05
 
 # -- what is kept ---------------------------------------------------------------------------
 #: Smaller photos are dropped as "too-small" (the threshold of anfe.faces.checks.TOO_SMALL, as in `anfe clean`).
@@ -93,11 +97,11 @@ ITEM_PIPELINES = {
     "scraper.pipelines.CurationGatePipeline": 200,
     "scraper.pipelines.DatasetWriterPipeline": 300,
 }
-#: The frontier forgets a request only when it is done (see scraper/frontier.py): with JOBDIR
+#: A request leaves the frontier only in one atomic step with its children (see scraper/frontier.py): with JOBDIR
 #: it lives in <JOBDIR>/frontier.sqlite, so a crawl killed at any moment resumes losing nothing.
 SCHEDULER = "scraper.frontier.DurableScheduler"
 SPIDER_MIDDLEWARES = {
-    "scraper.frontier.DoneTrackerMiddleware": 5,
+    "scraper.frontier.FrontierMiddleware": 5,
     # an exception in a callback is a counted page error with its URL, in one log line
     "scraper.pageerrors.PageErrorMiddleware": 950,
 }

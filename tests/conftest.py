@@ -187,3 +187,16 @@ def _streamlit_pages_served_on_loopback():
     config.set_option("server.address", "127.0.0.1")
     yield
     config.set_option("server.address", None)
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    """A real redis-server on a free loopback port, or skip saying how to install it."""
+    from testkit.redis_server import RedisServer
+
+    try:
+        server = RedisServer()
+    except FileNotFoundError as exc:
+        pytest.skip(f"{exc}: the --redis crawl tests need it")
+    with server:
+        yield server

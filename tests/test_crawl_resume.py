@@ -26,19 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def redis_server():
-    """A real redis-server on a free loopback port, or skip saying how to install it."""
-    from testkit.redis_server import RedisServer
-
-    try:
-        server = RedisServer()
-    except FileNotFoundError as exc:
-        pytest.skip(f"{exc}: the --redis crawl tests need it")
-    with server:
-        yield server
-
-
 @pytest.fixture
 def redis_url(redis_server) -> str:
     """The server's URL, emptied for each test."""
@@ -209,3 +196,115 @@ def test_one_writer_per_content_hash_among_redis_crawls(redis_url, tmp_path):
         assert second.wait_for_record(store, "cd" * 32, timeout_s=0.2) is None  # never written: write it yourself
     first.close()
     second.close()
+
+
+def _scheduler(tmp_path: Path, cls_name: str = "DurableScheduler", **settings):
+    """An opened frontier (SQLite in tmp_path/job, or Redis) of a bare spider, and its crawler."""
+    from scrapy import Spider
+    from scrapy.utils.test import get_crawler
+
+    from scraper import frontier, redisfrontier
+
+    class Probe(Spider):
+        name = "probe"
+
+    crawler = get_crawler(Probe, {"JOBDIR": str(tmp_path / "job"), "DATASET_ROOT": str(tmp_path / "data"), **settings})
+    crawler.spider = Probe()
+    crawler.stats.open_spider()
+    cls = getattr(frontier, cls_name, None) or getattr(redisfrontier, cls_name)
+    scheduler = cls.from_crawler(crawler)
+    scheduler.open(crawler.spider)
+    return scheduler, crawler
+
+
+def _urls(scheduler) -> set[str]:
+    out = set()
+    while (request := scheduler.next_request()) is not None:
+        out.add(request.url)
+    return out
+
+
+def test_a_request_leaves_the_frontier_only_in_the_step_that_adds_its_children(tmp_path):
+    """The invariant of scraper/frontier.py: parent done and children added are one transaction;
+    a kill inside it (crash point frontier.commit) leaves the parent and none of the children."""
+    import multiprocessing
+
+    from scrapy import Request
+
+    from scraper.frontier import commit
+
+    scheduler, crawler = _scheduler(tmp_path)
+    assert scheduler.enqueue_request(Request("http://127.0.0.1:9/list"))
+    parent = scheduler.next_request()
+    children = [Request("http://127.0.0.1:9/a"), Request("http://127.0.0.1:9/b"), Request("http://127.0.0.1:9/list")]
+
+    def killed_inside_the_transaction() -> None:
+        os.environ["ANFE_CRASH_AT"] = "frontier.commit:1"
+        commit(crawler, parent, children, True)
+        os._exit(0)  # not reached
+
+    child = multiprocessing.get_context("fork").Process(target=killed_inside_the_transaction)
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    scheduler.close("shutdown")
+    again, crawler = _scheduler(tmp_path)  # what the next run finds: the parent, not done, no child
+    assert _urls(again) == {"http://127.0.0.1:9/list"}
+    assert crawler.stats.get_value("anfe/frontier/recovered") == 1
+    added = commit(crawler, parent, children, True)  # now for real: the seen page is refused
+    assert [r.url for r in added] == ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"]
+    again.close("shutdown")
+    third, crawler = _scheduler(tmp_path)
+    assert _urls(third) == {"http://127.0.0.1:9/a", "http://127.0.0.1:9/b"}
+    assert not crawler.stats.get_value("anfe/inconsistent/frontier_unknown_parent")
+    third.close("finished")
+    assert crawler.stats.get_value("anfe/frontier/not_done") == 2  # handed out, never done: not finished
+
+
+def test_the_per_person_cap_is_kept_in_the_frontier_across_a_restart(tmp_path):
+    from scrapy import Request
+
+    from scraper.frontier import CAP_LIMIT, CAP_PERSON, commit
+
+    def photo(i: int, person: str = "p1") -> Request:
+        return Request(f"http://127.0.0.1:9/{person}/{i}.jpg", meta={CAP_PERSON: person, CAP_LIMIT: 2})
+
+    scheduler, crawler = _scheduler(tmp_path)
+    assert len(commit(crawler, None, [photo(1), photo(2), photo(3), photo(1, "p2")], False)) == 3
+    scheduler.close("shutdown")
+    again, crawler = _scheduler(tmp_path)
+    assert commit(crawler, None, [photo(4)], False) == []
+    assert crawler.stats.get_value("anfe/skipped/person-cap") == 1
+    again.close("shutdown")
+
+
+def test_redis_frontier_commits_atomically_and_claims_bounded_batches(tmp_path, redis_url):
+    """Redis: children in and parent out of the in-flight hash in one script; a process claims at
+    most REDIS_CLAIM_BATCH requests, so a second process finds the rest; the cap holds across both."""
+    import asyncio
+
+    async def inside_an_event_loop() -> None:  # the heartbeat and the poll are looping calls
+        import redis
+        from scrapy import Request
+
+        from scraper.frontier import CAP_LIMIT, CAP_PERSON
+
+        settings = {"REDIS_URL": redis_url, "REDIS_CLAIM_BATCH": 2, "REDIS_WORKER_TTL": 5}
+        one, _ = _scheduler(tmp_path, "RedisScheduler", **settings)
+        two, _ = _scheduler(tmp_path, "RedisScheduler", **settings)
+        client = redis.Redis.from_url(redis_url)
+        assert one.enqueue_request(Request("http://127.0.0.1:9/list"))
+        parent = one.next_request()
+        assert client.hlen(one._inflight) == 1
+        children = [Request(f"http://127.0.0.1:9/p/{i}.jpg", meta={CAP_PERSON: "p", CAP_LIMIT: 6}) for i in range(8)]
+        added = one.commit(parent, children, True)
+        assert len(added) == 6 and client.hlen(one._inflight) == 0 and len(one.queue) == 6
+        assert two.commit(None, [Request("http://127.0.0.1:9/p/9.jpg", meta={CAP_PERSON: "p", CAP_LIMIT: 6})], False) == []
+        first = one.next_request()
+        assert first is not None and len(one._local) == 1 and len(one.queue) == 4  # a batch of 2, not the queue
+        assert two.next_request() is not None and len(two.queue) == 2
+        one.close("shutdown")
+        two.close("shutdown")
+        assert len(one.queue) == 6  # what both held went back to the queue
+
+    asyncio.run(inside_an_event_loop())

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .analysis import ImageAnalysis
+from anfe.core.crashpoints import crash_point
 from anfe.core.errors import CacheError, CacheUnreachableError
 from anfe.core.paths import is_cache_uri
 from .detection import DetectedFace
@@ -167,6 +168,7 @@ class SQLiteCache(AnalysisCache):
         rows = [self._row(self.params_key, a) for a in analyses if a.content_hash]
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO analyses VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        crash_point("cache.batch")
 
     def add_missing(self, entries: Iterable[tuple[str, ImageAnalysis]]) -> int:
         before = self._db.total_changes
@@ -314,6 +316,7 @@ class MongoCache(AnalysisCache):
                           upsert=True) for a in analyses if a.content_hash]
         for chunk in _chunks(ops, _CHUNK):  # upserts by _id: sent again after a failure, they land once
             self._retrying("write to", lambda chunk=chunk: self._collection.bulk_write(chunk, ordered=False))
+        crash_point("cache.batch")
 
     def add_missing(self, entries: Iterable[tuple[str, ImageAnalysis]]) -> int:
         from pymongo import UpdateOne

@@ -33,6 +33,8 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         raise ImageTooLargeError(f"decompression bomb refused: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise NotAnImageError("not an image Pillow can read") from exc
+    except OSError as exc:  # e.g. a JPEG cut inside its header ("Truncated File Read")
+        raise TruncatedImageError(f"truncated image: {exc}") from exc
     width, height = image.size
     if width * height > max_pixels:
         raise ImageTooLargeError(

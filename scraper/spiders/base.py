@@ -22,9 +22,9 @@ from anfe.core.dataset import normalise_gender
 from anfe.core.errors import DatasetError
 from anfe.core.layout import safe_label
 
-from ..frontier import report_done
+from ..frontier import CAP_LIMIT, CAP_PERSON, report_done
 from ..items import PhotoItem
-from ..ledger import LEDGER_NAME, UrlLedger
+from ..ledger import open_ledger
 from ..spiderargs import check_spider_arguments
 
 #: Stats keys (also read by the summary extension and the tests).
@@ -144,14 +144,7 @@ class HarvestSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> "HarvestSpider":
         spider = super().from_crawler(crawler, *args, **kwargs)
-        root = Path(crawler.settings.get("DATASET_ROOT", "./data"))
-        redis_url = crawler.settings.get("REDIS_URL")
-        if redis_url:
-            from ..redisfrontier import RedisLedger
-
-            spider.ledger = RedisLedger(redis_url, crawler.settings.get("REDIS_KEY_PREFIX") or "anfe")
-        else:
-            spider.ledger = UrlLedger(root / LEDGER_NAME)
+        spider.ledger = open_ledger(crawler.settings)
         spider.max_per_person = spider._cap_arg or crawler.settings.getint("MAX_IMAGES_PER_PERSON", 0)
         crawler.signals.connect(spider._close_ledger, signal=signals.spider_closed)
         if "set CONTACT" in crawler.settings.get("USER_AGENT", ""):
@@ -214,8 +207,13 @@ class HarvestSpider(scrapy.Spider):
             return None
         return scrapy.Request(
             url, callback=self.parse_image, errback=self.image_failed, priority=10,
-            meta={"anfe_image": True, "photo": photo},
+            meta={"anfe_image": True, "photo": photo, **(self.cap_meta(person_key) if count_for_cap else {})},
         )
+
+    def cap_meta(self, person_key: str) -> dict[str, Any]:
+        """The meta that makes the frontier count a request against its person's cap (kept across
+        processes and kills; see scraper/frontier.py)."""
+        return {CAP_PERSON: person_key, CAP_LIMIT: self.max_per_person} if self.max_per_person else {}
 
     def reserve(self, person_key: str) -> bool:
         """Count one more image for a person; False (and counted) when the cap is reached."""

@@ -419,7 +419,7 @@ class ProfiledSpider(HarvestSpider):
             if self.profile.gallery_entry_kind == "view":
                 url = self.join(response, href)
                 if self.allowed(url) and self.reserve(key):
-                    request = self.step_request("view", url, self.parse_view, person=person)
+                    request = self.step_request("view", url, self.parse_view, person=person, **self.cap_meta(key))
                     if request is not None:
                         yield request
             else:
