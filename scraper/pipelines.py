@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 from PIL import Image
 from scrapy.exceptions import DropItem
 
+import anfe
 from anfe.faces.analysis import ImageAnalysis
 from anfe.faces.checks import EXACT_DUPLICATE, LABEL_CONFLICT, MANY_FACES, NO_FACE, SMALL_FACE, TOO_SMALL, UNREADABLE
 from anfe.core.crashpoints import crash_point
@@ -201,9 +202,7 @@ class CurationGatePipeline(_PipelineBase):
             return item  # the writer records the duplicate (or the label conflict)
         analysis = self.cache.get(digest)
         if analysis is None:
-            from anfe.faces.analysis import analyse_bytes
-
-            analysis = analyse_bytes(item.body, self.params, digest)
+            analysis = anfe.analyse(item.body, self.params)
             self.cache.put_many([analysis])
             self.stats.inc_value("anfe/gate/analysed")
         if not analysis.ok:

@@ -150,7 +150,7 @@ def test_scan_sees_every_file_but_hidden_ones(messy_root):
     assert "notes.txt" in names and ".part-123" not in names
 
 
-# -- the facecount photos: the figures in docs/curation.md ----------------------------------------
+# -- the facecount photos: the figures in docs/clean.md ------------------------------------------
 def _kept_copy(detail: str) -> str:
     """The kept file a duplicate's detail names last ("... from <kept> (WxH, kept)")."""
     tail = detail.rsplit(" from ", 1)[-1] if " from " in detail else detail.rsplit(" as ", 1)[-1]
