@@ -49,6 +49,7 @@ from .frontier import (
     CAP_LIMIT, CAP_PERSON, FRONTIER_ID, NOT_DONE_STAT, RECOVERED_STAT, decode_request, encode_request,
     frontier_commit, frontier_id,
 )
+from .processes import process_alive
 from .ledger import DEFAULT_PREFIX, RedisLedger, redis_client
 
 __all__ = ["ContentClaims", "RedisLedger", "RedisScheduler", "redis_client"]
@@ -321,17 +322,6 @@ return 0
 """
 
 
-def _process_alive(pid: int) -> bool:
-    """True when a process with this id runs on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class ContentClaims:
     """One writer per content hash among the processes of a crawl (``<prefix>:claim:<sha256>``).
 
@@ -359,7 +349,7 @@ class ContentClaims:
             return bool(self.server.set(key, mine, nx=True, ex=self.ttl_s))
         host, _, rest = theirs.decode("utf-8", "replace").partition(":")
         pid = rest.split("|", 1)[0]
-        if host == socket.gethostname() and pid.isdigit() and not _process_alive(int(pid)):
+        if host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid)):
             return bool(self._take_over(keys=[key], args=[theirs, mine, self.ttl_s]))
         return False
 

@@ -28,6 +28,7 @@ from anfe.core.dataset import from_labels_csv
 from anfe.core.errors import AnfeError
 
 from ..errors import DemoSiteError
+from ..processes import process_alive
 from .api import build_api
 from .board import build_board
 from .filmweb import build_filmweb
@@ -138,18 +139,8 @@ def _prepare(out: Path) -> None:
     if out.parent.is_dir():
         for stale in out.parent.glob(f".{out.name}.partial-*"):
             pid = stale.name.rsplit("-", 2)[-2] if stale.name.count("-") >= 2 else ""
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 shutil.rmtree(stale, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _swap_into_place(built: Path, out: Path) -> None:
