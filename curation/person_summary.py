@@ -21,6 +21,7 @@ from anfe.core.people import Person
 from anfe.faces import checks
 
 from .identity import DEFAULT_WRONG_PERSON_DISTANCE, check_people_labels, person_outlier_distances
+from .views import person_title
 
 KEY, MARKS, LEAD, RANK, SUMMARY = "person_key", "person_marks", "person_lead", "person_rank", "person_summary"
 #: The by-person view's queries: the people list in order, one person's photos (by status).
@@ -58,11 +59,7 @@ class Summary:
     @property
     def title(self) -> str:
         """Name, site, label, photo count and what is suspect, for a picker (plain text)."""
-        flags = [f"{self.marked} marked"] if self.marked else []
-        if self.suspect:
-            flags.append("label suspect")
-        site = f" ({self.site})" if self.site else ""
-        return f"{self.name}{site}, {self.gender}, {self.photos} photos" + (f": {', '.join(flags)}" if flags else "")
+        return person_title(self.name, self.site, self.gender, self.photos, self.marked, self.suspect)
 
 
 def mark_key(entry_id: str | None, gender: str) -> str:
