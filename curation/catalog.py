@@ -213,9 +213,11 @@ def _add_people(by_hash: dict[str, dict[str, Any]], files: Mapping[Path, str], e
     def vector(path: Path) -> Any:
         return getattr(analyses.get(path.name), "single_embedding", None)
 
-    photos = [person_summary.Photo(d, d, p.parent.name, vector(p)) for p, d in sorted(files.items(), key=lambda f: f[0].name)]
-    photos += [person_summary.Photo(e.id, e.content_hash, e.gender or "unknown", vector(root / e.dst), e.id, e.reason,
-                                    e.detail) for e in sorted(entries, key=lambda e: (Path(e.dst).name, e.gender or ""))]
+    photos = [person_summary.Photo(d, d, p.parent.name, vector(p))
+              for p, d in sorted(files.items(), key=lambda f: f[0].name)]
+    photos += [person_summary.Photo(e.id, e.content_hash, e.gender or "unknown", vector(root / e.dst), e.id,
+                                    e.reason, e.detail)
+               for e in sorted(entries, key=lambda e: (Path(e.dst).name, e.gender or ""))]
     for digest, fields in person_summary.person_fields(photos, persons).items():
         by_hash.setdefault(digest, {"content_hash": digest}).update(fields)
 

@@ -119,8 +119,9 @@ def person_fields(photos: Sequence[Photo], persons: Mapping[str, Person],
         for p in group:
             fields[p.content_hash].update({KEY: key, MARKS: marks.get(p.content_hash)})
         lead = min(p.content_hash for p in group)
-        fields[lead][SUMMARY] = {"name": person.name, "site": person.site, "gender": _label([p.gender for p in group]),
-                                 "photos": len(group), "marked": marked, "suspect": suspect}
+        fields[lead][SUMMARY] = {"name": person.name, "site": person.site,
+                                 "gender": _label([p.gender for p in group]), "photos": len(group),
+                                 "marked": marked, "suspect": suspect}
         people.append(((suspect is None, -marked, person.name.lower(), key), lead))
     for rank, (_order, lead) in enumerate(sorted(people)):
         fields[lead].update({LEAD: 1, RANK: rank})

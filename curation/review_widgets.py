@@ -17,7 +17,7 @@ from anfe.core.paths import default_cache_path
 from anfe.core.layout import DatasetLayout
 from anfe.core.store import Store
 
-from . import catalog, decisions, large_view, queue, thumbnails
+from . import catalog, decisions, large_view, thumbnails
 from .catalog import Filters, Progress, SyncReport
 from .views import PersonView, QueueItem
 from .review_cli import ReviewConfig
