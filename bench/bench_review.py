@@ -134,6 +134,15 @@ def _wait_healthy(url: str, server: subprocess.Popen, timeout: float = 120) -> N
     raise SystemExit(f"anfe review did not answer within {timeout} s")
 
 
+def _page_url(server: subprocess.Popen, url: str) -> str:
+    """The page's address with the token `anfe review` prints (a page asked for without it is
+    refused), read from the server's first lines."""
+    for line in server.stdout or ():
+        if (found := re.search(rf"{re.escape(url)}/\?token=\S+", line)):
+            return found.group(0)
+    raise SystemExit("anfe review printed no page address")
+
+
 def _idle(page) -> None:
     page.wait_for_function("() => document.querySelector('[data-test-script-state]')"
                            "?.getAttribute('data-test-script-state') === 'notRunning'", timeout=120_000)
@@ -163,11 +172,12 @@ def drive(root: Path, cache_path: Path, size: int) -> dict[str, float]:
     try:
         _wait_healthy(url, server)
         times["server up"] = time.perf_counter() - start
+        address = _page_url(server, url)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             start = time.perf_counter()
-            page.goto(url)
+            page.goto(address)
             page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 12",
                                    timeout=300_000)
             _idle(page)

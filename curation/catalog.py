@@ -26,9 +26,11 @@ from anfe.core.hashing import content_hash
 from anfe.core.layout import DatasetLayout
 from anfe.core.store import Store
 
-from . import moves, quarantine
+from anfe.core.people import PERSON_FIELDS, person_from_record
+
+from . import moves, person_summary, quarantine
 from .decisions import ACTIONS
-from .views import QueueItem
+from .views import PersonView, QueueItem
 from .moves import STATUS_ACTIVE, STATUS_REVIEW, Move
 from .queue import RECORD_FIELDS, load_analyses, record_person, record_rule, record_source
 from .suspicion import suspicion_by_key
@@ -46,7 +48,10 @@ INDEXES = (
     ("review_action", "reviewed_by"), ("review_action", "gender"), ("status", "gender"), ("site",),
     ("status", "review_action", "gender"),  # the left-per-gender count, from the index alone
     ("status", "person_id", "site"), ("status", "person_name", "site"),  # a person's photos
+    *person_summary.INDEXES, (person_summary.KEY, person_summary.LEAD),  # the people list, one person
 )
+#: Bumped when the scores a sync keeps on the records gain a field (the next sync scores again).
+SCORES_VERSION = "people-1"
 #: How each order of :data:`curation.queue.ORDERS` sorts the store's records.
 SORTS: dict[str, list[tuple[str, int]]] = {
     "suspicion": [("suspicion", -1)], "filename": [("content_hash", 1)],
@@ -155,7 +160,7 @@ def _sync(layout: DatasetLayout, store: Store, params: AnalysisParams, cache: An
         except OSError:
             continue  # vanished meanwhile: one odd file never stops the page
     known = {r["content_hash"]: r for r in store.find_images(
-        fields=("content_hash", "status", "gender", "path", "person_id", "person_name"))}
+        fields=tuple(dict.fromkeys(("content_hash", "status", "gender", "path", *PERSON_FIELDS))))}
     people = any(r.get("person_id") not in (None, "") or r.get("person_name") for r in known.values())
     root = layout.root
     fixes = []
@@ -173,8 +178,10 @@ def _sync(layout: DatasetLayout, store: Store, params: AnalysisParams, cache: An
         have = known.get(entry.content_hash, {})
         if entry.content_hash not in present and (have.get("status"), have.get("path")) != (STATUS_REVIEW, entry.dst):
             fixes.append({**moves.record_of(entry), "content_hash": entry.content_hash})
+    persons = {h: p for h, r in known.items() if (p := person_from_record(r)) is not None}
     places = [(d, p.parent.name) for p, d in files.items()] + [(e.content_hash, e.gender or "") for e in entries]
-    stamp = fingerprint(places, params.cache_key)
+    places += [(h, f"person:{p.key}:{p.name}") for h, p in persons.items()]  # a renamed person: scored again
+    stamp = fingerprint(places, f"{params.cache_key}|{SCORES_VERSION}")
     store.upsert_images(fixes)
     if store.get_meta(SCORES_META) == stamp:
         return SyncReport(len(files), len(fixes), 0, people)
@@ -191,9 +198,28 @@ def _sync(layout: DatasetLayout, store: Store, params: AnalysisParams, cache: An
         by_hash[digest] = {"content_hash": digest, "suspicion": scores.get(path.name),
                            "faces": analysis.face_count if analysis else None,
                            "analysis_error": analysis.error if analysis else None}
-    store.upsert_images(by_hash.values())
+    _add_people(by_hash, files, entries, analyses, persons, root)
+    stale = [{"content_hash": r["content_hash"], **dict.fromkeys(person_summary.FIELDS)}
+             for r in store.find_images(fields=("content_hash",), **{person_summary.LEAD: 1})
+             if r["content_hash"] not in by_hash]  # a lead whose photo left the folders
+    store.upsert_images([*by_hash.values(), *stale])
     store.set_meta(SCORES_META, stamp)
     return SyncReport(len(files), len(fixes), len(by_hash), people)
+
+
+def _add_people(by_hash: dict[str, dict[str, Any]], files: Mapping[Path, str], entries: list[Move],
+                analyses: Mapping[str, Any], persons: Mapping[str, Any], root: Path) -> None:
+    """Add the by-person view's fields (:mod:`curation.person_summary`) to the scored records."""
+    def vector(path: Path) -> Any:
+        return getattr(analyses.get(path.name), "single_embedding", None)
+
+    photos = [person_summary.Photo(d, d, p.parent.name, vector(p))
+              for p, d in sorted(files.items(), key=lambda f: f[0].name)]
+    photos += [person_summary.Photo(e.id, e.content_hash, e.gender or "unknown", vector(root / e.dst), e.id,
+                                    e.reason, e.detail)
+               for e in sorted(entries, key=lambda e: (Path(e.dst).name, e.gender or ""))]
+    for digest, fields in person_summary.person_fields(photos, persons).items():
+        by_hash.setdefault(digest, {"content_hash": digest}).update(fields)
 
 
 def item_of(layout: DatasetLayout, record: Mapping[str, Any], entry: Move | None = None) -> QueueItem:
@@ -259,6 +285,56 @@ def flagged_page(layout: DatasetLayout, store: Store, page: int, per_page: int, 
 
 
 @dataclass(frozen=True)
+class PeoplePage:
+    """One page of the people list (suspect people first), the page shown, how many pages and people."""
+
+    people: list[person_summary.Summary]
+    page: int
+    pages: int
+    total: int
+
+
+def people_page(store: Store, page: int, per_page: int, search: str = "") -> PeoplePage:
+    """One page of the people the last scoring found, in their order: a count and one query, both
+    on the lead records' index (a name search scans the lead records only: one per person)."""
+    text = search.strip()
+    where = {"search": ("person_name", text) if text else None, person_summary.LEAD: 1}
+    total = store.count_images(**where)
+    page, pages = _clamp(page, per_page, total)
+    records = store.query_images((person_summary.KEY, person_summary.SUMMARY), sort=[(person_summary.RANK, 1)],
+                                 skip=page * per_page, limit=per_page, **where)
+    return PeoplePage([person_summary.summary_of(r) for r in records], page, pages, total)
+
+
+_PERSON_PAGE_FIELDS = (*PAGE_FIELDS, person_summary.KEY, person_summary.MARKS)
+
+
+def person_view(layout: DatasetLayout, store: Store, key: str) -> PersonView | None:
+    """One person's photos (under a label, and sent to review) with their marks, read through the
+    (status, person) index; None when no lead record names ``key``. A label suspicion is shown
+    only while the person's label is the one it was found for (a move answers it)."""
+    lead = store.query_images((person_summary.KEY, person_summary.SUMMARY), limit=1,
+                              **{person_summary.KEY: key, person_summary.LEAD: 1})
+    if not lead:
+        return None
+    summary = person_summary.summary_of(lead[0])
+    where = {person_summary.KEY: key}
+    active = store.query_images(_PERSON_PAGE_FIELDS, sort=[("content_hash", 1)], status=STATUS_ACTIVE, **where)
+    held = {r["content_hash"]: r for r in store.query_images(_PERSON_PAGE_FIELDS, status=STATUS_REVIEW, **where)}
+    items = [item_of(layout, r) for r in active]
+    if held:  # the journal only when the person has files sent to review
+        items += [item_of(layout, held[e.content_hash], e) for e in _review_entries(layout) if e.content_hash in held]
+    items.sort(key=lambda i: (i.file_name, i.gender))
+    marks = {r["content_hash"]: r.get(person_summary.MARKS) or {} for r in [*active, *held.values()]}
+    marked = {i.key: str(why) for i in items
+              if (why := marks.get(i.content_hash, {}).get(person_summary.mark_key(i.entry_id, i.gender)))}
+    view = PersonView(key, summary.name, summary.site, items, marked, None)
+    if view.gender == summary.gender:
+        view = PersonView(key, summary.name, summary.site, items, marked, summary.suspect)
+    return view
+
+
+@dataclass(frozen=True)
 class Progress:
     """Reviewed and left per gender, left per reason among the files sent to review, and how many
     decisions stand per reviewer: all from group counts on indexes."""
@@ -317,5 +393,5 @@ def reasons(store: Store) -> list[str]:
     return sorted(str(r) for r in store.count_by("quarantine_reason", status=STATUS_REVIEW) if r)
 
 
-__all__ = ["Filters", "INDEXES", "STATUS_MISSING", "PAGE_FIELDS", "Page", "Progress", "SORTS", "SyncReport", "flagged_page",
+__all__ = ["Filters", "INDEXES", "PeoplePage", "people_page", "person_view", "STATUS_MISSING", "PAGE_FIELDS", "Page", "Progress", "SORTS", "SyncReport", "flagged_page",
            "fingerprint", "folders_stamp", "gender_page", "item_of", "progress", "reasons", "sites", "sync"]

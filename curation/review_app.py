@@ -347,18 +347,17 @@ def _tile(item: queue.QueueItem, view: queue.PersonView | None = None) -> None:
 def _render_people(config: ReviewConfig, layout: DatasetLayout, store: Store) -> None:
     """The by-person view: pick a person (suspect ones first), see their photos in a row with the
     outliers marked, and act on the whole person or on the marked photos."""
-    views = review_widgets.people(config, layout, store)
-    by_key = {v.key: v for v in views}
     with st.sidebar:
+        listed = {s.key: s for s in review_widgets.people(store).people}
         chosen = _offered_or_first(st.selectbox(
-            "Person", list(by_key), key="person", format_func=lambda k: plain(by_key[k].title if k in by_key else k),
-            help="Suspect people first, then those with the most marked photos."), list(by_key), "person")
+            "Person", list(listed), key="person", format_func=lambda k: plain(listed[k].title if k in listed else k),
+            help="Suspect people first, then those with the most marked photos."), list(listed), "person")
         _keys_caption("undo", "undo-batch")
     _show_flash()
-    if chosen is None:
+    view = None if chosen is None else catalog.person_view(layout, store, chosen)
+    if view is None:
         st.success("No people: no record names the person a photo shows.")
         return
-    view = by_key[chosen]
     site = f" ({md(view.site)})" if view.site else ""
     st.subheader(f"{md(view.name)}{site}: {md(view.gender)}, {len(view.items)} photos, {len(view.marked)} marked")
     if view.suspect:

@@ -17,7 +17,7 @@ from anfe.core.paths import default_cache_path
 from anfe.core.layout import DatasetLayout
 from anfe.core.store import Store
 
-from . import catalog, decisions, large_view, queue, thumbnails
+from . import catalog, decisions, large_view, thumbnails
 from .catalog import Filters, Progress, SyncReport
 from .views import PersonView, QueueItem
 from .review_cli import ReviewConfig
@@ -117,22 +117,28 @@ def progress_lines(progress: Progress) -> None:
     st.text(f"Decisions per reviewer: {progress.reviewers_line()}")
 
 
-def people(config: ReviewConfig, layout: DatasetLayout, store: Store) -> list[PersonView]:
-    """Every person with their marked photos (reads every record and analysis: the one view whose
-    cost still grows with the dataset)."""
-    records = {r["content_hash"]: r for r in store.find_images(fields=queue.RECORD_FIELDS)}
-    flagged = queue.flagged_items(layout, records)
-    files = layout.image_files()
-    paths = files + [i.path for i in flagged]
-    known = dict(st.session_state.get("analyses") or {})
-    with AnalysisCache(config.cache_path or default_cache_path(), config.params.cache_key) as cache:
-        # Files are named by their content hash: read their analyses by name, without hashing them again.
-        named = [p for p in paths if p.name not in known]
-        found = cache.get_many([p.stem for p in named])
-        known.update((p.name, found[p.stem]) for p in named if p.stem in found)
-        analyses = queue.load_analyses(paths, config.params, cache, known, config.workers)
-    st.session_state["analyses"] = analyses
-    return queue.people_views(layout, analyses, decisions.read_log(store), records, files=files)
+#: People per page of the by-person view's list.
+PEOPLE_PER_PAGE = 100
+
+
+def _people_turn(step: int) -> None:
+    """Turn the people list's page by ``step`` (0: back to its first page, after a new search)."""
+    st.session_state["people_page"] = max(0, st.session_state.get("people_page", 0) + step) if step else 0
+
+
+def people(store: Store) -> catalog.PeoplePage:
+    """A name search and one page of the people list (suspect people first), with buttons to the
+    page before and after: read from the lead records the catalog sync keeps, one per person."""
+    search = st.text_input("Person (search)", key="people_search", on_change=_people_turn, args=(0,),
+                           help="Only people whose name holds this text (any case).")
+    shown = catalog.people_page(store, st.session_state.get("people_page", 0), PEOPLE_PER_PAGE, search or "")
+    st.session_state["people_page"] = shown.page
+    if shown.pages > 1:
+        nav = st.container(horizontal=True)
+        nav.button("◀", key="people-prev", on_click=_people_turn, args=(-1,), disabled=shown.page == 0)
+        nav.text(f"people page {shown.page + 1} of {shown.pages} ({shown.total:,})")
+        nav.button("▶", key="people-next", on_click=_people_turn, args=(1,), disabled=shown.page >= shown.pages - 1)
+    return shown
 
 
 @dataclass(frozen=True)
@@ -211,4 +217,4 @@ def thumbnail_url(path: Path) -> str | None:
     return None if data is None else thumbnails.data_url(data)
 
 
-__all__ = ["ANY", "page_extras", "PersonButtons", "large", "open_large", "open_selected", "person_buttons", "view_button", "filters", "people", "progress_lines", "resync", "start_session", "thumbnail_url"]
+__all__ = ["ANY", "page_extras", "PersonButtons", "large", "open_large", "open_selected", "person_buttons", "view_button", "PEOPLE_PER_PAGE", "filters", "people", "progress_lines", "resync", "start_session", "thumbnail_url"]

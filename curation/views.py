@@ -59,9 +59,13 @@ class PersonView:
     @property
     def title(self) -> str:
         """Name, site, photo count and what is suspect, for a picker."""
-        flags = [f"{len(self.marked)} marked"] if self.marked else []
-        if self.suspect:
-            flags.append("label suspect")
-        site = f" ({self.site})" if self.site else ""
-        title = f"{self.name}{site}, {self.gender}, {len(self.items)} photos"
-        return title + (f": {', '.join(flags)}" if flags else "")
+        return person_title(self.name, self.site, self.gender, len(self.items), len(self.marked), self.suspect)
+
+
+def person_title(name: str, site: str | None, gender: str, photos: int, marked: int, suspect: str | None) -> str:
+    """A person's line in the people list: name, site, label, photo count and what is suspect."""
+    flags = [f"{marked} marked"] if marked else []
+    if suspect:
+        flags.append("label suspect")
+    site_part = f" ({site})" if site else ""
+    return f"{name}{site_part}, {gender}, {photos} photos" + (f": {', '.join(flags)}" if flags else "")

@@ -278,7 +278,26 @@ def _review_state(root: Path, cache_path: Path):
         records = {r["content_hash"]: r for r in store.find_images()}
         paths = layout.image_files() + [i.path for i in queue.flagged_items(layout, records)]
         analyses = queue.load_analyses(paths, params, cache)
-        return layout, people_views(layout, analyses, review_log, records)
+        views = people_views(layout, analyses, review_log, records)
+        _same_as_the_catalog(layout, store, params, cache, views)
+        return layout, views
+
+
+def _same_as_the_catalog(layout, store, params, cache, views) -> None:
+    """The by-person view the page reads (worked out once in the catalog sync, read through the
+    store's indexes) holds the same people, order, photos, marks and suspicions as the live check."""
+    from curation import catalog
+
+    catalog.sync(layout, store, params, cache)
+    listed = catalog.people_page(store, 0, 10_000).people
+    assert [s.key for s in listed] == [v.key for v in views]
+    assert [(s.photos, s.marked, s.suspect, s.gender) for s in listed] == \
+        [(len(v.items), len(v.marked), v.suspect, v.gender) for v in views]
+    for view in views:
+        stored = catalog.person_view(layout, store, view.key)
+        assert stored is not None and (stored.name, stored.site, stored.suspect) == (view.name, view.site, view.suspect)
+        assert [(i.key, i.gender, i.path) for i in stored.items] == [(i.key, i.gender, i.path) for i in view.items]
+        assert stored.marked == view.marked
 
 
 @pytest.mark.slow
@@ -340,7 +359,7 @@ def test_review_page_by_person(cleaned_root, session_cache_path, tmp_path: Path)
     assert not at.exception
     flipped = cleaned_root["flipped"].replace("_", " ")
     assert at.subheader[0].value.startswith(f"{flipped} (demo): female")
-    assert "look male, not female" in html.unescape(at.warning[0].value)  # crawled text escaped as text
+    assert "look male, not female" in html.unescape(at.warning[0].value)  # markdown source: escaped
     at.button(key="person-move").click().run()
     assert not at.exception
     assert at.success[0].value.startswith(f"Moved {flipped} to male")

@@ -165,7 +165,8 @@ def test_files_sent_to_review_by_the_cleaning(dataset, session_cache_path):
 
 def test_reviewer_tools_on_the_page(dataset, session_cache_path):
     """No primary action with nothing selected; the progress and per-reviewer lines; the site and
-    person filters; the large view by its button and by V, with the scores in words."""
+    person filters; the large view by its button and by V, with the scores in words; the by-person
+    view's people list and its name search."""
     with open_store(None, dataset.root) as store:
         for n, path in enumerate(sorted(dataset.image_files())):
             store.upsert_image({"content_hash": path.stem, "person_id": str(n % 2), "site": ("a.test", "b.test")[n % 2],
@@ -199,3 +200,10 @@ def test_reviewer_tools_on_the_page(dataset, session_cache_path):
     assert not [b for b in at.button if b.key == "large-close"]
     at.button(key="view-large").click().run()  # the V key's button: the first tile, none selected
     assert [b for b in at.button if b.key == "large-close"]
+
+    at.radio(key="view").set_value("by person").run()  # the people list, from the sync's lead records
+    assert not at.exception and len(at.selectbox(key="person").options) == 2
+    at.text_input(key="people_search").input("KENNEDY").run()
+    assert not at.exception
+    assert [o.startswith("Kathleen Kennedy Townsend (b.test), ") for o in at.selectbox(key="person").options] == [True]
+    assert at.subheader[0].value.startswith(md("Kathleen Kennedy Townsend"))

@@ -162,7 +162,8 @@ def test_anfe_review_starts_without_a_prompt_and_sends_no_statistics(utkface_row
 
 def test_keys_between_tiles_large_view_and_wrapped_names(utkface_rows, tmp_path, session_cache_path):
     """G puts the focus on the first tile, the arrow keys move it, Space ticks, K keeps; V opens the
-    large view; a long name wraps on its tile instead of being cut."""
+    large view, with the person's typical photos beside the photo; a long name wraps on its tile
+    instead of being cut."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
@@ -204,5 +205,17 @@ def test_keys_between_tiles_large_view_and_wrapped_names(utkface_rows, tmp_path,
         page.keyboard.press("v")
         page.get_by_role("button", name="Close (V)").wait_for(timeout=30_000)
         page.locator('.st-key-large-view [data-testid="stImage"]').first.wait_for(timeout=30_000)
+        # beside the most suspicious photo: the person's typical photos, each with its distance
+        view = page.locator(".st-key-large-view")
+        view.get_by_text(f"Typical photos of {long_name}").wait_for(timeout=30_000)
+        _idle(page)
+        pictures = view.locator('[data-testid="stImage"] img')
+        assert 1 + 2 <= pictures.count() <= 1 + 4, pictures.count()  # the photo, then 2 to 4 references
+        assert view.get_by_text(re.compile(r"^distance \d\.\d\d$")).count() == pictures.count() - 1
+        photo = pictures.nth(0).bounding_box()
+        refs = [pictures.nth(i).bounding_box() for i in range(1, pictures.count())]
+        assert all(r["x"] >= photo["x"] + photo["width"] - 1 for r in refs), (photo, refs)  # beside it
+        assert all(pictures.nth(i).evaluate("(img) => img.complete && img.naturalWidth > 0")
+                   for i in range(pictures.count()))  # drawn, not broken
         page.screenshot(path=str(tmp_path / "large-view.png"), full_page=True)
         browser.close()

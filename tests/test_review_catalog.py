@@ -174,3 +174,46 @@ def test_person_buttons_make_rejecting_the_marked_primary() -> None:
                                                  (60, "1 min"), (1800, "30 min")])
 def test_durations_under_a_minute_are_in_seconds(seconds: float, words: str) -> None:
     assert in_words(seconds) == words
+
+
+def _index_names(store) -> set[str]:
+    """The image indexes the backend holds (SQLite's schema, or MongoDB's index list)."""
+    from anfe.core.store.embedded import EmbeddedStore
+
+    if isinstance(store, EmbeddedStore):
+        return {name for (name,) in store._db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    return {f"images_{name}" for name in store._db.images.index_information()}
+
+
+def test_people_come_from_the_sync_through_indexes(synced_any) -> None:
+    """The by-person view's list and a person's photos: worked out by the sync, kept on the
+    records, read as one page and one person through the backend's indexes."""
+    layout, store, _, _ = synced_any
+    assert {"images_by_person_lead_person_rank", "images_by_status_person_key"} <= _index_names(store)
+    listed = catalog.people_page(store, 0, 10)
+    assert (listed.total, listed.pages) == (2, 1)
+    assert {(p.key, p.name, p.site, p.photos) for p in listed.people} == {
+        ("a.test:0", "Zoë Kravitz-Longname", "a.test", 7), ("b.test:1", "Kathleen Kennedy Townsend", "b.test", 7)}
+    ranks = [store.query_images(("person_rank",), person_key=p.key, person_lead=1)[0]["person_rank"]
+             for p in listed.people]
+    assert ranks == [0, 1]  # in the stored order: suspect people first, then most marked, then name
+    assert [p.key for p in catalog.people_page(store, 1, 1).people] == [listed.people[1].key]
+    assert [p.name for p in catalog.people_page(store, 0, 10, "kENNEDY").people] == ["Kathleen Kennedy Townsend"]
+    assert catalog.people_page(store, 0, 10, "(.*").total == 0  # text, never a pattern
+    view = catalog.person_view(layout, store, "a.test:0")
+    assert view is not None and len(view.items) == 7 and {i.person for i in view.items} == {"Zoë Kravitz-Longname"}
+    assert set(view.marked) <= {i.key for i in view.items}
+    assert catalog.person_view(layout, store, "x:y/../zzz") is None  # a made-up person: nothing
+
+
+def test_the_embedded_people_list_walks_the_index(synced) -> None:
+    """SQLite's plan for a page of the people list uses the lead records' index, with no sort."""
+    _, store, _, _ = synced
+    sql = ("EXPLAIN QUERY PLAN SELECT doc FROM images WHERE json_extract(doc, '$.person_lead') = 1 "
+           "ORDER BY json_extract(doc, '$.person_rank') ASC, content_hash ASC LIMIT 100")
+    plan = " ".join(str(row[-1]) for row in store._db.execute(sql))
+    assert "images_by_person_lead_person_rank" in plan and "TEMP B-TREE" not in plan, plan
+    sql = ("EXPLAIN QUERY PLAN SELECT doc FROM images WHERE json_extract(doc, '$.status') = 'active' AND "
+           "json_extract(doc, '$.person_key') = 'a.test:0' ORDER BY content_hash ASC")
+    plan = " ".join(str(row[-1]) for row in store._db.execute(sql))
+    assert "images_by_status_person_key" in plan and "TEMP B-TREE" not in plan, plan
