@@ -21,7 +21,7 @@ from . import catalog, decisions, large_view, thumbnails
 from .catalog import Filters, Progress, SyncReport
 from .views import PersonView, QueueItem
 from .review_cli import ReviewConfig
-from .safe_text import md
+from .safe_text import md, plain
 
 #: The choice of the reason and site filters that filters nothing.
 ANY = ""
@@ -101,10 +101,10 @@ def filters(store: Store, flagged: bool, on_change: Callable[[], None]) -> Filte
     reason = None
     if flagged:
         reason = st.selectbox("Reason", [ANY, *catalog.reasons(store)], key="filter_reason", on_change=on_change,
-                              format_func=lambda r: r or "any reason") or None
+                              format_func=lambda r: plain(r) if r else "any reason") or None
     sites = st.session_state.get("catalog_sites") or []
     site = st.selectbox("Site", [ANY, *sites], key="filter_site", on_change=on_change,
-                        format_func=lambda s: s or "any site", disabled=not sites) or None
+                        format_func=lambda s: plain(s) if s else "any site", disabled=not sites) or None
     person = st.text_input("Person (search)", key="filter_person", on_change=on_change,
                            help="Only photos whose person's name holds this text (any case).")
     st.caption("Tiles: G goes to the first, the arrow keys between them, Space ticks; V the large view.")
@@ -113,8 +113,8 @@ def filters(store: Store, flagged: bool, on_change: Callable[[], None]) -> Filte
 
 def progress_lines(progress: Progress) -> None:
     """Reviewed and left per gender and reason, and standing decisions per reviewer (plain text)."""
-    st.text(progress.line())
-    st.text(f"Decisions per reviewer: {progress.reviewers_line()}")
+    st.text(plain(progress.line()))
+    st.text(plain(f"Decisions per reviewer: {progress.reviewers_line()}"))
 
 
 #: People per page of the by-person view's list.
@@ -197,12 +197,12 @@ def large(config: ReviewConfig, layout: DatasetLayout, store: Store, items: dict
         left.warning("The photo is gone or unreadable.")
     else:
         left.image(picture, width="stretch")
-    right.text(item.person or item.file_name)
+    right.text(plain(item.person or item.file_name))  # crawled text: no bidi or control characters
     for line in large_view.explain(item, analysis, layout.genders()):
-        right.text(line)
+        right.text(plain(line))
     right.button("Close (V)", key="large-close", on_click=open_large, args=(None,))
     if refs:
-        right.text(f"Typical photos of {item.person or 'this person'} (nearest the median of their photos):")
+        right.text(f"Typical photos of {plain(item.person or 'this person')} (nearest the median of their photos):")
         for column, ref in zip(right.columns(len(refs)), refs):
             url = thumbnail_url(ref.path)
             if url:
@@ -217,4 +217,6 @@ def thumbnail_url(path: Path) -> str | None:
     return None if data is None else thumbnails.data_url(data)
 
 
-__all__ = ["ANY", "page_extras", "PersonButtons", "large", "open_large", "open_selected", "person_buttons", "view_button", "PEOPLE_PER_PAGE", "filters", "people", "progress_lines", "resync", "start_session", "thumbnail_url"]
+__all__ = ["ANY", "PEOPLE_PER_PAGE", "PersonButtons", "filters", "large", "open_large", "open_selected",
+           "page_extras", "people", "person_buttons", "progress_lines", "resync", "start_session", "thumbnail_url",
+           "view_button"]
