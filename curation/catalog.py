@@ -22,6 +22,7 @@ from typing import Any
 from anfe.faces.cache import AnalysisCache
 from anfe.core.config import AnalysisParams
 from anfe.faces.executor import Executor
+from anfe.core.crashpoints import crash_point
 from anfe.core.hashing import content_hash
 from anfe.core.layout import DatasetLayout
 from anfe.core.store import Store
@@ -146,7 +147,8 @@ def sync(layout: DatasetLayout, store: Store, params: AnalysisParams, cache: Ana
     if isinstance(last, dict) and last.get("folders") == stamp_before:
         return SyncReport(store.count_images(status=STATUS_ACTIVE), 0, 0, bool(last.get("people")))
     report = _sync(layout, store, params, cache, workers, progress)
-    store.set_meta(SYNC_META, {"folders": stamp_before, "people": report.people})
+    store.set_meta(SYNC_META, {"folders": stamp_before, "people": report.people})  # last: a killed sync is redone
+    crash_point("review.sync.stamp")
     return report
 
 
@@ -182,7 +184,9 @@ def _sync(layout: DatasetLayout, store: Store, params: AnalysisParams, cache: An
     places = [(d, p.parent.name) for p, d in files.items()] + [(e.content_hash, e.gender or "") for e in entries]
     places += [(h, f"person:{p.key}:{p.name}") for h, p in persons.items()]  # a renamed person: scored again
     stamp = fingerprint(places, f"{params.cache_key}|{SCORES_VERSION}")
-    store.upsert_images(fixes)
+    if fixes:
+        store.upsert_images(fixes)
+        crash_point("review.sync.records")
     if store.get_meta(SCORES_META) == stamp:
         return SyncReport(len(files), len(fixes), 0, people)
     paths = list(files) + [root / e.dst for e in entries]
@@ -203,7 +207,9 @@ def _sync(layout: DatasetLayout, store: Store, params: AnalysisParams, cache: An
              for r in store.find_images(fields=("content_hash",), **{person_summary.LEAD: 1})
              if r["content_hash"] not in by_hash]  # a lead whose photo left the folders
     store.upsert_images([*by_hash.values(), *stale])
-    store.set_meta(SCORES_META, stamp)
+    crash_point("review.sync.scores")
+    store.set_meta(SCORES_META, stamp)  # after the scores: a sync killed before it scores again
+    crash_point("review.sync.fingerprint")
     return SyncReport(len(files), len(fixes), len(by_hash), people)
 
 

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from anfe.core.config import DEFAULT_MAX_PIXELS
+from anfe.core.crashpoints import crash_point
 from anfe.core.errors import ImageError
 from anfe.faces.imaging import thumbnail_jpeg
 
@@ -46,6 +47,7 @@ def _keep(path: Path, data: bytes) -> None:
         os.replace(temp, path)
     except OSError:  # a read-only or full disk: the page still shows the photo
         return
+    crash_point("review.thumbnail")
 
 
 def thumbnail(root: Path, photo: Path, content_hash: str, side: int = 256,

@@ -24,7 +24,16 @@ The points (where the call sits):
 - ``moves.journal``: a mover's journal line fsynced (curation/moves.py);
 - ``moves.file``: a file moved (curation/moves.py);
 - ``review.decision``: a reviewer's decision appended to the decision log (curation/decisions.py);
-- ``cache.batch``: a batch of analyses written to the analysis cache (anfe/cache.py).
+- ``cache.batch``: a batch of analyses written to the analysis cache (anfe/faces/cache.py);
+- ``review.sync.records``: the catalog sync's record fixes written (status, label, path;
+  curation/catalog.py);
+- ``review.sync.scores``: the sync's scores and by-person fields written to the records
+  (curation/catalog.py, curation/person_summary.py);
+- ``review.sync.fingerprint``: the fingerprint of what was scored written (after the scores);
+- ``review.sync.stamp``: the folders' stamp written, last (a sync killed before it is redone);
+- ``review.thumbnail``: a thumbnail file renamed into place (curation/thumbnails.py);
+- ``import.file``: a photo copied into ``images/<gender>/`` (anfe/exchange/importer.py);
+- ``import.record``: its catalog record written (anfe/exchange/importer.py).
 """
 
 from __future__ import annotations
@@ -35,7 +44,9 @@ import signal
 __all__ = ["POINTS", "crash_point"]
 
 POINTS = ("frontier.add", "frontier.commit", "frontier.done", "crawl.file", "crawl.record", "crawl.ledger",
-          "moves.journal", "moves.file", "review.decision", "cache.batch")
+          "moves.journal", "moves.file", "review.decision", "cache.batch", "review.sync.records",
+          "review.sync.scores", "review.sync.fingerprint", "review.sync.stamp", "review.thumbnail", "import.file",
+          "import.record")
 
 _passages: dict[str, int] = {}
 _parsed: dict[str, dict[str, int]] = {}

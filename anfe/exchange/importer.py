@@ -19,6 +19,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from anfe.core.crashpoints import crash_point
 from anfe.core.dataset import normalise_gender
 from anfe.core.errors import DatasetError
 from anfe.core.hashing import content_hash
@@ -200,8 +201,9 @@ def _import_one(candidate: Candidate, layout: DatasetLayout, store: Store, repor
         report.already += 1
         return
     target = layout.gender_dir(gender) / content_file_name(digest, _image_suffix(data))
-    if not target.exists():
+    if not target.exists():  # a run killed after the copy, before the record, finds it here
         write_atomically(target, data)
+        crash_point("import.file")
     fields = dict(candidate.fields)
     labels = {k: v for k, v in (fields.pop("labels", None) or {}).items() if k.isidentifier()}
     record = {
@@ -214,6 +216,7 @@ def _import_one(candidate: Candidate, layout: DatasetLayout, store: Store, repor
     if record.get("person_name"):
         record["person_id"] = record["person_name"]
     store.upsert_image(record)
+    crash_point("import.record")
     report.added[gender] = report.added.get(gender, 0) + 1
 
 
