@@ -27,7 +27,7 @@ from anfe.faces.executor import Executor
 from anfe.cli.common import analysis_options, friendly_errors, open_cache, store_option
 from anfe.core.config import AnalysisParams
 from anfe.core.errors import DatasetError
-from anfe.core.layout import open_dataset
+from anfe.core.layout import DatasetLayout, open_dataset
 from anfe.core.store import open_store
 
 from . import catalog, moves
@@ -186,7 +186,8 @@ class _ReviewGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        formatter.write_usage(ctx.command_path, "[serve] ROOT [OPTIONS]  |  reviewers add|list|remove ...")
+        formatter.write_usage(ctx.command_path,
+                              "[serve] ROOT [OPTIONS]  |  sync ROOT [OPTIONS]  |  reviewers add|list|remove ...")
 
 
 @click.group(cls=_ReviewGroup)
@@ -247,10 +248,7 @@ def serve(root: Path, address: str, port: int, reviewers_option: Path | None, tl
         return
     # Bring the catalog in line with the folders and score the photos here (analysing new images,
     # with a progress bar); skipped in a few stat calls when no folder changed since the last time.
-    with open_cache(cache_path, params) as cache, open_store(db, layout.root) as store:
-        synced = catalog.sync(layout, store, params, cache, workers, progress=True)
-    if isinstance(workers, Executor):  # a Dask client (and a local cluster) must not outlive the exec below
-        workers.close()
+    synced = _sync_catalog(layout, db, params, cache_path, workers)
     # A page without sign-in gets a token instead (as Jupyter's does): in the URL printed here and
     # handed to the server through its environment, never its command line (which `ps` shows).
     environment = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
@@ -272,6 +270,30 @@ def serve(root: Path, address: str, port: int, reviewers_option: Path | None, tl
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # Become the streamlit server (no child left behind when this process is stopped).
     os.execve(command[0], command, environment)
+
+
+def _sync_catalog(layout: DatasetLayout, db: str | None, params: AnalysisParams, cache_path: str | Path | None,
+                  workers: int | Executor) -> catalog.SyncReport:
+    """Run the catalog sync (with a progress bar), then let go of any Dask client (and local
+    cluster): none may outlive the command (serve execs the page after it)."""
+    with open_cache(cache_path, params) as cache, open_store(db, layout.root) as store:
+        synced = catalog.sync(layout, store, params, cache, workers, progress=True)
+    if isinstance(workers, Executor):
+        workers.close()
+    return synced
+
+
+@review.command("sync")
+@click.argument("root", type=click.Path(path_type=Path))
+@store_option
+@analysis_options
+@friendly_errors
+def sync(root: Path, db: str | None, params: AnalysisParams, cache_path, workers) -> None:
+    """Bring the catalog of the dataset ROOT in line with its folders and score the photos for
+    review now (what `anfe review ROOT` does before the page opens), e.g. right after a crawl.
+    Does nothing when no folder changed since the last sync; a sync that was stopped is redone."""
+    synced = _sync_catalog(open_dataset(root), db, params, cache_path, workers)
+    click.echo(f"{synced.photos} images: {synced.updated} records updated, {synced.scored} scored now")
 
 
 # -- reviewers -----------------------------------------------------------------------------------
