@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -32,30 +31,14 @@ import pytest
 from anfe.core.layout import DatasetLayout
 from anfe.core.store import open_store
 from scraper.demosite import DemoServer, generate_site
+from testkit.crashes import REVIEW_BATCH, passages, report, run, walk
 
-ROOT = Path(__file__).resolve().parent.parent
 FULL = os.environ.get("ANFE_CRASH_FULL") == "1"
 #: With ANFE_CRASH_FULL=1: try every k-th passage of the crawls' points (1 = all of them; the
 #: curation commands have few passages: all of them are tried).
 FULL_STRIDE = max(1, int(os.environ.get("ANFE_CRASH_STRIDE", "1")))
 CRAWL_POINTS = ("frontier.add", "frontier.commit", "frontier.done", "crawl.file", "crawl.record", "crawl.ledger")
 FAST = ["-s", "PROGRESS_INTERVAL=0", "-s", "REDIS_WORKER_TTL=1", "-s", "LOG_LEVEL=INFO"]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANFE_CRASH")}
-    return {**env, "PYTHONPATH": str(ROOT), **extra}
-
-
-def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, env=clean_env(**env))
-
-
-def passages(command: list[str], cwd: Path, log: Path) -> Counter:
-    """Run ``command`` once, uninterrupted, counting the passages of every crash point."""
-    done = run(command, cwd, ANFE_CRASH_LOG=str(log))
-    assert done.returncode == 0, done.stderr[-3000:]
-    return Counter(log.read_text().split()) if log.exists() else Counter()
 
 
 def picks(counts: Counter, points: tuple[str, ...], extra: dict[str, int] | None = None,
@@ -74,17 +57,6 @@ def picks(counts: Counter, points: tuple[str, ...], extra: dict[str, int] | None
             chosen = set()
         cases += [(point, n) for n in sorted(chosen)]
     return cases
-
-
-def report(request, what: str, tried: int, failures: list[str], unreached: int = 0) -> None:
-    """Print the counts (shown with -s or -rA; always in the terminal summary's line) and fail on any failure."""
-    line = (f"crash points ({what}): {tried} tried, {tried - len(failures)} passed"
-            + (f" ({unreached} not reached in the crash run: the run ended normally)" if unreached else ""))
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
-    print(line)
-    assert not failures, f"{line}; failed: " + "; ".join(failures[:10])
 
 
 # -- the crawl ---------------------------------------------------------------------------------
@@ -237,30 +209,15 @@ CLEAN = [sys.executable, "-m", "anfe", "clean", "data", "--quiet", "--workers", 
 
 def walk_curation(tmp_path: Path, template: Path, command: list[str], points: tuple[str, ...],
                   extra: dict[str, int], request, what: str, cached: bool = False) -> Counter:
-    """Count the passages of ``command`` (run in a copy of ``template``, whose ``data`` is the root),
-    then for each chosen point and passage: a copy, a run killed there, the same command again, and
-    the dataset's state compared with the uninterrupted run's. With ``cached``, every crash run but
-    the cache's own starts from the uninterrupted run's analysis cache (no face detector needed)."""
-    truth = tmp_path / "truth"
-    shutil.copytree(template, truth)
-    counts = passages(command, truth, tmp_path / "passages.log")
-    expected = dataset_state(truth / "data")
-    cases = picks(counts, points, extra)
-    failures, unreached = [], 0
-    for point, n in cases:
-        case = tmp_path / f"{point}-{n}"
-        shutil.copytree(template, case)
+    """:func:`testkit.crashes.walk` of ``command`` over a copy of ``template`` (whose ``data`` is
+    the root), comparing :func:`dataset_state`. With ``cached``, every crash run but the cache's own
+    starts from the uninterrupted run's analysis cache (no face detector needed)."""
+    def prepare(case: Path, truth: Path, point: str) -> None:
         if cached and point != "cache.batch":
             shutil.copy(truth / "cache.sqlite", case / "cache.sqlite")
-        unreached += run(command, case, ANFE_CRASH_AT=f"{point}:{n}").returncode != -signal.SIGKILL
-        again = run(command, case)
-        if again.returncode != 0:
-            failures.append(f"{point}:{n}: the re-run failed: {again.stderr[-500:]}")
-        elif (state := dataset_state(case / "data")) != expected:
-            failures.append(f"{point}:{n}: {state} != {expected}")
-    report(request, what, len(cases), failures, unreached)
-    assert unreached == 0
-    return counts
+
+    return walk(tmp_path, template, command, points, lambda case: dataset_state(case / "data"), request, what,
+                choose=lambda counts, chosen: picks(counts, chosen, extra), prepare=prepare)
 
 
 @pytest.mark.slow
@@ -272,28 +229,6 @@ def test_clean_killed_at_a_crash_point_ends_where_an_uninterrupted_clean_ends(ut
     assert counts["moves.file"] >= 3, counts  # too small, unreadable, the duplicate
 
 
-def _review(root: Path, male: str, female: str, who: str = "ann") -> None:
-    """What the review page does at its start and for one reviewer's batch: repair, then decide
-    (relabel the photo ``male`` as female, reject the photo ``female``) unless decided already."""
-    from curation import decisions
-    from curation.queue import QueueItem
-
-    layout = DatasetLayout(root)
-    with open_store(None, root) as store:
-        decisions.repair(layout, store)
-        log = decisions.read_log(store)
-        for gender, name, action, options in (("male", male, "relabel", {"new_label": "female"}),
-                                              ("female", female, "reject", {"reason": "wrong-person"})):
-            path = layout.gender_dir(gender) / name
-            item = QueueItem(path, gender, path.stem)
-            if not log.reviewed(item.content_hash):
-                decisions.decide(layout, store, [item], action, who, **options)
-
-
-REVIEW = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[2]); import test_crash_points as t; "
-          "from pathlib import Path; t._review(Path(sys.argv[1]), sys.argv[3], sys.argv[4])"]
-
-
 @pytest.mark.slow
 def test_review_decisions_killed_at_a_crash_point_end_where_uninterrupted_ones_end(utkface_rows, tmp_path, request):
     template = tmp_path / "template"
@@ -302,7 +237,7 @@ def test_review_decisions_killed_at_a_crash_point_end_where_uninterrupted_ones_e
         (template / "data" / "images" / "female" / broken).unlink()
     layout = DatasetLayout(template / "data")
     names = [sorted(layout.image_files("male"))[0].name, sorted(layout.image_files("female"))[-1].name]
-    command = [*REVIEW, "data", str(Path(__file__).resolve().parent), *names]
+    command = [*REVIEW_BATCH, "data", *names]
     counts = walk_curation(tmp_path, template, command, ("review.decision", "moves.journal", "moves.file"),
                            {"review.decision": 1}, request, "review decisions")
     assert counts["review.decision"] == 2, counts
