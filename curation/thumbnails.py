@@ -42,10 +42,14 @@ def _keep(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+    except OSError:  # a read-only or full disk: the page still shows the photo
+        return
+    try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
         os.replace(temp, path)
-    except OSError:  # a read-only or full disk: the page still shows the photo
+    except OSError:  # a full disk: no torn temporary file left behind either
+        Path(temp).unlink(missing_ok=True)
         return
     crash_point("review.thumbnail")
 

@@ -16,6 +16,7 @@ Each test prints how many crash points it tried and how many passed.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import re
 import shutil
@@ -29,8 +30,7 @@ from anfe.core.crashpoints import POINTS
 from anfe.core.layout import DatasetLayout
 from anfe.core.store import open_store
 from anfe.exchange.importer import import_photos
-from curation import catalog, moves, person_summary, quarantine
-from curation.thumbnails import FOLDER
+from curation import catalog, moves, person_summary, quarantine, thumbnails
 from testkit.crashes import THUMBNAILS, run, temporary_files, walk
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,7 +146,7 @@ def test_a_catalog_sync_killed_at_a_crash_point_ends_where_an_uninterrupted_one_
 def thumbnail_state(case: Path) -> dict:
     """The thumbnails (path -> digest of the bytes) and any temporary file under the root."""
     root = case / "data"
-    return {"thumbnails": _digests(root, root / FOLDER), "temporary": temporary_files(root)}
+    return {"thumbnails": _digests(root, root / thumbnails.FOLDER), "temporary": temporary_files(root)}
 
 
 @pytest.mark.slow
@@ -159,6 +159,20 @@ def test_thumbnails_killed_at_a_crash_point_end_as_uninterrupted_ones(source, tm
     truth = thumbnail_state(tmp_path / "truth")
     assert len(truth["thumbnails"]) == 7 and not truth["temporary"]
     assert _idle(command, tmp_path / "truth")[0] == []  # all kept: none made again
+
+
+def test_a_thumbnail_write_that_fails_leaves_no_temporary_file(source, tmp_path, monkeypatch):
+    """A full disk (injected: the rename fails) costs the kept copy only: the photo is still shown."""
+    layout = imported(source, tmp_path)
+    photo = sorted(layout.image_files())[0]
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(thumbnails.os, "replace", full)
+    assert thumbnails.thumbnail(layout.root, photo, photo.stem)
+    monkeypatch.undo()
+    assert temporary_files(layout.root) == [] and not thumbnails.thumbnail_path(layout.root, photo.stem, 256).exists()
 
 
 # -- anfe import ---------------------------------------------------------------------------------------
