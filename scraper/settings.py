@@ -92,6 +92,14 @@ CHROMIUM_PATH = "/usr/bin/chromium"
 RENDER_WAIT_TIMEOUT = 15.0
 
 # -- pipelines, middlewares, extensions ---------------------------------------------------
+#: The pipelines are coroutines on asyncio's loop (Scrapy's default reactor, named here because
+#: they need it): hashing, decoding and file writes go to a thread pool, records are group-committed.
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+#: Threads that hash, decode, crop, analyse and write photos off the event loop (0 = one per CPU).
+PIPELINE_THREADS = 0
+#: Outputs of one response handled at once. Scrapy's 100 starts 100 tasks for every response, a
+#: measurable cost when each image response yields one item; the pipelines' threads do the work.
+CONCURRENT_ITEMS = 16
 ITEM_PIPELINES = {
     "scraper.pipelines.ImageCheckPipeline": 100,
     "scraper.pipelines.CurationGatePipeline": 200,
