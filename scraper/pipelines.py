@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from PIL import Image
 from scrapy.exceptions import DropItem
 
 import anfe
@@ -42,10 +41,11 @@ from anfe.core.crashpoints import crash_point
 from anfe.core.config import DEFAULT_MAX_PIXELS, AnalysisParams
 from anfe.core.errors import DatasetError, ImageError, StoreError
 from anfe.core.hashing import content_hash
-from anfe.faces.imaging import open_image, to_rgb_array
+from anfe.faces.imaging import check_decodes, open_image
 from anfe.core.layout import DatasetLayout, content_file_name, safe_label, write_atomically
 from anfe.core.store import Store, now_iso, open_store
 
+from .claims import CLAIMS_FILE, LocalContentClaims
 from .crops import same_face
 from .groupcommit import GroupCommitter
 from .items import NotSettled, PhotoItem
@@ -153,29 +153,29 @@ class ImageCheckPipeline(_PipelineBase):
             return "hash-mismatch", f"sha256 is not the listed {item.expected_sha256[:12]}..."
         try:
             image = open_image(body, self.max_pixels)
-            image_format = image.format or ""
-            to_rgb_array(image)  # a full decode: catches truncated files
+            image_format, size = image.format or "", image.size
+            check_decodes(image)  # every byte decoded: catches truncated and broken files
         except ImageError as exc:
             return exc.reason, str(exc)
         if image_format not in FORMAT_SUFFIX:
             return "unsupported-format", f"{image_format or 'unknown'} images are not kept"
         item.image_format = image_format
-        item.width, item.height = image.size
+        item.width, item.height = size
         item.content_hash = digest
         if item.crop and item.bbox:
-            refused = self._crop(item, image)
+            refused = self._crop(item, size)
             if refused is not None:
                 return refused
         small = TOO_SMALL.failed(ImageAnalysis("", item.width, item.height), (self.min_width, self.min_height))
         return (TOO_SMALL.name, small) if small else None
 
-    def _crop(self, item: PhotoItem, image: Image.Image) -> tuple[str, str] | None:
+    def _crop(self, item: PhotoItem, size: tuple[int, int]) -> tuple[str, str] | None:
         """Replace the bytes by the crop to ``bbox`` (a derived file; the original's hash is kept)."""
         x1, y1, x2, y2 = item.bbox
         x1, y1 = max(0, x1), max(0, y1)
-        x2, y2 = min(image.width, x2), min(image.height, y2)
+        x2, y2 = min(size[0], x2), min(size[1], y2)
         if x2 - x1 < 1 or y2 - y1 < 1:
-            return "bad-bbox", f"box {item.bbox} lies outside the {image.width}x{image.height} image"
+            return "bad-bbox", f"box {item.bbox} lies outside the {size[0]}x{size[1]} image"
         image = open_image(item.body, self.max_pixels)
         cropped = image.crop((x1, y1, x2, y2))
         out = io.BytesIO()
@@ -281,7 +281,7 @@ class DatasetWriterPipeline(_PipelineBase):
         self.layout = DatasetLayout(Path(self.settings.get("DATASET_ROOT", "./data")))
         self.store: Store | None = None
         self.committer: GroupCommitter | None = None
-        self.claims: Any = None  # with REDIS_URL: one writer per content hash among the processes
+        self.claims: Any = None  # one writer per content hash among the processes (REDIS_URL, LOCAL_CLAIMS)
         self.locks = KeyLocks()
         self.recorded: list[Path] = []  # files this crawl recorded: each must exist at the close
         self._gender_dirs: dict[str, Path] = {}
@@ -295,6 +295,8 @@ class DatasetWriterPipeline(_PipelineBase):
             from .redisfrontier import ContentClaims
 
             self.claims = ContentClaims(self.settings.get("REDIS_URL"), self.settings.get("REDIS_KEY_PREFIX") or "anfe")
+        elif self.settings.getbool("LOCAL_CLAIMS"):
+            self.claims = LocalContentClaims(self.layout.root / CLAIMS_FILE)
 
     def close_spider(self) -> None:
         super().close_spider()

@@ -49,6 +49,7 @@ from .frontier import (
     CAP_LIMIT, CAP_PERSON, FRONTIER_ID, NOT_DONE_STAT, RECOVERED_STAT, decode_request, encode_request,
     frontier_commit, frontier_id,
 )
+from .claims import wait_for_record
 from .processes import process_alive
 from .ledger import DEFAULT_PREFIX, RedisLedger, redis_client
 
@@ -355,15 +356,7 @@ class ContentClaims:
 
     def wait_for_record(self, store: Any, digest: str, timeout_s: float = 30.0) -> dict | None:
         """The other writer's store record, once written (None if it never comes: write it then)."""
-        import time
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            record = store.get_image(digest)
-            if record is not None:
-                return record
-            time.sleep(0.05)
-        return None
+        return wait_for_record(store, digest, timeout_s)
 
     def close(self) -> None:
         self.server.close()

@@ -30,6 +30,9 @@ REDIS_WORKER_TTL = 15.0
 REDIS_CLAIM_BATCH = 2
 #: Seconds between looks at the shared queue by a process with free slots.
 REDIS_POLL_INTERVAL = 0.05
+#: Several local processes writing one dataset root (`anfe crawl urllist --processes N` sets it):
+#: one writer per content hash among them, through <DATASET_ROOT>/crawl_claims.sqlite.
+LOCAL_CLAIMS = False
 
 # -- what is kept ---------------------------------------------------------------------------
 #: Smaller photos are dropped as "too-small" (the threshold of anfe.faces.checks.TOO_SMALL, as in `anfe clean`).
