@@ -5,6 +5,7 @@ Run from the project root:  python bench/bench_crawl.py [--spider filmweb] [--pe
 prints, for each mode, pages/s, images/s and the share of one CPU the crawl process used.
 
     python bench/bench_crawl.py --urllist 12000 [--i2d-processes 2 --i2d-threads 32] [--concurrency 16,8,32]
+                                                [--keep-alive]
 
 instead downloads one FaceScrub-style list (name, image_id, face_id, url, bbox, sha256, gender)
 of that many distinct real photos (LFW, then UTKFace, then webcrops, from ../shared/data/faces),
@@ -100,7 +101,8 @@ def _files(folder: Path, pattern: str = "*") -> int:
     return sum(1 for p in folder.rglob(pattern) if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else 0
 
 
-def urllist_versus_img2dataset(count: int, processes: int, threads: int, concurrency: list[int]) -> None:
+def urllist_versus_img2dataset(count: int, processes: int, threads: int, concurrency: list[int],
+                               keep_alive: bool) -> None:
     """Serve ``count`` photos, download them with img2dataset and with ``anfe crawl urllist --fast``:
     in one process, and in as many processes as img2dataset (``--processes``), at each of the
     ``concurrency`` values (CONCURRENT_REQUESTS_PER_DOMAIN; the first is ``--fast``'s default)."""
@@ -112,7 +114,7 @@ def urllist_versus_img2dataset(count: int, processes: int, threads: int, concurr
         serve_dir = Path(temp) / "www"
         serve_dir.mkdir()
         template, rows = url_list(count, serve_dir)
-        handler = functools.partial(_QuietHandler, directory=str(serve_dir))
+        handler = functools.partial(_KeepAliveHandler if keep_alive else _QuietHandler, directory=str(serve_dir))
         server = _Server(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
@@ -136,7 +138,8 @@ def urllist_versus_img2dataset(count: int, processes: int, threads: int, concurr
             after = os.getloadavg()
         finally:
             server.shutdown()
-    print(f"URL list of {rows} photos on one local threaded server (backlog {_Server.request_queue_size}); "
+    protocol = "HTTP/1.1, connections kept alive" if keep_alive else "HTTP/1.0, a connection per photo"
+    print(f"URL list of {rows} photos on one local threaded server ({protocol}, backlog {_Server.request_queue_size}); "
           f"load average before {before[0]:.2f}, after {after[0]:.2f}; {os.cpu_count()} CPUs")
     print("Each run counts its process start; anfe keeps its checks (hash, decode, atomic write, store record, "
           "ledger); img2dataset verifies sha256 and keeps the original bytes.")
@@ -146,6 +149,20 @@ def urllist_versus_img2dataset(count: int, processes: int, threads: int, concurr
         print(f"{name:<58} {seconds:8.1f} {got:7d} {got / seconds:9.0f} {cpu:7.1f} {got / seconds / i2d_rate:5.2f}x")
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """A static file handler that does not log every request."""
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+class _KeepAliveHandler(_QuietHandler):
+    """HTTP/1.1 with persistent connections, as web servers and CDNs answer (Python's default
+    handler speaks HTTP/1.0 and closes every connection)."""
+
+    protocol_version = "HTTP/1.1"
+
+
 class _Server(http.server.ThreadingHTTPServer):
     """The standard threaded server with a listen backlog a web server would have (Python's is 5:
     connection attempts beyond it wait for TCP's retransmission, which would time the server, not
@@ -153,13 +170,6 @@ class _Server(http.server.ThreadingHTTPServer):
 
     request_queue_size = 256
     daemon_threads = True
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """A static file handler that does not log every request."""
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
-        pass
 
 
 _I2D = """
@@ -181,12 +191,14 @@ def main() -> None:
     parser.add_argument("--urllist", type=int, default=0, help="compare with img2dataset on a list of N photos")
     parser.add_argument("--i2d-processes", type=int, default=2)
     parser.add_argument("--i2d-threads", type=int, default=32)
+    parser.add_argument("--keep-alive", action="store_true",
+                        help="serve HTTP/1.1 with persistent connections (default: Python's HTTP/1.0, one per photo)")
     parser.add_argument("--concurrency", default="16",
                         help="comma-separated CONCURRENT_REQUESTS_PER_DOMAIN values to try (the first: --fast's)")
     args = parser.parse_args()
     if args.urllist:
         urllist_versus_img2dataset(args.urllist, args.i2d_processes, args.i2d_threads,
-                                   [int(c) for c in args.concurrency.split(",")])
+                                   [int(c) for c in args.concurrency.split(",")], args.keep_alive)
         return
     if not Path(args.labels).is_file():
         sys.exit(f"labels CSV not found: {args.labels} (the shared data folder must sit beside the checkout)")

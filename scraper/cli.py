@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from anfe.cli.common import friendly_errors, store_option
+from anfe.core.layout import write_atomically
 
 from .demosite import DemoServer, SiteSpec, generate_site, url_list_for
 from .demosite.generate import MANIFEST, MAX_LIST_PEOPLE, MAX_PEOPLE
@@ -280,8 +281,10 @@ def run_in_processes(base: list[str], processes: int, root: Path, jobdir: Path |
     plan = shard_plan(base, processes, root / "crawl_reports", stamp, jobdir)
     run_shards(plan, root, lambda line: click.echo(line, err=True))
     stats = merge_stats(read_reports(plan))
-    _, lines = closing_summary("urllist", str(stats.get("finish_reason")), stats, depth_limit)
+    summary, lines = closing_summary("urllist", str(stats.get("finish_reason")), stats, depth_limit)
     click.echo("\n".join(lines))
+    report = {"spider": "urllist", "summary": summary, "stats": stats, "shards": [str(s.report) for s in plan]}
+    write_atomically(root / "crawl_reports" / f"urllist-{stamp}.json", json.dumps(report, indent=2).encode("utf-8"))
     finish("urllist", root, stats)
 
 

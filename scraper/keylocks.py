@@ -3,8 +3,8 @@
 The writer decides "new photo or seen again" from the store, then writes the file and waits for
 its record to be committed. Two photos with the same bytes (or two crops of one source photo) in
 flight at once would both find nothing and both count as new; holding their keys serialises them,
-while photos with other keys go on in parallel. (Across processes, :class:`scraper.redisfrontier.
-ContentClaims` plays this part.)
+while photos with other keys go on in parallel. (Across processes, :mod:`scraper.claims` plays
+this part.)
 """
 
 from __future__ import annotations

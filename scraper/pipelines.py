@@ -17,7 +17,8 @@ The crawl's event loop only routes: hashing, decoding, cropping, the face analys
 writes run on a thread pool (``PIPELINE_THREADS``; hashlib, Pillow, dlib and file I/O release
 the GIL), and the writer's store records and ledger lines are group-committed
 (:mod:`scraper.groupcommit`). Within the process, photos with the same content hash (or crops of
-the same source photo) are written one at a time (:class:`scraper.keylocks.KeyLocks`).
+the same source photo) are written one at a time (:class:`scraper.keylocks.KeyLocks`), and so are
+photos with the same content hash among the processes of a crawl (:mod:`scraper.claims`).
 """
 
 from __future__ import annotations
@@ -42,14 +43,22 @@ from anfe.core.config import DEFAULT_MAX_PIXELS, AnalysisParams
 from anfe.core.errors import DatasetError, ImageError, StoreError
 from anfe.core.hashing import content_hash
 from anfe.faces.imaging import check_decodes, open_image
-from anfe.core.layout import DatasetLayout, content_file_name, safe_label, write_atomically
+from anfe.core.layout import (
+    PARTIAL_PREFIX,
+    DatasetLayout,
+    content_file_name,
+    partial_writer,
+    safe_label,
+    write_atomically,
+)
 from anfe.core.store import Store, now_iso, open_store
 
-from .claims import CLAIMS_FILE, LocalContentClaims
+from .claims import CLAIMS_FILE, ContentLocks, LocalContentLocks, hold
 from .crops import same_face
 from .groupcommit import GroupCommitter
 from .items import NotSettled, PhotoItem
 from .keylocks import KeyLocks
+from .processes import process_alive
 from .ledger import open_ledger
 from .spiders.base import count_drop
 
@@ -281,22 +290,26 @@ class DatasetWriterPipeline(_PipelineBase):
         self.layout = DatasetLayout(Path(self.settings.get("DATASET_ROOT", "./data")))
         self.store: Store | None = None
         self.committer: GroupCommitter | None = None
-        self.claims: Any = None  # one writer per content hash among the processes (REDIS_URL, LOCAL_CLAIMS)
+        self.claims: ContentLocks | None = None  # one photo at a time per content hash among processes
         self.locks = KeyLocks()
         self.recorded: list[Path] = []  # files this crawl recorded: each must exist at the close
         self._gender_dirs: dict[str, Path] = {}
 
     def open_spider(self) -> None:
         self.layout.root.mkdir(parents=True, exist_ok=True)
+        removed = sweep_partial_files(self.layout)
+        if removed:
+            self.stats.set_value("anfe/partial_files_removed", removed)
+            logger.info("removed %d partial files left by a killed crawl (their photos are fetched again)", removed)
         uri = self.settings.get("STORE_URI") or None
         self.store = open_store(uri, self.layout.root)
         self.committer = GroupCommitter(lambda: open_store(uri, self.layout.root), lambda: open_ledger(self.settings))
         if self.settings.get("REDIS_URL"):
-            from .redisfrontier import ContentClaims
+            from .redisfrontier import RedisContentLocks
 
-            self.claims = ContentClaims(self.settings.get("REDIS_URL"), self.settings.get("REDIS_KEY_PREFIX") or "anfe")
+            self.claims = RedisContentLocks(self.settings.get("REDIS_URL"), self.settings.get("REDIS_KEY_PREFIX") or "anfe")
         elif self.settings.getbool("LOCAL_CLAIMS"):
-            self.claims = LocalContentClaims(self.layout.root / CLAIMS_FILE)
+            self.claims = LocalContentLocks(self.layout.root / CLAIMS_FILE)
 
     def close_spider(self) -> None:
         super().close_spider()
@@ -326,7 +339,11 @@ class DatasetWriterPipeline(_PipelineBase):
             self.drop(item, "bad-label", str(exc))
         keys = [digest, *([item.original_hash] if item.original_hash else [])]
         await self.locks.acquire(keys)
+        held = False
         try:
+            if self.claims is not None:
+                await hold(self.claims, digest)
+                held = True
             seen = self._seen_again(item, digest, gender)
             if seen is not None:
                 await self.committer.write(seen.updates, [(item.url, seen.outcome, seen.key)])
@@ -340,6 +357,8 @@ class DatasetWriterPipeline(_PipelineBase):
             record = self._record(item, digest, gender, path)
             await self.committer.write([record], [(item.url, "stored", digest)])
         finally:
+            if held:
+                self.claims.unlock(digest)
             self.locks.release(keys)
         self.recorded.append(path)
         self.stats.inc_value(f"anfe/images/{gender}")
@@ -382,8 +401,6 @@ class DatasetWriterPipeline(_PipelineBase):
         the same face of it, see :mod:`scraper.crops`) and what to do, or None for a new photo."""
         assert self.store is not None
         existing = self.store.get_image(digest)
-        if existing is None and self.claims is not None and not self.claims.claim(digest, item.url):
-            existing = self.claims.wait_for_record(self.store, digest)  # another process writes these bytes
         if existing is not None:
             return self._seen_outcome(item, existing, gender, "same bytes as")
         if not item.original_hash:
@@ -439,3 +456,16 @@ def _write_file(path: Path, body: bytes) -> None:
     if not path.exists():
         write_atomically(path, body)
         crash_point("crawl.file")
+
+
+def sweep_partial_files(layout: DatasetLayout) -> int:
+    """Remove the half-written temporary files that killed writers left in the gender folders
+    (never a photo: a photo is renamed into place whole; the ledger has no line for these, so
+    they are fetched again). Files of live writers, other crawls of the root, are left alone."""
+    removed = 0
+    for path in layout.images.glob(f"*/{PARTIAL_PREFIX}*"):
+        pid = partial_writer(path)
+        if pid is not None and not process_alive(pid):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
