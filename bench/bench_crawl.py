@@ -5,7 +5,7 @@ Run from the project root:  python bench/bench_crawl.py [--spider filmweb] [--pe
 prints, for each mode, pages/s, images/s and the share of one CPU the crawl process used.
 
     python bench/bench_crawl.py --urllist 12000 [--i2d-processes 2 --i2d-threads 32] [--concurrency 16,8,32]
-                                                [--keep-alive]
+                                                [--keep-alive] [--redis-processes 2]
 
 instead downloads one FaceScrub-style list (name, image_id, face_id, url, bbox, sha256, gender)
 of that many distinct real photos (LFW, then UTKFace, then webcrops, from ../shared/data/faces),
@@ -13,7 +13,8 @@ served by one threaded static server on 127.0.0.1, in the same run: with img2dat
 people use for URL lists; the ``bench`` extra; sha256 verified, original bytes kept:
 ``resize_mode=no``, ``skip_reencode``), then with ``anfe crawl urllist --fast`` (its checks on:
 hash, decode, atomic write, store record, ledger) in one process and in as many processes as
-img2dataset's, at each concurrency given. Each run goes into its own empty folder and is timed
+img2dataset's, at each concurrency given (and, with ``--redis-processes``, as that many
+``anfe crawl urllist --redis`` processes sharing one frontier). Each run goes into its own empty folder and is timed
 from its process start to its end; the table gives photos/s, the CPU seconds used and the ratio
 to img2dataset (>= 1.0x: as fast).
 """
@@ -102,7 +103,7 @@ def _files(folder: Path, pattern: str = "*") -> int:
 
 
 def urllist_versus_img2dataset(count: int, processes: int, threads: int, concurrency: list[int],
-                               keep_alive: bool) -> None:
+                               keep_alive: bool, redis_processes: int) -> None:
     """Serve ``count`` photos, download them with img2dataset and with ``anfe crawl urllist --fast``:
     in one process, and in as many processes as img2dataset (``--processes``), at each of the
     ``concurrency`` values (CONCURRENT_REQUESTS_PER_DOMAIN; the first is ``--fast``'s default)."""
@@ -135,6 +136,8 @@ def urllist_versus_img2dataset(count: int, processes: int, threads: int, concurr
                                           "-s", f"CONCURRENT_REQUESTS={2 * c}", "-s", "LOG_LEVEL=WARNING"], ROOT)
                 rows_out.append((f"anfe crawl urllist --fast --processes {procs}, {c} per site", seconds, cpu,
                                  _files(root / "images")))
+            if redis_processes:
+                rows_out.append(redis_run(listing, Path(temp) / "redis-data", redis_processes, concurrency[0]))
             after = os.getloadavg()
         finally:
             server.shutdown()
@@ -147,6 +150,26 @@ def urllist_versus_img2dataset(count: int, processes: int, threads: int, concurr
     i2d_rate = rows_out[0][3] / rows_out[0][1]
     for name, seconds, cpu, got in rows_out:
         print(f"{name:<58} {seconds:8.1f} {got:7d} {got / seconds:9.0f} {cpu:7.1f} {got / seconds / i2d_rate:5.2f}x")
+
+
+def redis_run(listing: Path, root: Path, processes: int, concurrency: int) -> tuple[str, float, float, int]:
+    """``processes`` x ``anfe crawl urllist --redis`` started together on one frontier in a fresh
+    local redis-server: each reads the whole list, the shared dupefilter queues each row once."""
+    from testkit.redis_server import RedisServer
+
+    command = [sys.executable, "-m", "anfe", "crawl", "urllist", "--root", str(root), "--fast", "-a", f"file={listing}",
+               "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={concurrency}", "-s", f"CONCURRENT_REQUESTS={2 * concurrency}",
+               "-s", "LOG_LEVEL=WARNING"]
+    with RedisServer() as redis:
+        cpu, start = _children_cpu(), time.perf_counter()
+        children = [subprocess.Popen([*command, "--redis", redis.url], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL) for _ in range(processes)]
+        codes = [child.wait(timeout=3600) for child in children]
+        seconds = time.perf_counter() - start
+    if any(codes):
+        sys.exit(f"a --redis crawl failed: exit codes {codes}")
+    return (f"anfe crawl urllist --fast --redis, {processes} processes, {concurrency} per site", seconds,
+            _children_cpu() - cpu, _files(root / "images"))
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -193,12 +216,15 @@ def main() -> None:
     parser.add_argument("--i2d-threads", type=int, default=32)
     parser.add_argument("--keep-alive", action="store_true",
                         help="serve HTTP/1.1 with persistent connections (default: Python's HTTP/1.0, one per photo)")
+    parser.add_argument("--redis-processes", type=int, default=0,
+                        help="also run N `anfe crawl urllist --redis` processes on one local redis-server")
     parser.add_argument("--concurrency", default="16",
                         help="comma-separated CONCURRENT_REQUESTS_PER_DOMAIN values to try (the first: --fast's)")
     args = parser.parse_args()
     if args.urllist:
         urllist_versus_img2dataset(args.urllist, args.i2d_processes, args.i2d_threads,
-                                   [int(c) for c in args.concurrency.split(",")], args.keep_alive)
+                                   [int(c) for c in args.concurrency.split(",")], args.keep_alive,
+                                   args.redis_processes)
         return
     if not Path(args.labels).is_file():
         sys.exit(f"labels CSV not found: {args.labels} (the shared data folder must sit beside the checkout)")
