@@ -13,7 +13,8 @@ served by one threaded static server on 127.0.0.1, in the same run: with img2dat
 people use for URL lists; the ``bench`` extra; sha256 verified, original bytes kept:
 ``resize_mode=no``, ``skip_reencode``), then with ``anfe crawl urllist --fast`` (its checks on:
 hash, decode, atomic write, store record, ledger) in one process and in as many processes as
-img2dataset's, at each concurrency given (and, with ``--redis-processes``, as that many
+img2dataset's, at each concurrency given, and Scrapy alone (``bench/scrapy_floor.py``: the same
+downloads, nothing kept: the floor of a Scrapy crawl here) (and, with ``--redis-processes``, as that many
 ``anfe crawl urllist --redis`` processes sharing one frontier). Each run goes into its own empty folder and is timed
 from its process start to its end; the table gives photos/s, the CPU seconds used and the ratio
 to img2dataset (>= 1.0x: as fast).
@@ -127,6 +128,9 @@ def urllist_versus_img2dataset(count: int, processes: int, threads: int, concurr
                                                                         processes=processes, threads=threads)], ROOT)
             got_i2d = _files(out, "*.jpg")
             rows_out.append((f"img2dataset, {processes} processes x {threads} threads", i2d, i2d_cpu, got_i2d))
+            seconds, cpu = timed_run([sys.executable, "-m", "scrapy", "runspider", str(ROOT / "bench" / "scrapy_floor.py"),
+                                      "-a", f"file={listing}"], Path(temp))
+            rows_out.append(("Scrapy alone, 1 process (no checks, nothing stored)", seconds, cpu, rows))
             runs = [(1, concurrency[0])] + [(processes, c) for c in concurrency]
             for n, (procs, c) in enumerate(runs):
                 root = Path(temp) / f"data{n}"
