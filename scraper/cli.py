@@ -13,12 +13,14 @@ from pathlib import Path
 import click
 
 from anfe.cli.common import friendly_errors, store_option
+from anfe.core.layout import write_atomically
 
 from .demosite import DemoServer, SiteSpec, generate_site, url_list_for
 from .demosite.generate import MANIFEST, MAX_LIST_PEOPLE, MAX_PEOPLE
 from .demosite.urllist import LIST_FILES
 from .errors import CrawlFailedError
-from .extensions import crawl_outcome
+from .extensions import closing_summary, crawl_outcome
+from .parallel import merge_stats, read_reports, run_shards, shard_plan
 from .preflight import check_before_crawl
 from .profile_check import KINDS, check_profile_page, fetch_page, read_saved_page
 from .profile_schema import SCHEMA, key_table
@@ -170,13 +172,16 @@ def check_redis(url: str) -> None:
 @click.option("--max-pages", type=click.IntRange(1, None), default=None,
               help="Page budget: no page request past it (default: the profile's limits.max_pages, else "
                    "MAX_PAGES, 1,000,000). The summary says when it stopped the crawl.")
+@click.option("--processes", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="urllist only: split the list over N processes (one per core is a good start), each a "
+                   "crawl of its shard into ROOT; one summary at the end. Resume a killed run with the same command.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Show Scrapy's log here, as `scrapy crawl` does (default: one progress line and the "
                    "summary; the log goes to ROOT/crawl_reports/<spider>-<time>.log).")
 @friendly_errors
 def crawl(spider: str, root: Path, db: str | None, spider_args: tuple[str, ...], settings_: tuple[str, ...],
           jobdir: Path | None, redis_url: str | None, contact: str | None, fast: bool, max_pages: int | None,
-          verbose: bool) -> None:
+          processes: int, verbose: bool) -> None:
     """Run SPIDER (listal, filmweb or urllist) into the dataset root ROOT, like `scrapy crawl`.
 
     The shipped listal and filmweb profiles were written from public scrapers and saved pages
@@ -228,6 +233,17 @@ def crawl(spider: str, root: Path, db: str | None, spider_args: tuple[str, ...],
     for name, value in overrides.items():
         settings.set(name, value, priority="cmdline")
     check_before_crawl(SPIDERS[spider], args, settings)  # one line, before Scrapy's log starts
+    if processes > 1:
+        if spider != "urllist" or redis_url or verbose or "shard" in args:
+            raise click.UsageError("--processes splits a URL list (urllist) without --redis or -v; to share a "
+                                   "site crawl among processes, start one `anfe crawl --redis URL` per process")
+        base = [sys.executable, "-m", "anfe", "crawl", spider, "--root", str(root), *(["--db", db] if db else []),
+                *(["--contact", contact] if contact else []), *(["--fast"] if fast else []),
+                *(["--max-pages", str(max_pages)] if max_pages else []),
+                *(part for arg in spider_args for part in ("-a", arg)),
+                *(part for setting in settings_ for part in ("-s", setting))]
+        run_in_processes(base, processes, root, jobdir, int(settings.getint("DEPTH_LIMIT", 0)))
+        return
     for handler in list(logging.root.handlers):  # Scrapy installs its own log handler (LOG_LEVEL)
         logging.root.removeHandler(handler)
     if log_file is not None:
@@ -241,18 +257,35 @@ def crawl(spider: str, root: Path, db: str | None, spider_args: tuple[str, ...],
     process.start()
     if crawler.stats.get_value("finish_reason") is None:
         raise click.ClickException(f"the crawl did not start: see the error in {log_file or 'the log above'}")
-    store_error = crawler.stats.get_value("anfe/store_error")
+    finish(spider, root, crawler.stats.get_stats())
+
+
+def finish(spider: str, root: Path, stats: dict) -> None:
+    """The last line of a crawl, and its exit code (see the crawl command's help)."""
+    store_error = stats.get("anfe/store_error")
     if store_error:
         raise CrawlFailedError(f"the crawl stopped: {store_error}; once the store is back, run the same "
                                "command again: it fetches and records what this run could not")
-    code, problem = crawl_outcome(crawler.stats.get_stats())
+    code, problem = crawl_outcome(stats)
     if code == 1:
         raise CrawlFailedError(problem)
-    images = crawler.stats.get_value("anfe/images/stored", 0)
-    click.echo(f"{spider}: {images} new images in {root / 'images'} (see the summary above)")
+    click.echo(f"{spider}: {stats.get('anfe/images/stored', 0)} new images in {root / 'images'} (see the summary above)")
     if code:
         click.echo(f"Warning: {problem}; exit {code}", err=True)
         sys.exit(code)
+
+
+def run_in_processes(base: list[str], processes: int, root: Path, jobdir: Path | None, depth_limit: int) -> None:
+    """``anfe crawl urllist --processes N``: the shards at once, then one summary (see scraper.parallel)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    plan = shard_plan(base, processes, root / "crawl_reports", stamp, jobdir)
+    run_shards(plan, root, lambda line: click.echo(line, err=True))
+    stats = merge_stats(read_reports(plan))
+    summary, lines = closing_summary("urllist", str(stats.get("finish_reason")), stats, depth_limit)
+    click.echo("\n".join(lines))
+    report = {"spider": "urllist", "summary": summary, "stats": stats, "shards": [str(s.report) for s in plan]}
+    write_atomically(root / "crawl_reports" / f"urllist-{stamp}.json", json.dumps(report, indent=2).encode("utf-8"))
+    finish("urllist", root, stats)
 
 
 @click.group()

@@ -23,3 +23,7 @@ class SpiderArgumentError(AnfeError):
 
 class CrawlFailedError(AnfeError):
     """A crawl ended with nothing: every request failed, or none could be made."""
+
+
+class ShardFailedError(AnfeError):
+    """A child of ``anfe crawl urllist --processes N`` ended without its report (see its log)."""

@@ -160,6 +160,22 @@ def summary_lines(spider: str, reason: str, summary: dict[str, Any], depth_limit
     return lines
 
 
+def closing_summary(spider: str, reason: str, stats: dict[str, Any], depth_limit: int = 0
+                    ) -> tuple[dict[str, Any], list[str]]:
+    """The summary and its lines at the close of a crawl (or of several, their stats merged)."""
+    not_done = int(stats.get("anfe/frontier/not_done", 0))
+    if reason == "finished" and not_done:  # never "finished" while requests were lost
+        reason = f"incomplete ({not_done} requests not done: run the same command again)"
+    summary = crawl_summary({**stats, "finish_reason": reason})
+    lines = summary_lines(spider, reason, summary, depth_limit)
+    recovered = int(stats.get("anfe/frontier/recovered", 0))
+    if recovered:
+        lines.append(f"  resumed: {recovered} requests recovered from the frontier")
+    for what, count in _prefixed(stats, "anfe/inconsistent/").items():  # shown in the summary, never only logged
+        lines.append(f"  warning: inconsistency found: {what.replace('_', ' ')}: {count}")
+    return summary, lines
+
+
 def short_list_warning(url: str, counts: dict[str, Any]) -> str:
     """The warning of a list that ended before its announced count."""
     return f"list {url} ended early: it announced {counts['announced']} people, {counts['followed']} were followed"
@@ -302,16 +318,7 @@ class HarvestProgress:
         if self.task is not None and self.task.running:
             self.task.stop()
         stats = self.crawler.stats.get_stats()
-        not_done = int(stats.get("anfe/frontier/not_done", 0))
-        if reason == "finished" and not_done:  # never "finished" while requests were lost
-            reason = f"incomplete ({not_done} requests not done: run the same command again)"
-        summary = crawl_summary({**stats, "finish_reason": reason})
-        lines = summary_lines(spider.name, reason, summary, self.crawler.settings.getint("DEPTH_LIMIT", 0))
-        recovered = int(stats.get("anfe/frontier/recovered", 0))
-        if recovered:
-            lines.append(f"  resumed: {recovered} requests recovered from the frontier")
-        for what, count in _prefixed(stats, "anfe/inconsistent/").items():  # shown in the summary, never only logged
-            lines.append(f"  warning: inconsistency found: {what.replace('_', ' ')}: {count}")
+        summary, lines = closing_summary(spider.name, reason, stats, self.crawler.settings.getint("DEPTH_LIMIT", 0))
         for url in summary["short_lists"]:
             logger.warning(short_list_warning(url, summary["lists"][url]))
         logger.info("\n".join(lines))

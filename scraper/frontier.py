@@ -62,6 +62,9 @@ frontier_commit = object()
 FRONTIER_ID = "anfe_frontier_id"
 #: The request meta keys of the per-person cap: the person's key and the cap (enforced by the frontier).
 CAP_PERSON, CAP_LIMIT = "anfe_cap_person", "anfe_cap"
+#: The request meta key naming the run (``spider.run_token``) that looked the image up in the ledger
+#: when it made the request; requests recovered from the frontier by a later run are looked up again.
+LEDGER_CHECKED = "anfe_ledger_checked"
 #: Stats keys: requests still in the frontier at the close (0 after a complete crawl), requests
 #: recovered from the frontier at the start (a resumed crawl), and inconsistencies found.
 NOT_DONE_STAT = "anfe/frontier/not_done"
@@ -122,7 +125,7 @@ class DurableScheduler:
         self._order = itertools.count()
         self._queued: set[str] = set()
         self._committed: set[str] = set()  # added by commit(), on their way through the engine
-        self._memory: dict[str, Request] = {}  # requests that cannot be encoded
+        self._memory: dict[str, Request] = {}  # without a JOBDIR, and requests that cannot be encoded
         self._warned = False
         self.spider: Any = None
         crawler.signals.connect(self.commit, signal=frontier_commit)
@@ -166,7 +169,7 @@ class DurableScheduler:
     def close(self, reason: str) -> None:
         if self._db is None:
             return
-        left = self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0] + len(self._memory)
+        left = self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]  # kept in memory or not
         self.stats.set_value(NOT_DONE_STAT, left)
         if left and reason == "finished":
             logger.error("%d requests were not done although the crawl ran out of work", left)
@@ -210,6 +213,7 @@ class DurableScheduler:
             _, _, rid = heapq.heappop(self._heap)
             self._queued.discard(rid)
             if rid in self._memory:
+                self.stats.inc_value("scheduler/dequeued")
                 return self._memory[rid]
             row = self._db.execute("SELECT data FROM requests WHERE id=?", (rid,)).fetchone()
             if row is None:  # done meanwhile
@@ -267,17 +271,21 @@ class DurableScheduler:
         return True
 
     def _write(self, request: Request, rid: str, parent_id: str | None) -> None:
-        """Insert or update the request's row (in the open transaction)."""
+        """Insert or update the request's row (in the open transaction). Without a JOBDIR the
+        frontier dies with the process, so the request itself is kept in memory, not encoded."""
         assert self._db is not None
-        try:
-            data = encode_request(request, self.spider)
-        except Exception as exc:  # e.g. a callback that is not a spider method: kept in memory only
-            if not self._warned:
-                logger.warning("a request cannot be saved in the frontier (%s): such requests are kept in "
-                               "memory and are not resumed after a crash: %s", exc, request)
-                self._warned = True
+        data = b""
+        if self.path is None:
             self._memory[rid] = request
-            data = b""
+        else:
+            try:
+                data = encode_request(request, self.spider)
+            except Exception as exc:  # e.g. a callback that is not a spider method: kept in memory only
+                if not self._warned:
+                    logger.warning("a request cannot be saved in the frontier (%s): such requests are kept in "
+                                   "memory and are not resumed after a crash: %s", exc, request)
+                    self._warned = True
+                self._memory[rid] = request
         self._db.execute(
             "INSERT INTO requests (id, priority, data, parent) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
             " priority=excluded.priority, data=excluded.data", (rid, request.priority, data, parent_id))
@@ -381,12 +389,13 @@ class AlreadyFetchedMiddleware:
     """Skips (IgnoreRequest "already-fetched") an image whose URL has a final outcome in the ledger.
 
     Image requests are checked against the ledger when they are made; this catches the ones
-    made before a crash and fetched again from the frontier after it, so a resumed crawl neither
+    made before a crash (by another run) and fetched again from the frontier after it, so a resumed crawl neither
     downloads a stored photo again nor counts it as a duplicate. Its ledger is its own (built
     from the crawler's settings).
     """
 
     def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
         self.ledger = open_ledger(crawler.settings)
         crawler.signals.connect(self.ledger.close, signal=signals.engine_stopped)
 
@@ -397,6 +406,9 @@ class AlreadyFetchedMiddleware:
     def process_request(self, request: Request, spider: Any = None) -> None:
         if not request.meta.get("anfe_image"):
             return None
+        token = request.meta.get(LEDGER_CHECKED)
+        if token is not None and token == getattr(self.crawler.spider, "run_token", None):
+            return None  # made by this very run, after a look at the ledger (a frontier never holds it twice)
         url = (request.meta.get("redirect_urls") or [request.url])[0]
         if self.ledger.seen(url):
             raise IgnoreRequest("already-fetched")

@@ -29,8 +29,6 @@ ledger still keeps every stored photo from being downloaded twice.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import uuid
 from collections import deque
 from typing import Any
@@ -49,10 +47,10 @@ from .frontier import (
     CAP_LIMIT, CAP_PERSON, FRONTIER_ID, NOT_DONE_STAT, RECOVERED_STAT, decode_request, encode_request,
     frontier_commit, frontier_id,
 )
-from .processes import process_alive
+from .claims import holder_gone, this_process
 from .ledger import DEFAULT_PREFIX, RedisLedger, redis_client
 
-__all__ = ["ContentClaims", "RedisLedger", "RedisScheduler", "redis_client"]
+__all__ = ["RedisContentLocks", "RedisLedger", "RedisScheduler", "redis_client"]
 
 logger = logging.getLogger(__name__)
 
@@ -320,50 +318,43 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+_UNLOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
 
 
-class ContentClaims:
-    """One writer per content hash among the processes of a crawl (``<prefix>:claim:<sha256>``).
-
-    Two processes that download the same bytes under two URLs at once would both find no store
-    record and both count the photo as new. The first to claim the hash writes it; the other
-    waits for its record and treats the photo as the duplicate (or label conflict) it is. A claim
-    expires, so a writer killed before its record never blocks the photo for good.
+class RedisContentLocks:
+    """:mod:`scraper.claims`'s locks per content hash in Redis (``<prefix>:claim:<sha256>``), for
+    the processes of a ``--redis`` crawl on any machine. A lock expires after ``ttl_s`` (a holder
+    on another machine that died), and one of a dead process on this machine is taken over at once.
     """
 
     def __init__(self, url: str, prefix: str = DEFAULT_PREFIX, ttl_s: int = 120) -> None:
         self.server = redis_client(url)
         self.prefix = prefix
         self.ttl_s = ttl_s
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = this_process()
         self._take_over = self.server.register_script(_TAKE_OVER)
+        self._unlock = self.server.register_script(_UNLOCK)
 
-    def claim(self, digest: str, url: str) -> bool:
-        """True when this process is the one to write ``digest`` (also when the process that claimed
-        it ran on this machine and is gone: killed before it wrote the record)."""
-        key, mine = f"{self.prefix}:claim:{digest}", f"{self.owner}|{url}"
+    def try_lock(self, digest: str) -> bool:
+        """True when this process now holds ``digest`` (free, expired, or its holder is gone)."""
+        key, mine = f"{self.prefix}:claim:{digest}", self.owner.encode()
         if self.server.set(key, mine, nx=True, ex=self.ttl_s):
             return True
         theirs = self.server.get(key)
         if theirs is None:
             return bool(self.server.set(key, mine, nx=True, ex=self.ttl_s))
-        host, _, rest = theirs.decode("utf-8", "replace").partition(":")
-        pid = rest.split("|", 1)[0]
-        if host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid)):
-            return bool(self._take_over(keys=[key], args=[theirs, mine, self.ttl_s]))
-        return False
+        if theirs == mine:
+            return True
+        return holder_gone(theirs.decode("utf-8", "replace")) and bool(
+            self._take_over(keys=[key], args=[theirs, mine, self.ttl_s]))
 
-    def wait_for_record(self, store: Any, digest: str, timeout_s: float = 30.0) -> dict | None:
-        """The other writer's store record, once written (None if it never comes: write it then)."""
-        import time
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            record = store.get_image(digest)
-            if record is not None:
-                return record
-            time.sleep(0.05)
-        return None
+    def unlock(self, digest: str) -> None:
+        self._unlock(keys=[f"{self.prefix}:claim:{digest}"], args=[self.owner])
 
     def close(self) -> None:
         self.server.close()

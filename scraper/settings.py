@@ -30,6 +30,9 @@ REDIS_WORKER_TTL = 15.0
 REDIS_CLAIM_BATCH = 2
 #: Seconds between looks at the shared queue by a process with free slots.
 REDIS_POLL_INTERVAL = 0.05
+#: Several local processes writing one dataset root (`anfe crawl urllist --processes N` sets it):
+#: one writer per content hash among them, through <DATASET_ROOT>/crawl_claims.sqlite.
+LOCAL_CLAIMS = False
 
 # -- what is kept ---------------------------------------------------------------------------
 #: Smaller photos are dropped as "too-small" (the threshold of anfe.faces.checks.TOO_SMALL, as in `anfe clean`).
@@ -92,6 +95,14 @@ CHROMIUM_PATH = "/usr/bin/chromium"
 RENDER_WAIT_TIMEOUT = 15.0
 
 # -- pipelines, middlewares, extensions ---------------------------------------------------
+#: The pipelines are coroutines on asyncio's loop (Scrapy's default reactor, named here because
+#: they need it): hashing, decoding and file writes go to a thread pool, records are group-committed.
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+#: Threads that hash, decode, crop, analyse and write photos off the event loop (0 = one per CPU).
+PIPELINE_THREADS = 0
+#: Outputs of one response handled at once. Scrapy's 100 starts 100 tasks for every response, a
+#: measurable cost when each image response yields one item; the pipelines' threads do the work.
+CONCURRENT_ITEMS = 16
 ITEM_PIPELINES = {
     "scraper.pipelines.ImageCheckPipeline": 100,
     "scraper.pipelines.CurationGatePipeline": 200,

@@ -47,7 +47,7 @@ def run_scrapy(spider: str, root: Path, *args: str, report: Path, env_cache: Pat
     if env_cache:
         env["ANFE_CACHE"] = str(env_cache)
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-3000:]}"
     assert report.is_file(), done.stderr[-3000:]
     return json.loads(report.read_text())
 

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -180,27 +181,24 @@ def test_two_redis_crawls_share_one_frontier_and_one_dataset_root(demo, tmp_path
 
 
 def test_one_writer_per_content_hash_among_redis_crawls(redis_url, tmp_path):
-    """The same bytes downloaded by two processes at once: the first claims them and writes; the
-    other waits for that record and so sees a duplicate, not a second new photo."""
-    import threading
-
-    from scraper.redisfrontier import ContentClaims
+    """The same bytes downloaded by two processes at once: the first takes the hash's lock and writes;
+    the other waits until it is released, then finds the record (a duplicate, not a second photo).
+    A lock whose holder died on this machine is taken over."""
+    from scraper.redisfrontier import RedisContentLocks
 
     digest = "ab" * 32
-    first, second = ContentClaims(redis_url), ContentClaims(redis_url)
-    assert first.claim(digest, "http://127.0.0.1:9/a.jpg")
-    assert not second.claim(digest, "http://127.0.0.1:9/b.jpg")
-    with open_store(None, tmp_path) as store:
-        def other_process_writes() -> None:  # its own connection, as another process has
-            with open_store(None, tmp_path) as own:
-                own.upsert_image({"content_hash": digest, "gender": "female", "path": "images/female/x.jpg"})
-
-        writer = threading.Timer(0.3, other_process_writes)
-        writer.start()
-        record = second.wait_for_record(store, digest, timeout_s=10)
-        writer.join()
-        assert record is not None and record["gender"] == "female"
-        assert second.wait_for_record(store, "cd" * 32, timeout_s=0.2) is None  # never written: write it yourself
+    first, second = RedisContentLocks(redis_url), RedisContentLocks(redis_url)
+    second.owner = f"{first.owner.split(':')[0]}:1"  # another live process (init) of this machine
+    assert first.try_lock(digest) and first.try_lock(digest)
+    assert not second.try_lock(digest)
+    second.unlock(digest)  # not its lock: nothing happens
+    assert not second.try_lock(digest)
+    first.unlock(digest)
+    assert second.try_lock(digest)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    second.owner = f"{first.owner.split(':')[0]}:{dead.stdout.strip()}"
+    assert second.try_lock("cd" * 32)
+    assert first.try_lock("cd" * 32)  # its holder is gone: taken over
     first.close()
     second.close()
 

@@ -6,6 +6,8 @@ once through the session's shared cache); a few properties of the maths on plain
 
 from __future__ import annotations
 
+import asyncio
+
 import html
 from pathlib import Path
 
@@ -478,7 +480,7 @@ def test_one_photo_in_two_galleries_is_recorded_by_the_crawl_and_sent_to_review(
             photo = PhotoItem(url=f"http://site/{n}.jpg", body=body, site="demo", gender=rows[0].gender,
                               person_id=pid, person_name=name, page_url=f"http://site/{pid}")
             try:
-                writer.process_item(photo)
+                asyncio.run(writer.process_item(photo))
             except DropItem as exc:
                 assert str(exc).startswith("exact-duplicate")
     finally:

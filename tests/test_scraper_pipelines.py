@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from pathlib import Path
@@ -48,9 +49,14 @@ def item(body: bytes, gender: str = "male", url: str = "http://site/a.jpg", **fi
     return PhotoItem(url=url, body=body, site="test", gender=gender, person_name="Aaron Peirsol", **fields)
 
 
+def processed(pipeline, it: PhotoItem) -> PhotoItem:
+    """The pipeline's coroutine run to its end (on a loop of its own, as the crawl's loop would)."""
+    return asyncio.run(pipeline.process_item(it))
+
+
 def dropped(pipeline, it: PhotoItem) -> str:
     with pytest.raises(DropItem) as caught:
-        pipeline.process_item(it)
+        processed(pipeline, it)
     return str(caught.value).split(":")[0]
 
 
@@ -69,7 +75,7 @@ def test_check_drops_bad_bytes_with_their_reason(crawler, photos):
         assert dropped(check, item(body)) == reason
         assert crawler.stats.get_value(f"anfe/dropped/{reason}") == 1
     assert dropped(check, item(photos[0], expected_sha256="0" * 64)) == "hash-mismatch"
-    ok = check.process_item(item(photos[0], expected_sha256=content_hash(photos[0])))
+    ok = processed(check, item(photos[0], expected_sha256=content_hash(photos[0])))
     assert (ok.width, ok.height, ok.image_format) == (250, 250, "JPEG")
 
 
@@ -81,7 +87,7 @@ def test_a_bomb_is_refused_from_its_header(crawler):
 
 
 def test_crop_is_a_derived_file_that_keeps_the_original_hash(crawler, photos):
-    out = ImageCheckPipeline(crawler).process_item(item(photos[0], bbox=(50, 40, 200, 210), crop=True))
+    out = processed(ImageCheckPipeline(crawler), item(photos[0], bbox=(50, 40, 200, 210), crop=True))
     assert (out.width, out.height) == (150, 170)
     assert out.original_hash == content_hash(photos[0]) and out.body != photos[0]
     assert Image.open(io.BytesIO(out.body)).size == (150, 170)
@@ -96,14 +102,14 @@ def test_one_face_of_one_photo_is_stored_once_as_a_crop(crawler, photos, tmp_pat
     writer.open_spider()
     try:
         def crop(body, box, url, gender="male"):
-            return check.process_item(item(body, gender=gender, url=url, bbox=box, crop=True))
+            return processed(check, item(body, gender=gender, url=url, bbox=box, crop=True))
 
-        first = writer.process_item(crop(photos[0], (75, 62, 175, 187), "http://site/1.jpg"))
+        first = processed(writer, crop(photos[0], (75, 62, 175, 187), "http://site/1.jpg"))
         assert first.original_hash == content_hash(photos[0])
         assert dropped(writer, crop(photos[0], (10, 10, 200, 200), "http://site/1-copy.jpg")) == "exact-duplicate"
-        writer.process_item(crop(photos[0], (0, 0, 110, 110), "http://site/1.jpg#corner"))  # mostly elsewhere
+        processed(writer, crop(photos[0], (0, 0, 110, 110), "http://site/1.jpg#corner"))  # mostly elsewhere
         assert dropped(writer, crop(photos[0], (70, 60, 180, 190), "http://site/1-f.jpg", "female")) == "label-conflict"
-        writer.process_item(check.process_item(item(photos[1], url="http://site/2.jpg")))  # stored whole
+        processed(writer, processed(check, item(photos[1], url="http://site/2.jpg")))  # stored whole
         assert dropped(writer, crop(photos[1], (75, 62, 175, 187), "http://site/2-crop.jpg")) == "exact-duplicate"
         records = writer.store.find_images(original_hash=content_hash(photos[0]))
         assert len(records) == 2 and all(r["derived"] == "crop" for r in records)
@@ -120,17 +126,17 @@ def test_writer_stores_original_bytes_once_and_records_them(crawler, photos, tmp
     writer.open_spider()
     root = tmp_path / "data"
     try:
-        stored = writer.process_item(check.process_item(
+        stored = processed(writer, processed(check, 
             item(photos[0], url="http://site/../../../etc/passwd.jpg", page_url="http://site/p", http_status=200)))
         path = root / "images" / "male" / f"{content_hash(photos[0])}.jpg"
         assert path.read_bytes() == photos[0]  # no re-encoding
         assert stored.body == b""
         # the same bytes under another URL: a duplicate, recorded, not written twice
-        assert dropped(writer, check.process_item(item(photos[0], url="http://mirror/b.jpg"))) == "exact-duplicate"
+        assert dropped(writer, processed(check, item(photos[0], url="http://mirror/b.jpg"))) == "exact-duplicate"
         # ... and found as another gender: a label conflict for review, never a second folder
-        assert dropped(writer, check.process_item(item(photos[0], gender="female", url="http://c/c.jpg"))) == "label-conflict"
+        assert dropped(writer, processed(check, item(photos[0], gender="female", url="http://c/c.jpg"))) == "label-conflict"
         assert not (root / "images" / "female").exists()
-        assert dropped(writer, check.process_item(item(photos[1], gender="../../etc"))) == "bad-label"
+        assert dropped(writer, processed(check, item(photos[1], gender="../../etc"))) == "bad-label"
     finally:
         writer.close_spider()
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
@@ -163,7 +169,7 @@ def test_gate_is_off_unless_asked(crawler, photos):
     gate = CurationGatePipeline(crawler)
     gate.open_spider()
     it = item(photos[0])
-    assert gate.process_item(it) is it and it.analysis is None
+    assert processed(gate, it) is it and it.analysis is None
     gate.close_spider()
 
 

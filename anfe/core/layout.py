@@ -137,6 +137,16 @@ def open_dataset(root: str | Path) -> DatasetLayout:
     return layout
 
 
+#: The name of a file being written by :func:`write_atomically` starts so (then the writer's pid and "-").
+PARTIAL_PREFIX = ".part-"
+
+
+def partial_writer(path: Path) -> int | None:
+    """The pid of the process that was writing the partial file ``path``, if its name says it."""
+    pid = path.name[len(PARTIAL_PREFIX):].split("-", 1)[0]
+    return int(pid) if path.name.startswith(PARTIAL_PREFIX) and pid.isdigit() else None
+
+
 def content_file_name(digest: str, suffix: str) -> str:
     """``<hash><suffix>`` with a normalised, known image suffix (``.jpg`` when unknown)."""
     suffix = suffix.lower()
@@ -146,9 +156,11 @@ def content_file_name(digest: str, suffix: str) -> str:
 
 def write_atomically(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename;
-    ``mode`` (e.g. 0o600 for secrets) is set on the temporary file before any byte is written."""
+    ``mode`` (e.g. 0o600 for secrets) is set on the temporary file before any byte is written.
+    The temporary file is named :data:`PARTIAL_PREFIX` + the writer's pid, so a later run can tell
+    one left by a killed process from one another process is writing."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f"{PARTIAL_PREFIX}{os.getpid()}-")
     try:
         if mode is not None:
             os.fchmod(handle, mode)

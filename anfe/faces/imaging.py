@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 import warnings
 from pathlib import Path
 
@@ -45,10 +46,30 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
 
 def to_rgb_array(image: Image.Image) -> np.ndarray:
     """Load ``image`` and return an upright HxWx3 uint8 RGB array (alpha composited on white)."""
-    try:
-        with _strict_loading():
+    with _decode_errors():
+        with _STRICT:
             image.load()
         image = ImageOps.exif_transpose(image)
+    return _normalise_mode(image)
+
+
+def check_decodes(image: Image.Image) -> None:
+    """Decode every byte of ``image`` (opened by :func:`open_image`) or raise the ImageError of a
+    truncated or broken file. A JPEG is decoded in draft mode: all its entropy-coded data is read
+    (a cut or broken file fails as in a full decode) but pixels are rebuilt at 1/8 scale, which
+    costs about half as much. The image's ``size`` changes: read it before."""
+    with _decode_errors():
+        if image.format in ("JPEG", "MPO"):
+            image.draft("RGB", (1, 1))
+        with _STRICT:
+            image.load()
+
+
+@contextmanager
+def _decode_errors():
+    """Pillow's decoding errors as ImageErrors (truncated, or another decoding failure)."""
+    try:
+        yield
     except OSError as exc:
         message = str(exc)
         if "truncated" in message or "broken data stream" in message:
@@ -56,19 +77,33 @@ def to_rgb_array(image: Image.Image) -> np.ndarray:
         raise ImageError(f"cannot decode image: {message}") from exc
     except (ValueError, SyntaxError) as exc:
         raise ImageError(f"cannot decode image: {exc}") from exc
-    return _normalise_mode(image)
 
 
-@contextmanager
-def _strict_loading():
-    """Refuse truncated files even if another library (face_recognition does) switched
-    Pillow's global LOAD_TRUNCATED_IMAGES on."""
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        yield
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+class _StrictLoading:
+    """Refuse truncated files even if another library (face_recognition does) switched Pillow's
+    global LOAD_TRUNCATED_IMAGES on. Decoding threads share that global: the first to enter saves
+    and clears it, the last to leave restores it, so none ever sees it on mid-decode."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._saved = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._inside == 0:
+                self._saved = ImageFile.LOAD_TRUNCATED_IMAGES
+                ImageFile.LOAD_TRUNCATED_IMAGES = False
+            self._inside += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._inside == 0:
+                ImageFile.LOAD_TRUNCATED_IMAGES = self._saved
+
+
+_STRICT = _StrictLoading()
 
 
 def _normalise_mode(image: Image.Image) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from anfe.core.dataset import normalise_gender
 from anfe.core.errors import DatasetError
 from anfe.core.layout import safe_label
 
-from ..frontier import CAP_LIMIT, CAP_PERSON, report_done
+from ..frontier import CAP_LIMIT, CAP_PERSON, LEDGER_CHECKED, report_done
 from ..items import PhotoItem
 from ..ledger import open_ledger
 from ..spiderargs import check_spider_arguments
@@ -126,6 +127,8 @@ class HarvestSpider(scrapy.Spider):
         self._offsite_seen: set[str] = set()
         self._local_counts: dict[str, int] = {}
         self.ledger: Any = None  # UrlLedger, or RedisLedger with REDIS_URL
+        #: This run's name on the image requests it looked up in the ledger (see AlreadyFetchedMiddleware).
+        self.run_token = uuid.uuid4().hex
 
     @classmethod
     def update_settings(cls, settings: Any) -> None:
@@ -202,12 +205,16 @@ class HarvestSpider(scrapy.Spider):
             return None
         if count_for_cap and not self.reserve(person_key):  # photos fetched by earlier runs count too
             return None
-        if self.ledger is not None and self.ledger.seen(url):
-            self.stats.inc_value(SKIPPED + "already-fetched")
-            return None
+        checked = {}
+        if self.ledger is not None:
+            if self.ledger.seen(url):
+                self.stats.inc_value(SKIPPED + "already-fetched")
+                return None
+            checked = {LEDGER_CHECKED: self.run_token}
         return scrapy.Request(
             url, callback=self.parse_image, errback=self.image_failed, priority=10,
-            meta={"anfe_image": True, "photo": photo, **(self.cap_meta(person_key) if count_for_cap else {})},
+            meta={"anfe_image": True, "photo": photo, **checked,
+                  **(self.cap_meta(person_key) if count_for_cap else {})},
         )
 
     def cap_meta(self, person_key: str) -> dict[str, Any]:

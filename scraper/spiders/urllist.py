@@ -1,9 +1,12 @@
 """The URL-list spider: FaceScrub-style lists (name, image_id, face_id, url, bbox, sha256), tab-separated.
 
-``scrapy crawl urllist -a file=facescrub_actors.txt -a gender=male [-a crop=1]``. The gender comes
+``scrapy crawl urllist -a file=facescrub_actors.txt -a gender=male [-a crop=1] [-a shard=K/N]``. The gender comes
 from a ``gender`` column when the header has one, else ``-a gender=``, else the file name
 (``actresses`` -> female, ``actors`` -> male). A given sha256 is checked (a mismatch is dropped
 as ``hash-mismatch``); ``crop=1`` stores the crop to the bbox ``x1,y1,x2,y2`` as a derived file.
+``shard=K/N`` keeps only the rows of shard K of N (``anfe crawl urllist --processes N`` runs them
+all at once, see :mod:`scraper.shards`): rows are shared out by their sha256 when the list gives
+one, so the same bytes always land in the same process, else by URL.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UrlListError
+from ..shards import parse_shard, shard_of
 from .base import HarvestSpider, count_drop, gender_argument
 
 COLUMNS = ("name", "image_id", "face_id", "url", "bbox", "sha256")
@@ -111,8 +115,9 @@ class UrlListSpider(HarvestSpider):
     site = "urllist"
 
     def __init__(self, *args: Any, file: str | None = None, crop: str | None = None,
-                 site: str | None = None, **kwargs: Any) -> None:
+                 site: str | None = None, shard: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.shard = parse_shard(shard)
         if not file:
             raise UrlListError("the urllist spider needs -a file=PATH (a FaceScrub-style list)")
         self.list_path = Path(file)
@@ -127,8 +132,12 @@ class UrlListSpider(HarvestSpider):
         """One image request per usable row (bad rows are counted as ``bad-row``)."""
         for row in read_url_list(self.list_path):
             if isinstance(row, tuple):
+                if self.shard is not None and self.shard[0] != 0:
+                    continue  # shard 0 reports the list's bad rows, once
                 count_drop(self.stats, "bad-row")
                 self.logger.warning("%s line %d skipped: %s", self.list_path, row[0], row[1])
+                continue
+            if self.shard is not None and shard_of(row.sha256 or row.url, self.shard[1]) != self.shard[0]:
                 continue
             request = self.row_request(row)
             if request is not None:
