@@ -20,7 +20,7 @@ import sqlite3
 from pathlib import Path
 from typing import Protocol
 
-from .processes import process_alive
+from anfe.core.processes import process_alive
 
 CLAIMS_FILE = "crawl_claims.sqlite"
 #: Seconds between tries of a lock another process holds.

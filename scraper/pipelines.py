@@ -43,14 +43,7 @@ from anfe.core.config import DEFAULT_MAX_PIXELS, AnalysisParams
 from anfe.core.errors import DatasetError, ImageError, StoreError
 from anfe.core.hashing import content_hash
 from anfe.faces.imaging import check_decodes, open_image
-from anfe.core.layout import (
-    PARTIAL_PREFIX,
-    DatasetLayout,
-    content_file_name,
-    partial_writer,
-    safe_label,
-    write_atomically,
-)
+from anfe.core.layout import DatasetLayout, content_file_name, safe_label, sweep_partial_files, write_atomically
 from anfe.core.store import Store, now_iso, open_store
 
 from .claims import CLAIMS_FILE, ContentLocks, LocalContentLocks, hold
@@ -58,7 +51,6 @@ from .crops import same_face
 from .groupcommit import GroupCommitter
 from .items import NotSettled, PhotoItem
 from .keylocks import KeyLocks
-from .processes import process_alive
 from .ledger import open_ledger
 from .spiders.base import count_drop
 
@@ -297,7 +289,7 @@ class DatasetWriterPipeline(_PipelineBase):
 
     def open_spider(self) -> None:
         self.layout.root.mkdir(parents=True, exist_ok=True)
-        removed = sweep_partial_files(self.layout)
+        removed = sweep_partial_files(self.layout.images)  # their URLs have no ledger line: fetched again
         if removed:
             self.stats.set_value("anfe/partial_files_removed", removed)
             logger.info("removed %d partial files left by a killed crawl (their photos are fetched again)", removed)
@@ -457,15 +449,3 @@ def _write_file(path: Path, body: bytes) -> None:
         write_atomically(path, body)
         crash_point("crawl.file")
 
-
-def sweep_partial_files(layout: DatasetLayout) -> int:
-    """Remove the half-written temporary files that killed writers left in the gender folders
-    (never a photo: a photo is renamed into place whole; the ledger has no line for these, so
-    they are fetched again). Files of live writers, other crawls of the root, are left alone."""
-    removed = 0
-    for path in layout.images.glob(f"*/{PARTIAL_PREFIX}*"):
-        pid = partial_writer(path)
-        if pid is not None and not process_alive(pid):
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed

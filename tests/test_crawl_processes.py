@@ -281,3 +281,21 @@ def test_the_decode_check_refuses_cut_photos_while_threads_decode_and_another_li
     size = image.size
     check_decodes(image)
     assert size == Image.open(io.BytesIO(whole)).size
+
+
+def test_partial_files_of_killed_writers_are_swept_and_live_ones_kept(tmp_path):
+    from anfe.core.layout import PARTIAL_PREFIX, sweep_partial_files, write_atomically
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    folder = tmp_path / "images" / "male"
+    folder.mkdir(parents=True)
+    left = folder / f"{PARTIAL_PREFIX}{dead.stdout.strip()}-abc"
+    left.write_bytes(b"half a photo")
+    live = folder / f"{PARTIAL_PREFIX}1-abc"  # init's: a live process
+    live.write_bytes(b"being written")
+    old_style = folder / f"{PARTIAL_PREFIX}x1y2z3"  # no pid in the name: not ours to judge
+    old_style.write_bytes(b"?")
+    write_atomically(folder / "photo.jpg", b"a whole photo")
+    assert sweep_partial_files(tmp_path / "images") == 1
+    assert not left.exists() and live.exists() and old_style.exists()
+    assert (folder / "photo.jpg").read_bytes() == b"a whole photo"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DatasetError, NotADatasetError
+from .processes import process_alive
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -145,6 +146,19 @@ def partial_writer(path: Path) -> int | None:
     """The pid of the process that was writing the partial file ``path``, if its name says it."""
     pid = path.name[len(PARTIAL_PREFIX):].split("-", 1)[0]
     return int(pid) if path.name.startswith(PARTIAL_PREFIX) and pid.isdigit() else None
+
+
+def sweep_partial_files(folder: Path) -> int:
+    """Remove the half-written temporary files that killed writers left in ``folder``'s
+    subfolders (never a photo: a photo is renamed into place whole, so its writer's next run
+    writes it again). Files of live writers are left alone. Returns how many were removed."""
+    removed = 0
+    for path in Path(folder).glob(f"*/{PARTIAL_PREFIX}*"):
+        pid = partial_writer(path)
+        if pid is not None and not process_alive(pid):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def content_file_name(digest: str, suffix: str) -> str:

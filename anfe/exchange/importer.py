@@ -23,7 +23,16 @@ from anfe.core.crashpoints import crash_point
 from anfe.core.dataset import normalise_gender
 from anfe.core.errors import DatasetError
 from anfe.core.hashing import content_hash
-from anfe.core.layout import IMAGE_SUFFIXES, DatasetLayout, content_file_name, is_image_file, safe_label, walk, write_atomically
+from anfe.core.layout import (
+    IMAGE_SUFFIXES,
+    DatasetLayout,
+    content_file_name,
+    is_image_file,
+    safe_label,
+    sweep_partial_files,
+    walk,
+    write_atomically,
+)
 from anfe.core.store import Store, now_iso
 
 #: Columns of a labels CSV that become record fields of their own (the rest are kept as labels).
@@ -169,6 +178,7 @@ def import_photos(source: Path, root: Path, store: Store, kind: str = "auto", fi
     report = ImportReport()
     layout = DatasetLayout(Path(root))
     layout.images.mkdir(parents=True, exist_ok=True)
+    sweep_partial_files(layout.images)  # copies cut short by a kill: their photos are copied again
     full = source.resolve()
     named = full.parent.name if full.is_file() and full.stem == "labels" else full.stem if full.is_file() else full.name
     site = site or f"import:{named}"

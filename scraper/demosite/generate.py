@@ -28,7 +28,7 @@ from anfe.core.dataset import from_labels_csv
 from anfe.core.errors import AnfeError
 
 from ..errors import DemoSiteError
-from ..processes import process_alive
+from anfe.core.processes import process_alive
 from .api import build_api
 from .board import build_board
 from .filmweb import build_filmweb

@@ -1,5 +1,5 @@
-"""Whether a process id is alive on this machine: the frontier takes back a dead crawler's claims
-and the demo site clears a dead builder's folder by it."""
+"""Whether a process id is alive on this machine: a dead crawler's locks are taken over, a dead
+writer's partial files swept and a dead demo-site builder's folder cleared by it (a leaf)."""
 
 from __future__ import annotations
 
