@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Protocol
 
 from anfe.core.crashpoints import crash_point

@@ -329,13 +329,13 @@ class DatasetWriterPipeline(_PipelineBase):
             gender = safe_label(item.gender)
         except DatasetError as exc:
             self.drop(item, "bad-label", str(exc))
-        keys = [digest, *([item.original_hash] if item.original_hash else [])]
+        keys = sorted({digest, *([item.original_hash] if item.original_hash else [])})
         await self.locks.acquire(keys)
-        held = False
+        held: list[str] = []
         try:
-            if self.claims is not None:
-                await hold(self.claims, digest)
-                held = True
+            for key in keys if self.claims is not None else ():
+                await hold(self.claims, key)
+                held.append(key)
             seen = self._seen_again(item, digest, gender)
             if seen is not None:
                 await self.committer.write(seen.updates, [(item.url, seen.outcome, seen.key)])
@@ -349,8 +349,8 @@ class DatasetWriterPipeline(_PipelineBase):
             record = self._record(item, digest, gender, path)
             await self.committer.write([record], [(item.url, "stored", digest)])
         finally:
-            if held:
-                self.claims.unlock(digest)
+            for key in held:
+                self.claims.unlock(key)
             self.locks.release(keys)
         self.recorded.append(path)
         self.stats.inc_value(f"anfe/images/{gender}")
