@@ -155,7 +155,7 @@ def check_redis(url: str) -> None:
 @store_option
 @click.option("-a", "spider_args", multiple=True, metavar="NAME=VALUE",
               help="Spider argument, as `scrapy crawl -a`: profile=listal|filmweb|filmweb-api|demo-listal|"
-                   "demo-listal-more|demo-filmweb|demo-filmweb-api|demo-render|demo-board|demo-trap|PATH.json, start_url=URL[,URL], base_url=URL, gender=female|male, file=LIST.txt, crop=1, "
+                   "demo-listal-more|demo-filmweb|demo-filmweb-api|demo-render|demo-board|demo-trap|PATH.json, start_url=URL[,URL], base_url=URL, gender=female|male, file=LIST.txt, crop=1, shard=K/N, "
                    "max_images_per_person=N.")
 @click.option("-s", "settings_", multiple=True, metavar="NAME=VALUE",
               help="Scrapy setting, as `scrapy crawl -s` (e.g. CURATION_GATE=1, MIN_IMAGE_WIDTH=200).")

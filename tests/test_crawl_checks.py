@@ -36,7 +36,7 @@ def test_known_arguments_come_from_the_spiders_signatures():
     assert known_arguments(SPIDERS["listal"]) == [
         "allowed_domains", "base_url", "gender", "max_images_per_person", "profile", "start_url"]
     assert known_arguments(SPIDERS["filmweb"]) == known_arguments(SPIDERS["listal"])
-    assert known_arguments(SPIDERS["urllist"]) == ["crop", "file", "gender", "max_images_per_person", "site"]
+    assert known_arguments(SPIDERS["urllist"]) == ["crop", "file", "gender", "max_images_per_person", "shard", "site"]
     check_spider_arguments(SPIDERS["urllist"], {"file": "x", "crop": "1", "_job": "scrapyd's"})
     with pytest.raises(SpiderArgumentError, match=r"'profle' \(did you mean 'profile'\?\) for listal; it takes "
                                                   r"-a allowed_domains=, base_url=, .*start_url="):
