@@ -3,7 +3,7 @@
 Run from the project root:  python bench/bench_crawl.py [--spider filmweb] [--people 4] [--photos 3]
 
 prints, for each mode, pages/s, images/s and the share of one CPU the crawl process used
-(``--fast-only``: politeness off only, e.g. ``--spider listal --people 200 --photos 20``).
+(``--fast-only``: politeness off only, e.g. ``--spider listal --profile demo-listal-more --list-people 1000``).
 
     python bench/bench_crawl.py --urllist 12000 [--i2d-processes 2 --i2d-threads 32] [--concurrency 16,8,32]
                                                 [--keep-alive] [--redis-processes 2]
@@ -45,11 +45,11 @@ MODES = {
 }
 
 
-def crawl(spider: str, base_url: str, root: Path, extra: list[str]) -> tuple[dict, float]:
+def crawl(spider: str, profile: str, base_url: str, root: Path, extra: list[str]) -> tuple[dict, float]:
     """One crawl in a subprocess; returns its JSON report and the share of one CPU it used (its CPU
     seconds over its wall-clock seconds, both from its process start to its end)."""
     report = root.parent / f"{root.name}-report.json"
-    command = [sys.executable, "-m", "scrapy", "crawl", spider, "-a", f"profile=demo-{spider}",
+    command = [sys.executable, "-m", "scrapy", "crawl", spider, "-a", f"profile={profile}",
                "-a", f"base_url={base_url}", "-s", f"DATASET_ROOT={root}", "-s", f"CRAWL_REPORT={report}",
                "-s", "LOG_LEVEL=WARNING", "-s", "PROGRESS_INTERVAL=0", *extra]
     cpu, start = _children_cpu(), time.perf_counter()
@@ -216,6 +216,9 @@ def main() -> None:
     parser.add_argument("--spider", choices=["listal", "filmweb"], default="filmweb")
     parser.add_argument("--people", type=int, default=4)
     parser.add_argument("--photos", type=int, default=3)
+    parser.add_argument("--profile", default=None, help="the profile to crawl (default demo-SPIDER; e.g. demo-listal-more)")
+    parser.add_argument("--list-people", type=int, default=210, help="people on the site's load-more list")
+    parser.add_argument("--list-photos", type=int, default=1, help="photos per person of the load-more list")
     parser.add_argument("--fast-only", action="store_true",
                         help="only the politeness-off crawl (a large site at the polite pace takes hours)")
     parser.add_argument("--urllist", type=int, default=0, help="compare with img2dataset on a list of N photos")
@@ -237,16 +240,19 @@ def main() -> None:
         sys.exit(f"labels CSV not found: {args.labels} (the shared data folder must sit beside the checkout)")
     with tempfile.TemporaryDirectory(prefix="anfe-bench-") as temp:
         site = Path(temp) / "site"
-        generate_site(args.labels, site, people=args.people, photos=args.photos, per_page=2)
+        generate_site(args.labels, site, people=args.people, photos=args.photos, per_page=2,
+                      list_people=args.list_people, list_photos=args.list_photos)
         rows = {}
         with DemoServer(site) as server:
             for n, (mode, extra) in enumerate(list(MODES.items())[:1 if args.fast_only else None]):
-                report, share = crawl(args.spider, server.base_url, Path(temp) / f"data{n}", extra)
+                report, share = crawl(args.spider, args.profile or f"demo-{args.spider}", server.base_url,
+                                      Path(temp) / f"data{n}", extra)
                 stats = report["stats"]
                 seconds = float(stats["elapsed_time_seconds"])
                 rows[mode] = (seconds, int(stats.get("anfe/page_requests", 0)),
                               int(stats.get("anfe/image_requests", 0)), int(stats.get("anfe/images/stored", 0)), share)
-    print(f"crawl of the demo site ({args.spider} style, {args.people} people x {args.photos} photos + traps); "
+    print(f"crawl of the demo site ({args.profile or args.spider}, {args.people} people x {args.photos} photos, "
+          f"a load-more list of {args.list_people} x {args.list_photos}, + traps); "
           f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs")
     print(f"{'mode':<20} {'seconds':>8} {'pages':>6} {'images':>7} {'stored':>7} {'pages/s':>8} {'images/s':>9} "
           f"{'CPU share':>9}")
