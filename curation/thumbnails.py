@@ -8,14 +8,13 @@ cannot be decoded gives None (the page shows a line instead), never an error.
 from __future__ import annotations
 
 import base64
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from anfe.core.config import DEFAULT_MAX_PIXELS
 from anfe.core.crashpoints import crash_point
 from anfe.core.errors import ImageError
+from anfe.core.layout import write_atomically
 from anfe.faces.imaging import thumbnail_jpeg
 
 #: The folder inside a dataset root that holds the thumbnails (one subfolder per size).
@@ -38,18 +37,11 @@ def _whole(data: bytes) -> bool:
 
 
 def _keep(path: Path, data: bytes) -> None:
-    """Write through a temporary file and a rename (no fsync: a lost thumbnail is made again)."""
+    """Write through a temporary file and a rename (no fsync: a lost thumbnail is made again); a
+    read-only or full disk costs the kept copy only (no temporary file is left behind)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-    except OSError:  # a read-only or full disk: the page still shows the photo
-        return
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temp, path)
-    except OSError:  # a full disk: no torn temporary file left behind either
-        Path(temp).unlink(missing_ok=True)
+        write_atomically(path, data, sync=False)
+    except OSError:
         return
     crash_point("review.thumbnail")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import errno
 import hashlib
+import os
 import re
 import shutil
 import sys
@@ -169,7 +170,7 @@ def test_a_thumbnail_write_that_fails_leaves_no_temporary_file(source, tmp_path,
     def full(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(thumbnails.os, "replace", full)
+    monkeypatch.setattr(os, "replace", full)  # the rename of every atomic write
     assert thumbnails.thumbnail(layout.root, photo, photo.stem)
     monkeypatch.undo()
     assert temporary_files(layout.root) == [] and not thumbnails.thumbnail_path(layout.root, photo.stem, 256).exists()

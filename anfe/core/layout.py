@@ -168,11 +168,12 @@ def content_file_name(digest: str, suffix: str) -> str:
     return f"{digest}{suffix if suffix in IMAGE_SUFFIXES else '.jpg'}"
 
 
-def write_atomically(path: Path, data: bytes, mode: int | None = None) -> None:
+def write_atomically(path: Path, data: bytes, mode: int | None = None, sync: bool = True) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename;
     ``mode`` (e.g. 0o600 for secrets) is set on the temporary file before any byte is written.
     The temporary file is named :data:`PARTIAL_PREFIX` + the writer's pid, so a later run can tell
-    one left by a killed process from one another process is writing."""
+    one left by a killed process from one another process is writing. ``sync=False`` skips the
+    fsync, for files that are made again when lost (thumbnails)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f"{PARTIAL_PREFIX}{os.getpid()}-")
     try:
@@ -180,8 +181,9 @@ def write_atomically(path: Path, data: bytes, mode: int | None = None) -> None:
             os.fchmod(handle, mode)
         with os.fdopen(handle, "wb") as out:
             out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+            if sync:
+                out.flush()
+                os.fsync(out.fileno())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
